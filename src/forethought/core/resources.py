@@ -1,0 +1,48 @@
+"""Resources a VM consumes and the units their samples are expressed in."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Resource(StrEnum):
+    """A kind of demand forethought forecasts and allocates."""
+
+    CPU = "cpu"
+    MEMORY = "memory"
+    DISK_READ = "disk_read"
+    DISK_WRITE = "disk_write"
+    NET_RX = "net_rx"
+    NET_TX = "net_tx"
+
+
+class Unit(StrEnum):
+    """The unit of a series. Never guessed silently: readers set it from the format."""
+
+    PERCENT = "percent"  # percent of the VM's provisioned capacity, 0-100
+    MHZ = "MHz"
+    MIPS = "MIPS"
+    CORES = "cores"
+    KB = "KB"
+    MB = "MB"
+    KB_PER_S = "KB/s"
+
+
+#: The unit each resource is read in when a generic file does not say.
+DEFAULT_UNITS: dict[Resource, Unit] = {
+    Resource.CPU: Unit.PERCENT,
+    Resource.MEMORY: Unit.KB,
+    Resource.DISK_READ: Unit.KB_PER_S,
+    Resource.DISK_WRITE: Unit.KB_PER_S,
+    Resource.NET_RX: Unit.KB_PER_S,
+    Resource.NET_TX: Unit.KB_PER_S,
+}
+
+
+def parse_resource(name: str) -> Resource:
+    """Return the resource called ``name`` (case-insensitive), or raise ``ValueError``."""
+    try:
+        return Resource(name.strip().lower())
+    except ValueError:
+        known = ", ".join(r.value for r in Resource)
+        raise ValueError(f"unknown resource {name!r}; known resources: {known}") from None

@@ -1,0 +1,1 @@
+"""Evaluation: backtests, metrics and reports."""

@@ -1,0 +1,300 @@
+"""The forecasting engine: point models, online weights, conformal quantiles, anomalies.
+
+One step of the engine, for all series at once:
+1. score the paths issued 1..H steps ago against the new sample (calibration residuals,
+   per-model losses) and check the sample against the one-step upper quantile (anomalies);
+2. let every model learn from the sample;
+3. ask every model for its path; combine them with per-series weights that follow each
+   model's recent loss (exponentially weighted, Hedge style), so each series leans on the
+   models that have served it best lately.
+A forecast is then the newest combined path plus the residual quantiles of its horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from forethought.core.errors import ForecastError
+from forethought.forecast.anomaly import Anomaly, AnomalyDetector
+from forethought.forecast.base import (
+    DEFAULT_LEVELS,
+    BoolArray,
+    FloatArray,
+    Forecast,
+    Forecaster,
+    validate_levels,
+)
+from forethought.forecast.calibration import ResidualCalibrator
+from forethought.forecast.history import History
+from forethought.forecast.models.autoregressive import AutoRegressive
+from forethought.forecast.models.base import PointModel
+from forethought.forecast.models.global_linear import GlobalLinear
+from forethought.forecast.models.markov import MarkovChain
+from forethought.forecast.models.seasonal import SeasonalProfile
+from forethought.forecast.models.simple import LastValue, MovingAverage, MovingMedian
+from forethought.forecast.models.smoothing import EWMA, HoltDamped
+
+
+class ForecastEngine(Forecaster):
+    """Runs point models over many series and turns them into calibrated distributions.
+
+    Parameters are the constructor's arguments; the engine sizes itself on the first
+    ``update``. ``lower``/``upper`` bound every quantile (for example 0 and 100 for percent).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[PointModel],
+        *,
+        horizon: int = 12,
+        levels: tuple[float, ...] = DEFAULT_LEVELS,
+        calibration_window: int = 96,
+        min_calibration: int = 24,
+        learning_rate: float = 1.0,
+        loss_decay: float = 0.97,
+        lower: float | None = 0.0,
+        upper: float | None = None,
+        anomaly_run: int = 3,
+        fallback: PointModel | None = None,
+    ) -> None:
+        if not models:
+            raise ForecastError("the engine needs at least one model")
+        if horizon < 1:
+            raise ForecastError("the horizon must be at least one step")
+        self.models = list(models)
+        self.horizon = horizon
+        self.levels = validate_levels(levels)
+        self.calibration_window = calibration_window
+        self.min_calibration = min_calibration
+        self.learning_rate = learning_rate
+        self.loss_decay = loss_decay
+        self.lower = lower
+        self.upper = upper
+        self.anomaly_run = anomaly_run
+        # Where no model is valid for a series, this simpler one answers, and the note says so.
+        self.fallback = fallback if fallback is not None else LastValue()
+        self._n: int | None = None
+
+    # -- state -------------------------------------------------------------------------
+    def _allocate(self, n: int) -> None:
+        M, H = len(self.models), self.horizon
+        self._n = n
+        needed = max([m.history_needed for m in self.models] + [self.fallback.history_needed])
+        self.history = History(n, max(needed, H + 1))
+        for model in [*self.models, self.fallback]:
+            model.reset(n)
+        self.calibrator = ResidualCalibrator(n, H, self.calibration_window, self.min_calibration)
+        self.anomalies = AnomalyDetector(n, self.anomaly_run, max(self.levels))
+        self._paths = np.full((H, n, H), np.nan)  # combined path issued at step s, slot s % H
+        self._first = np.full((M, n), np.nan)  # each model's one-step forecast from last step
+        self._last_h = np.full((H, M, n), np.nan)  # each model's H-step forecast, slot s % H
+        self._loss = np.zeros((M, n))
+        self._valid = np.zeros((M, n), dtype=bool)
+        self._weights = np.full((M, n), 1.0 / M)
+        self._upper1 = np.full(n, np.nan)
+        self._used_fallback = np.zeros(n, dtype=bool)
+        self._reasons: list[str] = ["" for _ in self.models]
+        self.steps = 0
+
+    @property
+    def n_series(self) -> int:
+        if self._n is None:
+            raise ForecastError("the engine has seen no data yet")
+        return self._n
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.models)
+
+    @property
+    def events(self) -> list[Anomaly]:
+        """Every anomaly detected so far, with its evidence."""
+        return self.anomalies.events if self._n is not None else []
+
+    # -- verbs -------------------------------------------------------------------------
+    def update(self, values: FloatArray, observed: BoolArray | None = None) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2:
+            raise ForecastError(f"update takes (series, steps); got shape {values.shape}")
+        if self._n is None:
+            self._allocate(values.shape[0])
+        if values.shape[0] != self._n:
+            raise ForecastError(f"expected {self._n} series, got {values.shape[0]}")
+        mask = np.isfinite(values) if observed is None else np.asarray(observed, dtype=bool)
+        mask = mask & np.isfinite(values)
+        for k in range(values.shape[1]):  # loop over time steps, vectorised over series
+            self._step(values[:, k], mask[:, k])
+
+    def _step(self, y: FloatArray, obs: BoolArray) -> None:
+        t, H = self.steps, self.horizon
+        scale = self.history.scale()
+        unit = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        if t > 0:
+            self.anomalies.check(t, y, obs, self._upper1)
+            for h in range(1, min(H, t) + 1):
+                issued = self._paths[(t - h) % H, :, h - 1]
+                ok = obs & np.isfinite(issued)
+                self.calibrator.add(h, y - np.nan_to_num(issued), ok)
+            # Per-model loss: mean of the one-step and the H-step absolute error, in units
+            # of the series' naive scale, exponentially forgotten.
+            err1 = np.abs(y[None, :] - self._first)
+            errh = np.abs(y[None, :] - self._last_h[t % H]) if t >= H else err1
+            loss = 0.5 * (err1 + errh) / unit[None, :]
+            scored = obs[None, :] & np.isfinite(loss)
+            self._loss = np.where(
+                scored, self.loss_decay * self._loss + np.nan_to_num(loss), self._loss
+            )
+        self.history.append(y, obs)
+        for model in self.models:
+            model.observe(y, obs, self.history)
+        self._combine()
+        self.steps += 1
+        if self.steps > 1:
+            q = self.calibrator.upper_one_step(max(self.levels))
+            self._upper1 = self._paths[t % H, :, 0] + q
+
+    def _combine(self) -> None:
+        t, H = self.steps, self.horizon
+        paths = []
+        for m, model in enumerate(self.models):
+            pred = model.predict(H, self.history)
+            valid = pred.valid & np.isfinite(pred.values).all(axis=1)
+            self._valid[m] = valid
+            self._reasons[m] = pred.reason
+            path = np.where(valid[:, None], pred.values, np.nan)
+            paths.append(path)
+            self._first[m] = path[:, 0]
+            self._last_h[t % H, m] = path[:, H - 1]
+        stacked = np.stack(paths)  # (M, n, H)
+        # Losses are relative: subtract each series' best so exp() never underflows.
+        logits = np.where(self._valid, -self.learning_rate * self._loss, -np.inf)
+        best = logits.max(axis=0)
+        any_valid = np.isfinite(best)
+        raw = np.exp(logits - np.where(any_valid, best, 0.0)[None, :])
+        weights = raw / np.where(any_valid, raw.sum(axis=0), 1.0)[None, :]
+        combined = np.einsum("mn,mnh->nh", weights, np.nan_to_num(stacked))
+        self._used_fallback = ~any_valid
+        if self._used_fallback.any():
+            fb = self.fallback.predict(H, self.history)
+            combined[self._used_fallback] = np.where(
+                fb.valid[self._used_fallback, None], fb.values[self._used_fallback], np.nan
+            )
+        self._weights = weights
+        self._paths[t % H] = combined
+
+    def forecast(self, horizon: int | None = None) -> Forecast:
+        H = self.horizon if horizon is None else horizon
+        if self._n is None or self.steps == 0:
+            raise ForecastError("forecast called before any update")
+        if not 1 <= H <= self.horizon:
+            raise ForecastError(f"horizon must be between 1 and {self.horizon} (configured)")
+        path = self._paths[(self.steps - 1) % self.horizon, :, :H]
+        rq, rmean, pooled = self.calibrator.residual_quantiles(
+            self.levels, self.history.scale(), H
+        )
+        # The combined path is already a median estimate (models are scored on absolute
+        # error), and re-centring it on a noisy residual median only adds variance, so the
+        # 0.5 level is the path itself; the other levels are conformal offsets from it.
+        rq[:, :, [k for k, q in enumerate(self.levels) if q == 0.5]] = 0.0
+        quantiles = path[:, :, None] + rq
+        mean = path + rmean
+        if self.lower is not None or self.upper is not None:
+            quantiles = np.clip(quantiles, self.lower, self.upper)
+            mean = np.clip(mean, self.lower, self.upper)
+        quantiles = np.sort(quantiles, axis=2)  # monotone in the level, always
+        return Forecast(
+            levels=self.levels,
+            quantiles=quantiles,
+            mean=mean,
+            notes=self._notes(pooled.any(axis=1)),
+            model_names=self.model_names,
+            model_weights=self._weights.T.copy(),
+        )
+
+    def _notes(self, pooled: BoolArray) -> tuple[str, ...]:
+        """Per-series words on every fallback, built once per distinct combination."""
+        bits = [~v for v in self._valid] + [self._used_fallback, pooled, self.history.observed_count == 0]
+        code = np.zeros(self.n_series, dtype=np.int64)
+        for b, flag in enumerate(bits):
+            code |= flag.astype(np.int64) << b
+        texts: dict[int, str] = {}
+        for c in np.unique(code).tolist():
+            parts = [
+                f"{m.name}: {self._reasons[i]}"
+                for i, m in enumerate(self.models)
+                if c >> i & 1 and len(self.models) > 1
+            ]
+            M = len(self.models)
+            if c >> M & 1:
+                parts.append(f"no model could forecast; fell back to {self.fallback.name}")
+            if c >> (M + 1) & 1:
+                parts.append("too few residuals of its own: quantiles borrowed from all series")
+            if c >> (M + 2) & 1:
+                parts.append("no observation yet: forecast missing")
+            texts[c] = "; ".join(parts)
+        return tuple(texts[c] for c in code.tolist())
+
+
+def _auto(step_seconds: int, horizon: int) -> list[PointModel]:
+    return [
+        LastValue(),
+        MovingMedian(12),
+        MovingMedian(36),
+        MovingMedian(144),
+        EWMA(),
+        HoltDamped(),
+        SeasonalProfile(step_seconds),
+        AutoRegressive(order=3),
+        MarkovChain(),
+        GlobalLinear(max_horizon=horizon),
+    ]
+
+
+_SINGLE: dict[str, Callable[[int, int], PointModel]] = {
+    "last": lambda s, h: LastValue(),
+    "mean": lambda s, h: MovingAverage(12),
+    "median": lambda s, h: MovingMedian(36),
+    "ewma": lambda s, h: EWMA(),
+    "holt": lambda s, h: HoltDamped(),
+    "seasonal": lambda s, h: SeasonalProfile(s),
+    "ar": lambda s, h: AutoRegressive(order=3),
+    "arima": lambda s, h: AutoRegressive(order=2, differenced=True),
+    "markov": lambda s, h: MarkovChain(),
+    "global": lambda s, h: GlobalLinear(max_horizon=h),
+}
+
+
+def model_names() -> tuple[str, ...]:
+    """Names accepted by :func:`make_forecaster`."""
+    return ("auto", *_SINGLE)
+
+
+def make_forecaster(
+    name: str = "auto",
+    *,
+    step_seconds: int = 300,
+    horizon: int = 12,
+    levels: tuple[float, ...] = DEFAULT_LEVELS,
+    lower: float | None = 0.0,
+    upper: float | None = None,
+) -> ForecastEngine:
+    """An engine running the named model, or the adaptive ensemble of all (``auto``).
+
+    A single model that cannot forecast a series (too little history, no cycle...) falls
+    back to the moving median, and the forecast's note for that series says why.
+    """
+    if name == "auto":
+        models = _auto(step_seconds, horizon)
+        fallback: PointModel = LastValue()
+    elif name in _SINGLE:
+        models = [_SINGLE[name](step_seconds, horizon)]
+        fallback = MovingMedian(36) if name != "median" else LastValue()
+    else:
+        raise ForecastError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
+    return ForecastEngine(
+        models, horizon=horizon, levels=levels, lower=lower, upper=upper, fallback=fallback
+    )

@@ -1,0 +1,160 @@
+"""A global model: one median regression on lag features, learned across many series.
+
+Models learned across many VMs usually beat per-series ones: each VM has little history,
+but VMs share how spikes decay and how levels drift. The features are all positively
+homogeneous (last value, window means and medians), and there is no intercept, so the
+model is scale-free: one set of weights serves a VM at 2 % and one at 80 %. The loss is
+absolute error divided by each series' naive scale, which is what MASE scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from forethought.forecast.base import BoolArray, FloatArray
+from forethought.forecast.history import History
+from forethought.forecast.models.base import PointModel, Prediction
+
+#: (statistic, window) of each feature.
+FEATURES: tuple[tuple[str, int], ...] = (
+    ("last", 1),
+    ("mean", 3),
+    ("median", 12),
+    ("median", 36),
+    ("median", 144),
+    ("mean", 36),
+)
+
+
+def horizon_bands(max_horizon: int) -> list[tuple[int, int]]:
+    """Doubling bands of horizons [1,1], [2,3], [4,7], ... sharing one set of weights."""
+    bands, lo = [], 1
+    while lo <= max_horizon:
+        hi = min(2 * lo - 1, max_horizon)
+        bands.append((lo, hi))
+        lo = hi + 1
+    return bands
+
+
+def median_regression(
+    X: FloatArray, y: FloatArray, weight: FloatArray, start: FloatArray, iterations: int
+) -> FloatArray:
+    """Weighted least absolute deviations by iteratively reweighted least squares."""
+    coef = start.copy()
+    for _ in range(iterations):
+        resid = np.abs(y - X @ coef)
+        w = weight / np.maximum(resid, 1e-3 * (np.median(resid) + 1e-9))
+        xtwx = (X * w[:, None]).T @ X
+        coef = np.linalg.solve(xtwx + 1e-8 * np.eye(X.shape[1]), (X * w[:, None]).T @ y)
+    return np.asarray(coef)
+
+
+class GlobalLinear(PointModel):
+    """Direct multi-horizon median regression on lag features, shared by all series."""
+
+    name = "global"
+
+    def __init__(
+        self,
+        max_horizon: int = 12,
+        memory: int = 96,
+        refit_every: int = 36,
+        max_train_series: int = 2000,
+        max_rows: int = 20000,
+        iterations: int = 8,
+        seed: int = 0,
+    ) -> None:
+        self.max_horizon = max_horizon
+        self.memory = memory
+        self.refit_every = refit_every
+        self.max_train_series = max_train_series
+        self.max_rows = max_rows
+        self.iterations = iterations
+        self.seed = seed
+        self.history_needed = max(w for _, w in FEATURES) + memory + max_horizon
+
+    def reset(self, n: int) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        m = min(n, self.max_train_series)
+        self._panel = np.sort(self._rng.choice(n, size=m, replace=False))
+        self._ring = np.zeros((m, self.memory, len(FEATURES)), dtype=np.float32)
+        self._rows = 0  # feature rows stored so far (ring position = rows % memory)
+        self._bands = horizon_bands(self.max_horizon)
+        start = np.zeros(len(FEATURES))
+        start[FEATURES.index(("median", 36))] = 1.0
+        self._coef = np.tile(start, (len(self._bands), 1))
+        self._trained = False
+        self._since_fit = 0
+
+    def features(self, history: History) -> FloatArray:
+        cols = []
+        for stat, w in FEATURES:
+            if stat == "last":
+                cols.append(history.last)
+            elif stat == "mean":
+                cols.append(history.mean(w))
+            else:
+                cols.append(history.median(w))
+        return np.stack(cols, axis=1)
+
+    def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
+        feats = self.features(history)[self._panel]
+        self._ring[:, self._rows % self.memory] = feats
+        self._rows += 1
+        self._since_fit += 1
+        if self._since_fit >= self.refit_every and self._rows > 2 * self.max_horizon:
+            self._since_fit = 0
+            self._fit(history)
+
+    def _fit(self, history: History) -> None:
+        held = min(self._rows, self.memory)
+        x = history.window(held + 1)[self._panel]  # the sample of each stored row is x[:, k]
+        scale = history.scale()[self._panel]
+        weight_of_series = 1.0 / np.where(np.isfinite(scale) & (scale > 0), scale, np.inf)
+        order = (np.arange(self._rows - held, self._rows)) % self.memory  # oldest first
+        feats = self._ring[:, order].astype(np.float64)  # (m, held, F)
+        offset = x.shape[1] - held  # column of row 0's own sample in x
+        for b, (lo, hi) in enumerate(self._bands):
+            Xs, ys, ws = [], [], []
+            for h in range(lo, hi + 1):
+                usable = held - h
+                if usable <= 0:
+                    continue
+                Xs.append(feats[:, :usable].reshape(-1, len(FEATURES)))
+                ys.append(x[:, offset + h : offset + h + usable].ravel())
+                ws.append(np.repeat(weight_of_series, usable))
+            if not Xs:
+                continue
+            X, yv, wv = np.concatenate(Xs), np.concatenate(ys), np.concatenate(ws)
+            keep = np.isfinite(yv) & np.isfinite(X).all(axis=1) & (wv > 0)
+            X, yv, wv = X[keep], yv[keep], wv[keep]
+            if len(yv) < 10 * len(FEATURES):
+                continue
+            if len(yv) > self.max_rows:
+                pick = self._rng.choice(len(yv), size=self.max_rows, replace=False)
+                X, yv, wv = X[pick], yv[pick], wv[pick]
+            self._coef[b] = median_regression(X, yv, wv, self._coef[b], self.iterations)
+            self._trained = True
+
+    @property
+    def coefficients(self) -> FloatArray:
+        return self._coef
+
+    def predict(self, horizon: int, history: History) -> Prediction:
+        n = history.n
+        if not self._trained:
+            return Prediction(
+                np.full((n, horizon), np.nan),
+                np.zeros(n, dtype=bool),
+                "global model not trained yet (needs a few hours of history)",
+            )
+        feats = self.features(history)
+        per_band = feats @ self._coef.T  # (n, bands)
+        band_of = np.array(
+            [
+                next((b for b, (lo, hi) in enumerate(self._bands) if lo <= h <= hi), len(self._bands) - 1)
+                for h in range(1, horizon + 1)
+            ]
+        )
+        valid = history.observed_count > 0
+        return Prediction(per_band[:, band_of], valid, "no observation yet")

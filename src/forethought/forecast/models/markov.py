@@ -1,0 +1,105 @@
+"""A Markov chain over utilisation states, one transition matrix per series."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from forethought.forecast.base import BoolArray, FloatArray
+from forethought.forecast.history import History
+from forethought.forecast.models.base import PointModel, Prediction
+
+
+class MarkovChain(PointModel):
+    """States are per-series quantile bins of the recent window; transitions are counted.
+
+    The h-step state distribution is the current state's row of ``P^h``, computed by
+    repeated batched products. Bins and counts are re-estimated every ``refit_every`` steps
+    from the last ``window`` samples, so the chain follows the series (the adaptive part).
+    The point forecast is the median of the state distribution; :meth:`distribution` exposes
+    the whole of it (used for the probability that demand falls into a lull).
+    """
+
+    name = "markov"
+
+    def __init__(
+        self, states: int = 8, window: int = 288, refit_every: int = 12, smoothing: float = 0.1
+    ) -> None:
+        if states < 2:
+            raise ValueError("a Markov chain needs at least 2 states")
+        self.states = states
+        self.window = window
+        self.refit_every = refit_every
+        self.smoothing = smoothing
+        self.history_needed = window
+        self.min_history = 4 * states
+
+    def reset(self, n: int) -> None:
+        s = self.states
+        self._edges = np.zeros((n, s - 1))
+        self._values = np.zeros((n, s))
+        self._matrix = np.tile(np.eye(s), (n, 1, 1))
+        self._fitted = np.zeros(n, dtype=bool)
+        self._since_fit = self.refit_every
+
+    def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
+        self._since_fit += 1
+        if self._since_fit >= self.refit_every and history.length >= self.min_history:
+            self._since_fit = 0
+            self._fit(history)
+
+    def state_of(self, x: FloatArray) -> np.ndarray:
+        """State index of each value of ``x`` (series, k) under each series' bins."""
+        return np.asarray((x[:, :, None] > self._edges[:, None, :]).sum(axis=2))
+
+    def _fit(self, history: History) -> None:
+        x = history.window(self.window)
+        n, length = x.shape
+        s = self.states
+        inner = np.linspace(0.0, 1.0, s + 1)[1:-1]
+        self._edges = np.quantile(x, inner, axis=1).T  # (n, s-1)
+        state = self.state_of(x)
+        rows = np.arange(n)[:, None]
+        flat_idx = (rows * s * s + state[:, :-1] * s + state[:, 1:]).ravel()
+        counts = np.bincount(flat_idx, minlength=n * s * s).reshape(n, s, s).astype(np.float64)
+        counts += self.smoothing
+        self._matrix = counts / counts.sum(axis=2, keepdims=True)
+        # Representative value of each state: the mean of the samples that fell in it,
+        # or the nearest bin edge where a state was never visited.
+        sums = np.bincount((rows * s + state).ravel(), weights=x.ravel(), minlength=n * s)
+        hits = np.bincount((rows * s + state).ravel(), minlength=n * s)
+        edges_ext = np.concatenate([self._edges[:, :1], self._edges], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self._values = np.where(
+                hits.reshape(n, s) > 0, (sums / np.maximum(hits, 1)).reshape(n, s), edges_ext
+            )
+        self._fitted = x.std(axis=1) > 0
+
+    def distribution(self, horizon: int, history: History) -> FloatArray:
+        """State probabilities (series, horizon, states) for each future step."""
+        n, s = history.n, self.states
+        current = self.state_of(history.window(1))[:, 0]
+        p = np.zeros((n, s))
+        p[np.arange(n), current] = 1.0
+        out = np.empty((n, horizon, s))
+        for h in range(horizon):  # loop over the horizon, vectorised over series
+            p = np.einsum("ns,nst->nt", p, self._matrix)
+            out[:, h] = p
+        return out
+
+    @property
+    def state_values(self) -> FloatArray:
+        return self._values
+
+    def predict(self, horizon: int, history: History) -> Prediction:
+        n = history.n
+        if not self._fitted.any():
+            return Prediction(
+                np.full((n, horizon), np.nan),
+                np.zeros(n, dtype=bool),
+                f"under {self.min_history} samples of history, or a constant series",
+            )
+        dist = self.distribution(horizon, history)
+        median_state = (np.cumsum(dist, axis=2) < 0.5).sum(axis=2)  # (n, H)
+        median_state = np.minimum(median_state, self.states - 1)
+        path = np.take_along_axis(self._values, median_state, axis=1)
+        return Prediction(path, self._fitted.copy(), "constant series: a single state")

@@ -1,0 +1,1 @@
+"""Trace readers. Each returns a :class:`~forethought.telemetry.Telemetry`."""
