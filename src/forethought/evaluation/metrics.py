@@ -48,9 +48,7 @@ class Scores:
     series_without_scale: int
 
 
-def score(
-    actual: FloatArray, point: FloatArray, p95: FloatArray, scale: FloatArray
-) -> Scores:
+def score(actual: FloatArray, point: FloatArray, p95: FloatArray, scale: FloatArray) -> Scores:
     """Score forecasts; ``scale`` is (series, origins), the MASE denominator per origin."""
     seen = np.isfinite(actual)
     err = np.where(seen, actual - point, np.nan)
@@ -64,7 +62,13 @@ def score(
     def summary(axis: tuple[int, ...] | None) -> dict[str, FloatArray]:
         # MASE: mean over h per (series, origin) first, then over (series, origin).
         if axis is None:
-            mase = np.nanmean(np.nanmean(scaled, axis=2))
+            # Mean over h per (series, origin) first, then over the pairs that have both a
+            # scale and at least one observed actual (explicit sums: no empty-slice means).
+            seen_h = np.isfinite(scaled)
+            n_h = seen_h.sum(axis=2)
+            per_pair = np.where(seen_h, scaled, 0.0).sum(axis=2) / np.maximum(n_h, 1)
+            use = scaled_ok & (n_h > 0)
+            mase = per_pair[use].mean() if use.any() else np.nan
         else:
             mase = np.nanmean(scaled, axis=axis)
         cov = np.nanmean(covered, axis=axis)

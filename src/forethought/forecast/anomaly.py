@@ -21,7 +21,7 @@ class Anomaly:
 
 
 class AnomalyDetector:
-    """Flags a series when ``run`` consecutive observations exceed the one-step ``level`` quantile."""
+    """Flags a series when ``run`` observations in a row exceed its one-step ``level`` quantile."""
 
     def __init__(self, n: int, run: int = 3, level: float = 0.99) -> None:
         if run < 1:

@@ -2,10 +2,18 @@
 
 Every step the engine scores the point paths it issued 1..H steps earlier against the new
 sample; the residuals go into a ring per (series, horizon). A quantile at level q is the
-empirical q-quantile of that ring (with the finite-sample conformal correction), added to
+empirical quantile of that ring (with the finite-sample conformal correction), added to
 the point path. Because each horizon has its own ring, coverage holds at every horizon,
-not only on average. Until a series has ``min_count`` residuals at a horizon, it borrows
-the pooled, scale-standardised residuals of all series at that horizon, and says so.
+not only on average.
+
+Real VM load is bursty, so residuals are not exchangeable and a plain empirical quantile
+under-covers after a quiet spell. The level used for each (series, horizon, level) is
+therefore adapted online (adaptive conformal inference, Gibbs and Candes 2021): each new
+residual that lands above the current quantile raises the level a little, each one below
+lowers it, so the long-run miss rate is driven to 1 - q whatever the data do.
+
+Until a series has ``min_count`` residuals at a horizon, it borrows the pooled residuals of
+all series at that horizon, standardised by each series' scale, and its note says so.
 """
 
 from __future__ import annotations
@@ -16,30 +24,69 @@ from forethought.forecast.base import BoolArray, FloatArray
 
 
 class ResidualCalibrator:
-    """Rings of recent residuals per series and horizon (float32 to halve memory)."""
+    """Rings of recent residuals per series and horizon (float32, grown on demand)."""
 
-    def __init__(self, n: int, horizon: int, size: int = 96, min_count: int = 24) -> None:
+    def __init__(
+        self,
+        n: int,
+        horizon: int,
+        levels: tuple[float, ...],
+        size: int = 288,
+        min_count: int = 24,
+        adapt_rate: float = 0.005,
+    ) -> None:
         if size < 2 or min_count < 1:
             raise ValueError("the calibration window needs at least 2 residuals")
-        self.n, self.horizon, self.size, self.min_count = n, horizon, size, min(min_count, size)
-        self._ring = np.full((n, horizon, size), np.nan, dtype=np.float32)
+        self.n, self.horizon, self.size = n, horizon, size
+        self.min_count = min(min_count, size)
+        self.levels = np.asarray(levels, dtype=np.float64)
+        self.adapt_rate = adapt_rate
+        self._ring = np.full((n, horizon, min(size, 32)), np.nan, dtype=np.float32)
         self._pos = np.zeros(horizon, dtype=np.int64)
         self._count = np.zeros((n, horizon), dtype=np.int64)
+        self._adjusted = np.tile(self.levels.astype(np.float32), (n, horizon, 1))
 
     def add(self, h: int, residual: FloatArray, valid: BoolArray) -> None:
         """Record the residuals of the ``h``-step-ahead forecasts (h counts from 1)."""
         k = h - 1
+        held = self._ring.shape[2]
+        if self._pos[k] == held and held < self.size:
+            grown = np.full((self.n, self.horizon, min(self.size, 2 * held)), np.nan, np.float32)
+            grown[:, :, :held] = self._ring
+            self._ring = grown
+        if self.adapt_rate > 0:
+            self._adapt(k, residual, valid)
         self._ring[:, k, self._pos[k] % self.size] = np.where(valid, residual, np.nan)
         self._pos[k] += 1
         self._count[:, k] = np.minimum(self._count[:, k] + valid, self.size)
+
+    def _adapt(self, k: int, residual: FloatArray, valid: BoolArray) -> None:
+        """Move each level toward the miss rate it should have (adaptive conformal)."""
+        count = self._count[:, k]
+        ready = valid & (count >= self.min_count)
+        if not ready.any():
+            return
+        # Share of held residuals below the new one: its conformal p-value.
+        below = (self._ring[:, k] < residual[:, None].astype(np.float32)).sum(axis=1)
+        rank = below / np.maximum(count, 1)
+        missed = rank[:, None] >= self._adjusted[:, k]  # the new residual beat the quantile
+        step = self.adapt_rate * (missed - (1.0 - self.levels[None, :]))
+        self._adjusted[:, k] = np.clip(
+            self._adjusted[:, k] + np.where(ready[:, None], step, 0.0), 0.0, 1.0
+        )
 
     @property
     def counts(self) -> np.ndarray:
         """Residuals held per (series, horizon)."""
         return self._count
 
+    @property
+    def adjusted_levels(self) -> FloatArray:
+        """The adapted level used for each (series, horizon, level)."""
+        return self._adjusted.astype(np.float64)
+
     def residual_quantiles(
-        self, levels: tuple[float, ...], scale: FloatArray, horizons: int | None = None
+        self, scale: FloatArray, horizons: int | None = None
     ) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Residual quantiles (series, horizon, levels), mean residual, and pooled-use mask.
 
@@ -49,12 +96,16 @@ class ResidualCalibrator:
         ring = self._ring[:, :H]
         ordered = np.sort(ring, axis=2)  # NaN sort last; sorting beats partition here
         count = self._count[:, :H]
-        lv = np.asarray(levels)
-        quant = _from_sorted(ordered, count, lv)
+        # With adaptive levels the long-run miss rate is already driven to 1 - q, so the
+        # finite-sample correction would only make the quantiles conservative.
+        quant = _from_sorted(
+            ordered, count, self._adjusted[:, :H].astype(np.float64), self.adapt_rate <= 0
+        )
         with np.errstate(invalid="ignore"):
             mean = np.where(count > 0, np.nansum(ring, axis=2) / np.maximum(count, 1), 0.0)
         pooled = count < self.min_count
         if pooled.any():
+            lv = self.levels
             unit = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
             z = ring / unit[:, None, None]
             zq = np.full((H, len(lv)), 0.0)
@@ -70,15 +121,21 @@ class ResidualCalibrator:
     def upper_one_step(self, level: float) -> FloatArray:
         """The ``level`` quantile of the one-step residuals (NaN until enough are held)."""
         ordered = np.sort(self._ring[:, 0], axis=1)[:, None, :]
-        q = _from_sorted(ordered, self._count[:, :1], np.asarray([level]))[:, 0, 0]
+        q = _from_sorted(ordered, self._count[:, :1], np.full((self.n, 1, 1), level))[:, 0, 0]
         return np.where(self._count[:, 0] >= self.min_count, q, np.nan)
 
 
-def _from_sorted(ordered: np.ndarray, count: np.ndarray, levels: np.ndarray) -> FloatArray:
-    """Conformal quantiles from rows sorted along the last axis, of which ``count`` are finite."""
+def _from_sorted(
+    ordered: np.ndarray, count: np.ndarray, levels: FloatArray, finite_sample: bool = True
+) -> FloatArray:
+    """Conformal quantiles from rows sorted along the last axis, of which ``count`` are finite.
+
+    ``levels`` has shape (series, horizon, levels): one level per cell, so adapted levels
+    can differ by series and horizon.
+    """
     c = np.maximum(count, 1)[:, :, None].astype(np.float64)
     # Finite-sample correction: the ceil((m+1)q)/m empirical quantile covers q in expectation.
-    adj = np.minimum(1.0, levels[None, None, :] * (c + 1) / c)
+    adj = np.minimum(1.0, levels * (c + 1) / c) if finite_sample else levels
     pos = adj * (c - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, c.astype(np.int64) - 1)
@@ -86,4 +143,4 @@ def _from_sorted(ordered: np.ndarray, count: np.ndarray, levels: np.ndarray) -> 
     lo_v = np.take_along_axis(ordered, lo, axis=2).astype(np.float64)
     hi_v = np.take_along_axis(ordered, hi, axis=2).astype(np.float64)
     out = lo_v + frac * (hi_v - lo_v)
-    return np.where(count[:, :, None] > 0, out, 0.0)
+    return np.asarray(np.where(count[:, :, None] > 0, out, 0.0))

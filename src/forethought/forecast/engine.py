@@ -50,13 +50,15 @@ class ForecastEngine(Forecaster):
         *,
         horizon: int = 12,
         levels: tuple[float, ...] = DEFAULT_LEVELS,
-        calibration_window: int = 96,
+        calibration_window: int = 288,
+        adapt_rate: float = 0.005,
         min_calibration: int = 24,
         learning_rate: float = 1.0,
         loss_decay: float = 0.97,
         lower: float | None = 0.0,
         upper: float | None = None,
         anomaly_run: int = 3,
+        spread_window: int = 0,
         fallback: PointModel | None = None,
     ) -> None:
         if not models:
@@ -67,12 +69,14 @@ class ForecastEngine(Forecaster):
         self.horizon = horizon
         self.levels = validate_levels(levels)
         self.calibration_window = calibration_window
+        self.adapt_rate = adapt_rate
         self.min_calibration = min_calibration
         self.learning_rate = learning_rate
         self.loss_decay = loss_decay
         self.lower = lower
         self.upper = upper
         self.anomaly_run = anomaly_run
+        self.spread_window = spread_window
         # Where no model is valid for a series, this simpler one answers, and the note says so.
         self.fallback = fallback if fallback is not None else LastValue()
         self._n: int | None = None
@@ -85,9 +89,12 @@ class ForecastEngine(Forecaster):
         self.history = History(n, max(needed, H + 1))
         for model in [*self.models, self.fallback]:
             model.reset(n)
-        self.calibrator = ResidualCalibrator(n, H, self.calibration_window, self.min_calibration)
+        self.calibrator = ResidualCalibrator(
+            n, H, self.levels, self.calibration_window, self.min_calibration, self.adapt_rate
+        )
         self.anomalies = AnomalyDetector(n, self.anomaly_run, max(self.levels))
         self._paths = np.full((H, n, H), np.nan)  # combined path issued at step s, slot s % H
+        self._spreads = np.ones((H, n))  # local spread when that path was issued
         self._first = np.full((M, n), np.nan)  # each model's one-step forecast from last step
         self._last_h = np.full((H, M, n), np.nan)  # each model's H-step forecast, slot s % H
         self._loss = np.zeros((M, n))
@@ -138,24 +145,43 @@ class ForecastEngine(Forecaster):
             for h in range(1, min(H, t) + 1):
                 issued = self._paths[(t - h) % H, :, h - 1]
                 ok = obs & np.isfinite(issued)
-                self.calibrator.add(h, y - np.nan_to_num(issued), ok)
+                spread = self._spreads[(t - h) % H]
+                self.calibrator.add(h, (y - issued) / spread, ok)
             # Per-model loss: mean of the one-step and the H-step absolute error, in units
             # of the series' naive scale, exponentially forgotten.
             err1 = np.abs(y[None, :] - self._first)
             errh = np.abs(y[None, :] - self._last_h[t % H]) if t >= H else err1
             loss = 0.5 * (err1 + errh) / unit[None, :]
             scored = obs[None, :] & np.isfinite(loss)
-            self._loss = np.where(
-                scored, self.loss_decay * self._loss + np.nan_to_num(loss), self._loss
-            )
+            self._loss = np.where(scored, self.loss_decay * self._loss + loss, self._loss)
         self.history.append(y, obs)
         for model in self.models:
             model.observe(y, obs, self.history)
         self._combine()
+        self._spreads[t % H] = self._spread()
         self.steps += 1
         if self.steps > 1:
             q = self.calibrator.upper_one_step(max(self.levels))
-            self._upper1 = self._paths[t % H, :, 0] + q
+            self._upper1 = self._paths[t % H, :, 0] + q * self._spreads[t % H]
+
+    def _spread(self) -> FloatArray:
+        """Each series' current local spread: mean absolute deviation from its median.
+
+        Residuals are stored in units of the spread at the time the forecast was issued and
+        turned back with the spread at forecast time (normalised conformal prediction), so
+        intervals widen in a volatile spell and tighten in a calm one instead of carrying
+        the average width of the whole calibration window.
+        """
+        if self.spread_window <= 1:
+            return np.ones(self.n_series)
+        window = self.history.window(self.spread_window)
+        centre = self.history.median(self.spread_window)
+        spread = np.mean(np.abs(window - centre[:, None]), axis=1)
+        scale = self.history.scale()
+        floor = np.maximum(
+            0.1 * np.where(np.isfinite(scale), scale, 0.0), 1e-3 * (np.abs(centre) + 1.0)
+        )
+        return np.asarray(np.where(np.isfinite(spread), np.maximum(spread, floor), 1.0))
 
     def _combine(self) -> None:
         t, H = self.steps, self.horizon
@@ -165,10 +191,10 @@ class ForecastEngine(Forecaster):
             valid = pred.valid & np.isfinite(pred.values).all(axis=1)
             self._valid[m] = valid
             self._reasons[m] = pred.reason
-            path = np.where(valid[:, None], pred.values, np.nan)
+            path = np.where(valid[:, None], pred.values, 0.0)  # weight 0 where invalid
             paths.append(path)
-            self._first[m] = path[:, 0]
-            self._last_h[t % H, m] = path[:, H - 1]
+            self._first[m] = np.where(valid, path[:, 0], np.nan)
+            self._last_h[t % H, m] = np.where(valid, path[:, H - 1], np.nan)
         stacked = np.stack(paths)  # (M, n, H)
         # Losses are relative: subtract each series' best so exp() never underflows.
         logits = np.where(self._valid, -self.learning_rate * self._loss, -np.inf)
@@ -176,7 +202,7 @@ class ForecastEngine(Forecaster):
         any_valid = np.isfinite(best)
         raw = np.exp(logits - np.where(any_valid, best, 0.0)[None, :])
         weights = raw / np.where(any_valid, raw.sum(axis=0), 1.0)[None, :]
-        combined = np.einsum("mn,mnh->nh", weights, np.nan_to_num(stacked))
+        combined = np.einsum("mn,mnh->nh", weights, stacked)
         self._used_fallback = ~any_valid
         if self._used_fallback.any():
             fb = self.fallback.predict(H, self.history)
@@ -193,9 +219,10 @@ class ForecastEngine(Forecaster):
         if not 1 <= H <= self.horizon:
             raise ForecastError(f"horizon must be between 1 and {self.horizon} (configured)")
         path = self._paths[(self.steps - 1) % self.horizon, :, :H]
-        rq, rmean, pooled = self.calibrator.residual_quantiles(
-            self.levels, self.history.scale(), H
-        )
+        rq, rmean, pooled = self.calibrator.residual_quantiles(np.ones(self.n_series), H)
+        spread = self._spreads[(self.steps - 1) % self.horizon]
+        rq = rq * spread[:, None, None]
+        rmean = rmean * spread[:, None]
         # The combined path is already a median estimate (models are scored on absolute
         # error), and re-centring it on a noisy residual median only adds variance, so the
         # 0.5 level is the path itself; the other levels are conformal offsets from it.
@@ -210,14 +237,18 @@ class ForecastEngine(Forecaster):
             levels=self.levels,
             quantiles=quantiles,
             mean=mean,
-            notes=self._notes(pooled.any(axis=1)),
+            notes=self._notes(np.asarray(pooled.any(axis=1), dtype=bool)),
             model_names=self.model_names,
             model_weights=self._weights.T.copy(),
         )
 
     def _notes(self, pooled: BoolArray) -> tuple[str, ...]:
         """Per-series words on every fallback, built once per distinct combination."""
-        bits = [~v for v in self._valid] + [self._used_fallback, pooled, self.history.observed_count == 0]
+        bits = [~v for v in self._valid] + [
+            self._used_fallback,
+            pooled,
+            self.history.observed_count == 0,
+        ]
         code = np.zeros(self.n_series, dtype=np.int64)
         for b, flag in enumerate(bits):
             code |= flag.astype(np.int64) << b

@@ -72,14 +72,19 @@ class History:
         """Mean absolute one-step change per series; NaN where not yet known."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(
-                self._absdiff_count > 0, self._absdiff_sum / np.maximum(self._absdiff_count, 1), np.nan
+                self._absdiff_count > 0,
+                self._absdiff_sum / np.maximum(self._absdiff_count, 1),
+                np.nan,
             )
 
     def median(self, w: int) -> FloatArray:
         """Median of the last ``w`` samples per series, computed once per step."""
         key = ("median", w)
         if key not in self._cache:
-            self._cache[key] = np.median(self.window(w), axis=1)
+            # Sorting short rows is several times faster than np.median's partition.
+            ordered = np.sort(self.window(w), axis=1)
+            k = ordered.shape[1]
+            self._cache[key] = 0.5 * (ordered[:, (k - 1) // 2] + ordered[:, k // 2])
         return self._cache[key]
 
     def mean(self, w: int) -> FloatArray:

@@ -46,9 +46,7 @@ class RepairReport:
             "clipped": self.clipped,
             "duplicates_merged": self.duplicates_merged,
             "gaps": self.gaps,
-            "skipped": [
-                {"path": s.path, "line": s.line, "reason": s.reason} for s in self.skipped
-            ],
+            "skipped": [{"path": s.path, "line": s.line, "reason": s.reason} for s in self.skipped],
             "notes": list(self.notes),
         }
 

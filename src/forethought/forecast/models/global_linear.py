@@ -39,13 +39,25 @@ def horizon_bands(max_horizon: int) -> list[tuple[int, int]]:
 def median_regression(
     X: FloatArray, y: FloatArray, weight: FloatArray, start: FloatArray, iterations: int
 ) -> FloatArray:
-    """Weighted least absolute deviations by iteratively reweighted least squares."""
+    """Weighted least absolute deviations by iteratively reweighted least squares.
+
+    Rows are rescaled by their weight first (|w (y - Xb)| = |w y - (w X) b|), so series of
+    very different scales give a well-conditioned system; a ridge relative to the trace and
+    a least-squares fallback keep a degenerate sample from failing the fit.
+    """
+    Xw, yw = X * weight[:, None], y * weight
     coef = start.copy()
+    p = X.shape[1]
     for _ in range(iterations):
-        resid = np.abs(y - X @ coef)
-        w = weight / np.maximum(resid, 1e-3 * (np.median(resid) + 1e-9))
-        xtwx = (X * w[:, None]).T @ X
-        coef = np.linalg.solve(xtwx + 1e-8 * np.eye(X.shape[1]), (X * w[:, None]).T @ y)
+        resid = np.abs(yw - Xw @ coef)
+        w = 1.0 / np.maximum(resid, 1e-3 * (float(np.median(resid)) + 1e-9))
+        xtwx = (Xw * w[:, None]).T @ Xw
+        rhs = (Xw * w[:, None]).T @ yw
+        ridge = 1e-6 * (np.trace(xtwx) / p + 1e-12)
+        try:
+            coef = np.linalg.solve(xtwx + ridge * np.eye(p), rhs)
+        except np.linalg.LinAlgError:
+            coef = np.linalg.lstsq(xtwx + ridge * np.eye(p), rhs, rcond=None)[0]
     return np.asarray(coef)
 
 
@@ -60,7 +72,7 @@ class GlobalLinear(PointModel):
         memory: int = 96,
         refit_every: int = 36,
         max_train_series: int = 2000,
-        max_rows: int = 20000,
+        max_rows: int = 10000,
         iterations: int = 8,
         seed: int = 0,
     ) -> None:
@@ -110,29 +122,32 @@ class GlobalLinear(PointModel):
         held = min(self._rows, self.memory)
         x = history.window(held + 1)[self._panel]  # the sample of each stored row is x[:, k]
         scale = history.scale()[self._panel]
-        weight_of_series = 1.0 / np.where(np.isfinite(scale) & (scale > 0), scale, np.inf)
-        order = (np.arange(self._rows - held, self._rows)) % self.memory  # oldest first
-        feats = self._ring[:, order].astype(np.float64)  # (m, held, F)
-        offset = x.shape[1] - held  # column of row 0's own sample in x
+        # MASE-style weights: 1 / naive scale, with the scale floored at a small share of
+        # the level so that nearly constant series do not swamp the fit.
+        level = np.abs(history.median(36)[self._panel])
+        unit = np.maximum(np.where(np.isfinite(scale), scale, 0.0), 1e-2 * level)
+        weight_of_series = np.where(unit > 0, 1.0 / np.where(unit > 0, unit, 1.0), 0.0)
+        offset = x.shape[1] - held  # column of the oldest stored row's own sample in x
+        oldest = self._rows - held
+        m = len(self._panel)
         for b, (lo, hi) in enumerate(self._bands):
-            Xs, ys, ws = [], [], []
-            for h in range(lo, hi + 1):
-                usable = held - h
-                if usable <= 0:
-                    continue
-                Xs.append(feats[:, :usable].reshape(-1, len(FEATURES)))
-                ys.append(x[:, offset + h : offset + h + usable].ravel())
-                ws.append(np.repeat(weight_of_series, usable))
-            if not Xs:
+            usable = held - lo  # rows old enough to have a target at the band's first step
+            if usable <= 0:
                 continue
-            X, yv, wv = np.concatenate(Xs), np.concatenate(ys), np.concatenate(ws)
+            # Draw (series, row, horizon) triples first, then gather only those rows.
+            size = min(self.max_rows, m * usable * (hi - lo + 1))
+            h = self._rng.integers(lo, hi + 1, size=size)
+            k = self._rng.integers(0, usable, size=size)
+            fits = k + h < held  # target at x[:, offset + k + h] must exist
+            h, k = h[fits], k[fits]
+            i = self._rng.integers(0, m, size=len(k))
+            X = self._ring[i, (oldest + k) % self.memory].astype(np.float64)
+            yv = x[i, offset + k + h]
+            wv = weight_of_series[i]
             keep = np.isfinite(yv) & np.isfinite(X).all(axis=1) & (wv > 0)
             X, yv, wv = X[keep], yv[keep], wv[keep]
             if len(yv) < 10 * len(FEATURES):
                 continue
-            if len(yv) > self.max_rows:
-                pick = self._rng.choice(len(yv), size=self.max_rows, replace=False)
-                X, yv, wv = X[pick], yv[pick], wv[pick]
             self._coef[b] = median_regression(X, yv, wv, self._coef[b], self.iterations)
             self._trained = True
 
@@ -152,7 +167,10 @@ class GlobalLinear(PointModel):
         per_band = feats @ self._coef.T  # (n, bands)
         band_of = np.array(
             [
-                next((b for b, (lo, hi) in enumerate(self._bands) if lo <= h <= hi), len(self._bands) - 1)
+                next(
+                    (b for b, (lo, hi) in enumerate(self._bands) if lo <= h <= hi),
+                    len(self._bands) - 1,
+                )
                 for h in range(1, horizon + 1)
             ]
         )

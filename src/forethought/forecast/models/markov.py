@@ -40,6 +40,8 @@ class MarkovChain(PointModel):
         self._matrix = np.tile(np.eye(s), (n, 1, 1))
         self._fitted = np.zeros(n, dtype=bool)
         self._since_fit = self.refit_every
+        self._powers = np.zeros((n, 0, s, s))  # P^1..P^H, cached per fit and horizon
+        self._median_paths = np.zeros((n, s, 0))  # median path from each starting state
 
     def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
         self._since_fit += 1
@@ -55,8 +57,9 @@ class MarkovChain(PointModel):
         x = history.window(self.window)
         n, length = x.shape
         s = self.states
-        inner = np.linspace(0.0, 1.0, s + 1)[1:-1]
-        self._edges = np.quantile(x, inner, axis=1).T  # (n, s-1)
+        ordered = np.sort(x, axis=1)
+        inner = np.round(np.linspace(0.0, 1.0, s + 1)[1:-1] * (length - 1)).astype(np.int64)
+        self._edges = ordered[:, inner]  # (n, s-1) empirical quantile edges
         state = self.state_of(x)
         rows = np.arange(n)[:, None]
         flat_idx = (rows * s * s + state[:, :-1] * s + state[:, 1:]).ravel()
@@ -72,19 +75,32 @@ class MarkovChain(PointModel):
             self._values = np.where(
                 hits.reshape(n, s) > 0, (sums / np.maximum(hits, 1)).reshape(n, s), edges_ext
             )
-        self._fitted = x.std(axis=1) > 0
+        self._fitted = ordered[:, -1] > ordered[:, 0]
+        self._powers = np.zeros((n, 0, s, s))  # invalidate the cached powers
+
+    def _ensure_powers(self, horizon: int) -> None:
+        """Cache P^1..P^horizon and the median path from every starting state."""
+        if self._powers.shape[1] == horizon:
+            return
+        n, s = self._matrix.shape[:2]
+        powers = np.empty((n, horizon, s, s))
+        current = self._matrix
+        for h in range(horizon):  # loop over the horizon, vectorised over series
+            powers[:, h] = current
+            current = np.matmul(current, self._matrix)
+        self._powers = powers
+        median_state = (np.cumsum(powers, axis=3) < 0.5).sum(axis=3)  # (n, H, s_from)
+        median_state = np.minimum(median_state, s - 1)
+        values = np.take_along_axis(
+            self._values[:, None, :], median_state.reshape(n, 1, -1), axis=2
+        ).reshape(n, horizon, s)
+        self._median_paths = values.transpose(0, 2, 1)  # (n, s_from, H)
 
     def distribution(self, horizon: int, history: History) -> FloatArray:
         """State probabilities (series, horizon, states) for each future step."""
-        n, s = history.n, self.states
+        self._ensure_powers(horizon)
         current = self.state_of(history.window(1))[:, 0]
-        p = np.zeros((n, s))
-        p[np.arange(n), current] = 1.0
-        out = np.empty((n, horizon, s))
-        for h in range(horizon):  # loop over the horizon, vectorised over series
-            p = np.einsum("ns,nst->nt", p, self._matrix)
-            out[:, h] = p
-        return out
+        return np.asarray(self._powers[np.arange(history.n), :, current, :])
 
     @property
     def state_values(self) -> FloatArray:
@@ -98,8 +114,7 @@ class MarkovChain(PointModel):
                 np.zeros(n, dtype=bool),
                 f"under {self.min_history} samples of history, or a constant series",
             )
-        dist = self.distribution(horizon, history)
-        median_state = (np.cumsum(dist, axis=2) < 0.5).sum(axis=2)  # (n, H)
-        median_state = np.minimum(median_state, self.states - 1)
-        path = np.take_along_axis(self._values, median_state, axis=1)
+        self._ensure_powers(horizon)
+        current = self.state_of(history.window(1))[:, 0]
+        path = self._median_paths[np.arange(n), current]
         return Prediction(path, self._fitted.copy(), "constant series: a single state")

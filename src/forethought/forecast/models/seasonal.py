@@ -91,17 +91,19 @@ class SeasonalProfile(PointModel):
 
     def _profile(self, history: History, period: int, horizon: int) -> FloatArray:
         length = history.length
-        cycles = min(self.periods, length // period)
+        w = self.level_window
+        cycles = min(self.periods, (length - w) // period)  # whole cycles behind the window
         x = history.window(length)
         steps = np.arange(1, horizon + 1)
         # Same phase k cycles back, for k = 1..cycles; steps beyond one period wrap a cycle.
         back = [length - 1 + steps - k * period for k in range(1, cycles + 1)]
         idx = np.stack([np.where(b < length, b, b - period) for b in back])  # (cycles, H)
         path = np.median(x[:, idx], axis=1)  # (n, H)
-        w = self.level_window
         recent = np.median(x[:, length - w :], axis=1)
         past = np.median(
-            np.stack([x[:, length - w - k * period : length - k * period] for k in range(1, cycles + 1)]),
+            np.stack(
+                [x[:, length - w - k * period : length - k * period] for k in range(1, cycles + 1)]
+            ),
             axis=(0, 2),
         )
         return np.asarray(path + (recent - past)[:, None])

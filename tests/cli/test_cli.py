@@ -1,0 +1,126 @@
+"""End-to-end tests of the command line on a slice of a real trace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from forethought.cli.main import main
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_every_command_has_a_manual(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("backtest", "forecast", "inspect", "datasets"):
+        assert command in result.output
+        sub = runner.invoke(main, [command, "--help"])
+        assert sub.exit_code == 0, sub.output
+        assert "Usage:" in sub.output
+    backtest_help = runner.invoke(main, ["backtest", "--help"]).output
+    for term in ("pinball_95", "coverage_95", "--first-origin", "bundled:NAME"):
+        assert term in backtest_help
+
+
+def test_datasets_lists_the_bundled_day(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["datasets", "--json"])
+    assert result.exit_code == 0
+    names = {d["name"]: d for d in json.loads(result.output)}
+    assert names["planetlab-20110303"]["bundled"] is True
+    assert names["bitbrains-rnd"]["bundled"] is False
+
+
+def test_backtest_json_on_a_real_slice(runner: CliRunner) -> None:
+    # 60 VMs of the bundled real PlanetLab day, reference protocol (origins 144..276).
+    args = ["backtest", "bundled:planetlab-20110303", "--limit", "60", "--json"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    for key in (
+        "mae",
+        "rmse",
+        "mase",
+        "pinball_95",
+        "coverage_95",
+        "under_provisioning",
+        "over_provisioning",
+        "n_series",
+        "cpu_seconds",
+        "cpu_seconds_per_1k_series_per_origin",
+    ):
+        assert key in out
+    assert out["n_series"] == 60
+    assert out["n_origins"] == 12
+    assert len(out["per_horizon"]) == 12
+    assert out["under_provisioning"] == pytest.approx(1 - out["coverage_95"])
+    # Sanity bounds a broken engine would miss: better than naive, roughly calibrated.
+    assert 0.4 < out["mase"] < 1.0
+    assert 0.85 < out["coverage_95"] <= 1.0
+
+
+def test_backtest_table_and_model_choice(runner: CliRunner) -> None:
+    args = ["backtest", "--limit", "20", "--model", "median", "--every", "36"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "MASE" in result.output
+    assert "20 series x 4 origins" in result.output
+
+
+def test_forecast_json_lines(runner: CliRunner) -> None:
+    args = ["forecast", "bundled:planetlab-20110303", "--limit", "5", "--horizon", "6", "--json"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert len(lines) == 5
+    first = lines[0]
+    assert len(first["mean"]) == 6
+    qs = [first["quantiles"][k] for k in ("0.5", "0.9", "0.95", "0.99")]
+    for lower, upper in zip(qs, qs[1:], strict=False):
+        assert all(a <= b for a, b in zip(lower, upper, strict=True))
+
+
+def test_inspect_reports_repairs(runner: CliRunner, fixtures_dir: Path) -> None:
+    result = runner.invoke(main, ["inspect", str(fixtures_dir / "bitbrains"), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["vms"] == 3
+    assert info["repairs"]["clipped"] > 0
+    assert info["resources"]["memory"] == "KB"
+
+
+def test_bad_trace_names_file_and_line(runner: CliRunner, tmp_path: Path) -> None:
+    day = tmp_path / "day"
+    day.mkdir()
+    (day / "vm a").write_text("1\n2\n3\n")
+    (day / "vm b").write_text("1\nabc\n3\n")
+    result = runner.invoke(main, ["inspect", str(day), "--format", "planetlab"])
+    assert result.exit_code == 1
+    assert "vm b" in result.output
+    assert "line 2" in result.output
+    skipped = runner.invoke(main, ["inspect", str(day), "--format", "planetlab", "--skip-bad"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped 1 bad record" in skipped.output
+
+
+def test_missing_trace_and_wrong_resource_fail_cleanly(runner: CliRunner) -> None:
+    missing = runner.invoke(main, ["backtest", "no/such/trace"])
+    assert missing.exit_code == 1
+    assert "no/such/trace" in missing.output
+    wrong = runner.invoke(main, ["backtest", "--resource", "memory"])
+    assert wrong.exit_code == 1
+    assert "no memory series" in wrong.output
+    bad_choice = runner.invoke(main, ["backtest", "--model", "prophet"])
+    assert bad_choice.exit_code == 2
+
+
+def test_short_trace_is_a_clear_error(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["backtest", "--first-origin", "280"])
+    assert result.exit_code == 1
+    assert "too short" in result.output

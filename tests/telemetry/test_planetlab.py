@@ -1,0 +1,80 @@
+"""The PlanetLab reader on three real VM files, one with a space in its name."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forethought.core.errors import TraceError
+from forethought.core.resources import Resource, Unit
+from forethought.telemetry.readers.planetlab import looks_like_planetlab, read_planetlab
+
+SPACED = "aladdin_planetlab_extranet_uni-passau_de_ rnp_dcc_ufjf"
+
+
+@pytest.fixture
+def day(fixtures_dir: Path, tmp_path: Path) -> Path:
+    """A writable copy of the three fixture files."""
+    copy = tmp_path / "day"
+    shutil.copytree(fixtures_dir / "planetlab", copy)
+    return copy
+
+
+def test_reads_sorted_files_including_a_name_with_a_space(fixtures_dir: Path) -> None:
+    trace = read_planetlab(fixtures_dir / "planetlab")
+    assert trace.vm_ids == (
+        "146-179_surfsnel_dsl_internl_net_colostate_557",
+        SPACED,
+        "vn5_cse_wustl_edu_uw_oneswarm",
+    )
+    assert trace.resources == (Resource.CPU,)
+    assert trace.units == (Unit.PERCENT,)
+    assert trace.values.shape == (3, 1, 288)
+    assert trace.mask.all()
+    assert trace.step_seconds == 300
+    assert trace.values[1, 0, :2].tolist() == [62.0, 76.0]
+    assert trace.capacity.tolist() == [[100.0], [100.0], [100.0]]
+    assert trace.repairs.to_dict()["skipped"] == []
+
+
+def test_detection(fixtures_dir: Path, tmp_path: Path) -> None:
+    assert looks_like_planetlab(fixtures_dir / "planetlab")
+    assert not looks_like_planetlab(fixtures_dir / "bitbrains")
+    assert not looks_like_planetlab(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [("abc", "not a number"), ("-3", "negative"), ("nan", "non-finite"), ("inf", "non-finite")],
+)
+def test_a_bad_sample_names_file_and_line_or_is_skipped(day: Path, token: str, reason: str) -> None:
+    path = day / SPACED
+    lines = path.read_text().splitlines()
+    lines[9] = token
+    path.write_text("\n".join(lines) + "\n")
+
+    with pytest.raises(TraceError, match=reason) as caught:
+        read_planetlab(day)
+    assert caught.value.path == str(path)
+    assert caught.value.line == 10
+
+    trace = read_planetlab(day, skip_bad=True)
+    [skipped] = trace.repairs.skipped
+    assert (skipped.path, skipped.line) == (str(path), 10)
+    assert reason in skipped.reason
+    assert not trace.mask[1, 0, 9]
+    assert np.isnan(trace.values[1, 0, 9])
+    assert trace.mask.sum() == 3 * 288 - 1
+
+
+def test_an_empty_file_is_an_error_or_skipped(day: Path) -> None:
+    (day / SPACED).write_text("")
+    with pytest.raises(TraceError, match="empty file") as caught:
+        read_planetlab(day)
+    assert caught.value.path == str(day / SPACED)
+    trace = read_planetlab(day, skip_bad=True)
+    assert SPACED not in trace.vm_ids
+    assert trace.repairs.skipped[0].reason == "empty file"
