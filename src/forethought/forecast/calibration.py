@@ -45,34 +45,47 @@ class ResidualCalibrator:
         self._pos = np.zeros(horizon, dtype=np.int64)
         self._count = np.zeros((n, horizon), dtype=np.int64)
         self._adjusted = np.tile(self.levels.astype(np.float32), (n, horizon, 1))
+        # Residual quantiles at the adjusted levels, as last computed by refresh().
+        self._quantiles: FloatArray | None = None
+        self._mean = np.zeros((n, horizon))
+        self._pooled = np.ones((n, horizon), dtype=bool)
+        self._stale = True
+        self._sum = np.zeros((n, horizon))  # running sum of each ring, for the mean residual
+        self.adds_since_refresh = 0
 
-    def add(self, h: int, residual: FloatArray, valid: BoolArray) -> None:
-        """Record the residuals of the ``h``-step-ahead forecasts (h counts from 1)."""
-        k = h - 1
+    def add(self, residuals: FloatArray, valid: BoolArray) -> None:
+        """Record one step's residuals of the 1..k-step-ahead forecasts, shape (series, k)."""
+        k = residuals.shape[1]
+        hs = np.arange(k)
         held = self._ring.shape[2]
-        if self._pos[k] == held and held < self.size:
+        if self._pos[:k].max() >= held and held < self.size:
             grown = np.full((self.n, self.horizon, min(self.size, 2 * held)), np.nan, np.float32)
             grown[:, :, :held] = self._ring
             self._ring = grown
-        if self.adapt_rate > 0:
-            self._adapt(k, residual, valid)
-        self._ring[:, k, self._pos[k] % self.size] = np.where(valid, residual, np.nan)
-        self._pos[k] += 1
-        self._count[:, k] = np.minimum(self._count[:, k] + valid, self.size)
+        if self.adapt_rate > 0 and self._quantiles is not None:
+            self._adapt(k, residuals, valid)
+        self._stale = True
+        slots = self._pos[:k] % self.size
+        new = np.where(valid, residuals, np.nan).astype(np.float32)
+        old = self._ring[:, hs, slots]  # NaN until the ring is full: nothing leaves then
+        self._sum[:, :k] += np.where(valid, new, 0.0) - np.where(np.isfinite(old), old, 0.0)
+        self._ring[:, hs, slots] = new
+        self._pos[:k] += 1
+        self._count[:, :k] = np.minimum(self._count[:, :k] + valid, self.size)
+        self.adds_since_refresh += 1
 
-    def _adapt(self, k: int, residual: FloatArray, valid: BoolArray) -> None:
-        """Move each level toward the miss rate it should have (adaptive conformal)."""
-        count = self._count[:, k]
-        ready = valid & (count >= self.min_count)
-        if not ready.any():
-            return
-        # Share of held residuals below the new one: its conformal p-value.
-        below = (self._ring[:, k] < residual[:, None].astype(np.float32)).sum(axis=1)
-        rank = below / np.maximum(count, 1)
-        missed = rank[:, None] >= self._adjusted[:, k]  # the new residual beat the quantile
-        step = self.adapt_rate * (missed - (1.0 - self.levels[None, :]))
-        self._adjusted[:, k] = np.clip(
-            self._adjusted[:, k] + np.where(ready[:, None], step, 0.0), 0.0, 1.0
+    def _adapt(self, k: int, residuals: FloatArray, valid: BoolArray) -> None:
+        """Move each level toward the miss rate it should have (adaptive conformal).
+
+        A miss is a residual above the quantile in force (the last refresh), which is the
+        quantile a forecast issued meanwhile would have used.
+        """
+        assert self._quantiles is not None
+        ready = valid & ~self._pooled[:, :k]
+        missed = residuals[:, :, None] > self._quantiles[:, :k]
+        step = self.adapt_rate * (missed - (1.0 - self.levels[None, None, :]))
+        self._adjusted[:, :k] = np.clip(
+            self._adjusted[:, :k] + np.where(ready[:, :, None], step, 0.0), 0.0, 1.0
         )
 
     @property
@@ -85,24 +98,21 @@ class ResidualCalibrator:
         """The adapted level used for each (series, horizon, level)."""
         return self._adjusted.astype(np.float64)
 
-    def residual_quantiles(
-        self, scale: FloatArray, horizons: int | None = None
-    ) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Residual quantiles (series, horizon, levels), mean residual, and pooled-use mask.
+    def refresh(self, scale: FloatArray) -> None:
+        """Recompute the residual quantiles at the adjusted levels from the rings.
 
         ``scale`` (per series) standardises residuals for the pooled fallback.
         """
-        H = self.horizon if horizons is None else min(horizons, self.horizon)
-        ring = self._ring[:, :H]
+        ring = self._ring
+        H = self.horizon
         ordered = np.sort(ring, axis=2)  # NaN sort last; sorting beats partition here
-        count = self._count[:, :H]
+        count = self._count
         # With adaptive levels the long-run miss rate is already driven to 1 - q, so the
         # finite-sample correction would only make the quantiles conservative.
         quant = _from_sorted(
-            ordered, count, self._adjusted[:, :H].astype(np.float64), self.adapt_rate <= 0
+            ordered, count, self._adjusted.astype(np.float64), self.adapt_rate <= 0
         )
-        with np.errstate(invalid="ignore"):
-            mean = np.where(count > 0, np.nansum(ring, axis=2) / np.maximum(count, 1), 0.0)
+        mean = np.where(count > 0, self._sum / np.maximum(count, 1), 0.0)
         pooled = count < self.min_count
         if pooled.any():
             lv = self.levels
@@ -116,13 +126,32 @@ class ResidualCalibrator:
             fallback = zq[None, :, :] * unit[:, None, None]
             quant = np.where(pooled[:, :, None], fallback, quant)
             mean = np.where(pooled, 0.0, mean)
-        return quant.astype(np.float64), mean.astype(np.float64), pooled
+        self._quantiles = quant.astype(np.float64)
+        self._mean = mean.astype(np.float64)
+        self._pooled = pooled
+        self._stale = False
+        self.adds_since_refresh = 0
 
-    def upper_one_step(self, level: float) -> FloatArray:
-        """The ``level`` quantile of the one-step residuals (NaN until enough are held)."""
-        ordered = np.sort(self._ring[:, 0], axis=1)[:, None, :]
-        q = _from_sorted(ordered, self._count[:, :1], np.full((self.n, 1, 1), level))[:, 0, 0]
-        return np.where(self._count[:, 0] >= self.min_count, q, np.nan)
+    @property
+    def stale(self) -> bool:
+        """True when residuals arrived since the last :meth:`refresh`."""
+        return self._stale
+
+    def residual_quantiles(
+        self, scale: FloatArray, horizons: int | None = None
+    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Residual quantiles (series, horizon, levels), mean residual, and pooled-use mask."""
+        if self._stale or self._quantiles is None:
+            self.refresh(scale)
+        assert self._quantiles is not None
+        H = self.horizon if horizons is None else min(horizons, self.horizon)
+        return self._quantiles[:, :H], self._mean[:, :H], self._pooled[:, :H]
+
+    def upper_one_step(self, level_index: int = -1) -> FloatArray:
+        """The one-step residual quantile at a level (NaN until the series has enough)."""
+        if self._quantiles is None:
+            return np.full(self.n, np.nan)
+        return np.where(self._pooled[:, 0], np.nan, self._quantiles[:, 0, level_index])
 
 
 def _from_sorted(

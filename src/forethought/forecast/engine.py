@@ -142,11 +142,12 @@ class ForecastEngine(Forecaster):
         unit = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         if t > 0:
             self.anomalies.check(t, y, obs, self._upper1)
-            for h in range(1, min(H, t) + 1):
-                issued = self._paths[(t - h) % H, :, h - 1]
-                ok = obs & np.isfinite(issued)
-                spread = self._spreads[(t - h) % H]
-                self.calibrator.add(h, (y - issued) / spread, ok)
+            k = min(H, t)
+            hs = np.arange(1, k + 1)
+            issued = self._paths[(t - hs) % H, :, hs - 1].T  # (n, k): h-step paths, h = 1..k
+            spread = self._spreads[(t - hs) % H].T
+            ok = obs[:, None] & np.isfinite(issued)
+            self.calibrator.add((y[:, None] - issued) / spread, ok)
             # Per-model loss: mean of the one-step and the H-step absolute error, in units
             # of the series' naive scale, exponentially forgotten.
             err1 = np.abs(y[None, :] - self._first)
@@ -161,8 +162,12 @@ class ForecastEngine(Forecaster):
         self._spreads[t % H] = self._spread()
         self.steps += 1
         if self.steps > 1:
-            q = self.calibrator.upper_one_step(max(self.levels))
-            self._upper1 = self._paths[t % H, :, 0] + q * self._spreads[t % H]
+            # Residual quantiles move slowly: recompute them every H steps (sorting every
+            # ring is the costliest thing the engine does), and forecast() when stale.
+            if self.calibrator.adds_since_refresh >= H:
+                self.calibrator.refresh(np.ones(self.n_series))
+            offset = self.calibrator.upper_one_step()
+            self._upper1 = self._paths[t % H, :, 0] + offset * self._spreads[t % H]
 
     def _spread(self) -> FloatArray:
         """Each series' current local spread: mean absolute deviation from its median.

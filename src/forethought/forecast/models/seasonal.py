@@ -1,6 +1,8 @@
-"""A seasonal profile, daily or weekly, used only where the series shows the cycle."""
+"""A seasonal profile (hourly, daily or weekly), used only where the series shows the cycle."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -9,8 +11,21 @@ from forethought.forecast.base import BoolArray, FloatArray
 from forethought.forecast.history import History
 from forethought.forecast.models.base import PointModel, Prediction
 
-NONE, DAILY, WEEKLY = 0, 1, 2
-SEASON_NAMES = {NONE: "none", DAILY: "daily", WEEKLY: "weekly"}
+NONE, HOURLY, DAILY, WEEKLY = 0, 1, 2, 3
+SEASON_NAMES = {NONE: "none", HOURLY: "hourly", DAILY: "daily", WEEKLY: "weekly"}
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """A candidate cycle: its code, its length in seconds, and how many cycles to average."""
+
+    code: int
+    seconds: int
+    cycles: int
+
+
+#: Cron-driven jobs make hourly cycles common; office hours make daily ones; weekends weekly.
+CYCLES = (Cycle(HOURLY, 3600, 12), Cycle(DAILY, 86400, 3), Cycle(WEEKLY, 7 * 86400, 3))
 
 
 def autocorrelation(x: FloatArray, lag: int) -> FloatArray:
@@ -20,59 +35,83 @@ def autocorrelation(x: FloatArray, lag: int) -> FloatArray:
     centred = x - x.mean(axis=1, keepdims=True)
     denom = np.einsum("ij,ij->i", centred, centred)
     num = np.einsum("ij,ij->i", centred[:, lag:], centred[:, :-lag])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(denom > 0, num / np.where(denom > 0, denom, 1.0), 0.0)
-    return np.asarray(r)
+    safe = np.where(denom > 0, denom, 1.0)
+    return np.asarray(np.where(denom > 0, num / safe, 0.0))
+
+
+def phase_effect_f(x: FloatArray, period: int, max_cycles: int = 168) -> FloatArray:
+    """F statistic of a phase effect, with each cycle as a block (two-way ANOVA).
+
+    Subtracting each cycle's own mean removes slow level drift, so what remains is the
+    recurring shape within the cycle: a small hourly bump from a cron job, repeated over
+    many hours, is detected even where it is too small to show in the autocorrelation.
+    """
+    cycles = min(x.shape[1] // period, max_cycles)
+    if cycles < 3 or period < 2:
+        return np.zeros(x.shape[0])
+    blocks = x[:, x.shape[1] - cycles * period :].reshape(x.shape[0], cycles, period)
+    centred = blocks - blocks.mean(axis=2, keepdims=True)
+    effect = centred.mean(axis=1)  # (n, period)
+    resid = centred - effect[:, None, :]
+    between = cycles * (effect**2).sum(axis=1) / (period - 1)
+    within = (resid**2).sum(axis=1).sum(axis=1) / ((cycles - 1) * (period - 1))
+    return np.asarray(np.where(within > 0, between / np.where(within > 0, within, 1.0), 0.0))
 
 
 def detect_season(
-    x: FloatArray, day: int, *, min_strength: float = 0.3, margin: float = 0.15
+    x: FloatArray,
+    day: int,
+    *,
+    hour: int | None = None,
+    min_strength: float = 0.3,
+    margin: float = 0.15,
+    min_f: float = 6.0,
 ) -> npt.NDArray[np.int8]:
-    """Per row: DAILY, WEEKLY or NONE, by an autocorrelation test.
+    """Per row: HOURLY, DAILY, WEEKLY or NONE, by an autocorrelation test.
 
-    A daily cycle must correlate at one day *and* clearly more than at half a day: a series
+    A cycle of length P must correlate at lag P *and* clearly more than at P/2: a series
     that merely stays high on weekdays and low on weekends (or shifts level) correlates about
     as much at both lags, so a weekend effect is not mistaken for a daily cycle. A weekly
-    pattern needs two weeks of history and must correlate at one week clearly more than at
-    one day and at half a week.
+    pattern needs two weeks of history and must also beat the daily correlation. Longer
+    cycles win over shorter ones when both pass (a daily cycle implies nothing hourly).
     """
     n, length = x.shape
     out = np.zeros(n, dtype=np.int8)
-    if length < 2 * day:
-        return out
-    threshold = max(min_strength, 2.58 / np.sqrt(length))
-    r_day = autocorrelation(x, day)
-    r_half = autocorrelation(x, day // 2)
-    daily = (r_day > threshold) & (r_day - r_half > margin)
-    out[daily] = DAILY
+    threshold = max(min_strength, 2.58 / np.sqrt(max(length, 1)))
+
+    def passes(period: int) -> BoolArray:
+        r = autocorrelation(x, period)
+        return np.asarray((r > threshold) & (r - autocorrelation(x, period // 2) > margin))
+
+    if hour is not None and hour >= 4 and length >= 4 * hour:
+        out[phase_effect_f(x, hour) > min_f] = HOURLY
+    if length >= 2 * day:
+        out[passes(day)] = DAILY
     week = 7 * day
     if length >= 2 * week:
-        r_week = autocorrelation(x, week)
-        r_half_week = autocorrelation(x, week // 2)
-        weekly = (
-            (r_week > threshold)
-            & (r_week - np.maximum(r_day, 0.0) > margin)
-            & (r_week - r_half_week > margin)
-        )
+        r_day = np.maximum(autocorrelation(x, day), 0.0)
+        weekly = passes(week) & (autocorrelation(x, week) - r_day > margin)
         out[weekly] = WEEKLY
     return out
 
 
 class SeasonalProfile(PointModel):
-    """The median of the same phase over the last ``periods`` cycles, re-levelled.
+    """The median of the same phase over recent cycles, re-levelled to the current level.
 
-    The cycle (daily or weekly) is chosen per series by :func:`detect_season` and re-tested
-    every quarter day; series without a supported cycle are left to the other models, with
+    The cycle (hourly, daily or weekly) is chosen per series by :func:`detect_season` and
+    re-tested regularly; series without a supported cycle are left to the other models, with
     the reason recorded.
     """
 
     name = "seasonal"
 
-    def __init__(self, step_seconds: int = 300, periods: int = 3, level_window: int = 12) -> None:
-        self.day = max(2, round(86400 / step_seconds))
-        self.periods = periods
+    def __init__(self, step_seconds: int = 300, level_window: int = 12) -> None:
+        self.periods = {c.code: max(2, round(c.seconds / step_seconds)) for c in CYCLES}
+        self.cycles = {c.code: c.cycles for c in CYCLES}
         self.level_window = level_window
-        self.history_needed = periods * 7 * self.day + level_window
+        self.history_needed = max(self.periods[c] * self.cycles[c] for c in self.periods) + (
+            level_window
+        )
 
     def reset(self, n: int) -> None:
         self._season = np.zeros(n, dtype=np.int8)
@@ -80,24 +119,26 @@ class SeasonalProfile(PointModel):
 
     def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
         self._since_test += 1
-        if history.length >= 2 * self.day and self._since_test >= max(1, self.day // 4):
+        hour, day = self.periods[HOURLY], self.periods[DAILY]
+        every = max(1, min(day // 4, 4 * hour))
+        if history.length >= 4 * hour and self._since_test >= every:
             self._since_test = 0
-            window = history.window(min(history.length, 4 * 7 * self.day))
-            self._season = detect_season(window, self.day)
+            window = history.window(min(history.length, 4 * 7 * day))
+            self._season = detect_season(window, day, hour=hour)
 
     @property
     def seasons(self) -> npt.NDArray[np.int8]:
         return self._season
 
-    def _profile(self, history: History, period: int, horizon: int) -> FloatArray:
-        length = history.length
-        w = self.level_window
-        cycles = min(self.periods, (length - w) // period)  # whole cycles behind the window
-        x = history.window(length)
+    def _profile(self, x: FloatArray, period: int, cycles: int, horizon: int) -> FloatArray:
+        length = x.shape[1]
+        w = min(self.level_window, period)
+        cycles = min(cycles, (length - w) // period)  # whole cycles behind the level window
         steps = np.arange(1, horizon + 1)
-        # Same phase k cycles back, for k = 1..cycles; steps beyond one period wrap a cycle.
-        back = [length - 1 + steps - k * period for k in range(1, cycles + 1)]
-        idx = np.stack([np.where(b < length, b, b - period) for b in back])  # (cycles, H)
+        # Same phase k cycles back, for k = 1..cycles, folded into the last cycle when the
+        # horizon reaches beyond one period.
+        back = [length - 1 + ((steps - 1) % period) + 1 - k * period for k in range(1, cycles + 1)]
+        idx = np.stack(back)  # (cycles, H)
         path = np.median(x[:, idx], axis=1)  # (n, H)
         recent = np.median(x[:, length - w :], axis=1)
         past = np.median(
@@ -111,11 +152,13 @@ class SeasonalProfile(PointModel):
     def predict(self, horizon: int, history: History) -> Prediction:
         n = history.n
         values = np.full((n, horizon), np.nan)
-        for season, period in ((DAILY, self.day), (WEEKLY, 7 * self.day)):
-            rows = self._season == season
-            if rows.any() and history.length >= period + self.level_window:
-                values[rows] = self._profile(history, period, horizon)[rows]
+        for code, period in self.periods.items():
+            rows = self._season == code
+            need = period + min(self.level_window, period)
+            if rows.any() and history.length >= need:
+                x = history.window(min(history.length, period * self.cycles[code] + need))
+                values[rows] = self._profile(x[rows], period, self.cycles[code], horizon)
         valid = (self._season != NONE) & np.isfinite(values).all(axis=1)
         return Prediction(
-            values, valid, "no significant daily or weekly cycle, or under two cycles of history"
+            values, valid, "no significant hourly, daily or weekly cycle in its history"
         )
