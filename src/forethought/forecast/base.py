@@ -62,6 +62,20 @@ class Forecast:
         return self.quantile(0.5)
 
 
+def horizon_bands(max_horizon: int) -> list[tuple[int, int]]:
+    """Doubling bands of horizon steps [1,1], [2,3], [4,7], [8,15]... up to ``max_horizon``.
+
+    Forecast error grows slowly with the horizon, so steps within a band can share what is
+    learned about them (regression weights, residual distributions).
+    """
+    bands, lo = [], 1
+    while lo <= max_horizon:
+        hi = min(2 * lo - 1, max_horizon)
+        bands.append((lo, hi))
+        lo = hi + 1
+    return bands
+
+
 def validate_levels(levels: tuple[float, ...]) -> tuple[float, ...]:
     """Sorted, unique levels strictly inside (0, 1); the median is always included."""
     if any(not 0.0 < q < 1.0 for q in levels):

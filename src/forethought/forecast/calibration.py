@@ -1,30 +1,31 @@
 """Conformal calibration: quantiles from each series' own recent residuals, per horizon.
 
 Every step the engine scores the point paths it issued 1..H steps earlier against the new
-sample; the residuals go into a ring per (series, horizon). A quantile at level q is the
-empirical quantile of that ring (with the finite-sample conformal correction), added to
-the point path. Because each horizon has its own ring, coverage holds at every horizon,
-not only on average.
+sample. Residuals are kept in a ring per series and *horizon band* ([1], [2,3], [4,7],
+[8,15] ...): error grows slowly with the horizon, so neighbouring steps can share a ring,
+which cuts memory and sorting by H / log2(H) (what lets 100,000 series fit in 2 GB). Each
+band records one residual per step, rotating through its horizons, so every ring spans
+the same stretch of time.
 
 Real VM load is bursty, so residuals are not exchangeable and a plain empirical quantile
 under-covers after a quiet spell. The level used for each (series, horizon, level) is
 therefore adapted online (adaptive conformal inference, Gibbs and Candes 2021): each new
-residual that lands above the current quantile raises the level a little, each one below
-lowers it, so the long-run miss rate is driven to 1 - q whatever the data do.
+residual above the quantile in force raises the level a little, each one below lowers it,
+so the long-run miss rate of *every horizon* is driven to 1 - q whatever the data do.
 
-Until a series has ``min_count`` residuals at a horizon, it borrows the pooled residuals of
-all series at that horizon, standardised by each series' scale, and its note says so.
+Until a series has ``min_count`` residuals in a band, it borrows the pooled residuals of
+all series in that band, standardised by each series' scale, and its note says so.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from forethought.forecast.base import BoolArray, FloatArray
+from forethought.forecast.base import BoolArray, FloatArray, horizon_bands
 
 
 class ResidualCalibrator:
-    """Rings of recent residuals per series and horizon (float32, grown on demand)."""
+    """Rings of recent residuals per series and horizon band (float32, grown on demand)."""
 
     def __init__(
         self,
@@ -41,37 +42,50 @@ class ResidualCalibrator:
         self.min_count = min(min_count, size)
         self.levels = np.asarray(levels, dtype=np.float64)
         self.adapt_rate = adapt_rate
-        self._ring = np.full((n, horizon, min(size, 32)), np.nan, dtype=np.float32)
-        self._pos = np.zeros(horizon, dtype=np.int64)
-        self._count = np.zeros((n, horizon), dtype=np.int64)
+        self.bands = horizon_bands(horizon)
+        self.band_of = np.array(
+            [b for b, (lo, hi) in enumerate(self.bands) for _ in range(lo, hi + 1)]
+        )
+        B = len(self.bands)
+        self._ring = np.full((n, B, min(size, 32)), np.nan, dtype=np.float32)
+        self._pos = 0  # every band records one residual per step
+        self._count = np.zeros((n, B), dtype=np.int64)
+        self._sum = np.zeros((n, B))  # running sum of each ring, for the mean residual
         self._adjusted = np.tile(self.levels.astype(np.float32), (n, horizon, 1))
         # Residual quantiles at the adjusted levels, as last computed by refresh().
         self._quantiles: FloatArray | None = None
         self._mean = np.zeros((n, horizon))
         self._pooled = np.ones((n, horizon), dtype=bool)
         self._stale = True
-        self._sum = np.zeros((n, horizon))  # running sum of each ring, for the mean residual
         self.adds_since_refresh = 0
 
     def add(self, residuals: FloatArray, valid: BoolArray) -> None:
         """Record one step's residuals of the 1..k-step-ahead forecasts, shape (series, k)."""
         k = residuals.shape[1]
-        hs = np.arange(k)
-        held = self._ring.shape[2]
-        if self._pos[:k].max() >= held and held < self.size:
-            grown = np.full((self.n, self.horizon, min(self.size, 2 * held)), np.nan, np.float32)
-            grown[:, :, :held] = self._ring
-            self._ring = grown
         if self.adapt_rate > 0 and self._quantiles is not None:
             self._adapt(k, residuals, valid)
+        # One residual per band: rotate through the band's horizons from step to step.
+        picks = [
+            (b, lo - 1 + self._pos % (min(hi, k) - lo + 1))
+            for b, (lo, hi) in enumerate(self.bands)
+            if lo <= k
+        ]
+        bands = np.array([b for b, _ in picks])
+        cols = np.array([c for _, c in picks])
+        held = self._ring.shape[2]
+        if self._pos >= held and held < self.size:
+            grown = np.full((self.n, len(self.bands), min(self.size, 2 * held)), np.nan, np.float32)
+            grown[:, :, :held] = self._ring
+            self._ring = grown
+        slot = self._pos % self.size
+        ok = valid[:, cols]
+        new = np.where(ok, residuals[:, cols], np.nan).astype(np.float32)
+        old = self._ring[:, bands, slot]  # NaN until the ring is full: nothing leaves then
+        self._sum[:, bands] += np.where(ok, new, 0.0) - np.where(np.isfinite(old), old, 0.0)
+        self._count[:, bands] += ok.astype(np.int64) - np.isfinite(old)
+        self._ring[:, bands, slot] = new
+        self._pos += 1
         self._stale = True
-        slots = self._pos[:k] % self.size
-        new = np.where(valid, residuals, np.nan).astype(np.float32)
-        old = self._ring[:, hs, slots]  # NaN until the ring is full: nothing leaves then
-        self._sum[:, :k] += np.where(valid, new, 0.0) - np.where(np.isfinite(old), old, 0.0)
-        self._ring[:, hs, slots] = new
-        self._pos[:k] += 1
-        self._count[:, :k] = np.minimum(self._count[:, :k] + valid, self.size)
         self.adds_since_refresh += 1
 
     def _adapt(self, k: int, residuals: FloatArray, valid: BoolArray) -> None:
@@ -91,7 +105,7 @@ class ResidualCalibrator:
     @property
     def counts(self) -> np.ndarray:
         """Residuals held per (series, horizon)."""
-        return self._count
+        return self._count[:, self.band_of]
 
     @property
     def adjusted_levels(self) -> FloatArray:
@@ -103,31 +117,34 @@ class ResidualCalibrator:
 
         ``scale`` (per series) standardises residuals for the pooled fallback.
         """
-        ring = self._ring
-        H = self.horizon
-        ordered = np.sort(ring, axis=2)  # NaN sort last; sorting beats partition here
-        count = self._count
+        ordered = np.sort(self._ring, axis=2)  # NaN sort last; sorting beats partition here
+        levels = self._adjusted.astype(np.float64)
         # With adaptive levels the long-run miss rate is already driven to 1 - q, so the
         # finite-sample correction would only make the quantiles conservative.
-        quant = _from_sorted(
-            ordered, count, self._adjusted.astype(np.float64), self.adapt_rate <= 0
-        )
-        mean = np.where(count > 0, self._sum / np.maximum(count, 1), 0.0)
+        finite_sample = self.adapt_rate <= 0
+        quant = np.empty((self.n, self.horizon, len(self.levels)))
+        for h in range(self.horizon):  # loop over horizons, vectorised over series
+            b = self.band_of[h]
+            quant[:, h] = _from_sorted(
+                ordered[:, b], self._count[:, b], levels[:, h], finite_sample
+            )
+        count = self._count[:, self.band_of]
+        mean = np.where(count > 0, self._sum[:, self.band_of] / np.maximum(count, 1), 0.0)
         pooled = count < self.min_count
         if pooled.any():
-            lv = self.levels
             unit = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-            z = ring / unit[:, None, None]
-            zq = np.full((H, len(lv)), 0.0)
-            for k in range(H):  # loop over horizons: each pools all series at once
-                zk = z[:, k][np.isfinite(z[:, k])]
-                if zk.size:
-                    zq[k] = np.quantile(zk, np.minimum(1.0, lv * (1 + 1 / zk.size)))
-            fallback = zq[None, :, :] * unit[:, None, None]
-            quant = np.where(pooled[:, :, None], fallback, quant)
+            for b in range(len(self.bands)):  # loop over bands: each pools all series at once
+                z = self._ring[:, b] / unit[:, None]
+                z = z[np.isfinite(z)]
+                if not z.size:
+                    continue
+                zq = np.quantile(z, np.minimum(1.0, self.levels * (1 + 1 / z.size)))
+                hs = np.flatnonzero(self.band_of == b)
+                fallback = zq[None, None, :] * unit[:, None, None]
+                quant[:, hs] = np.where(pooled[:, hs, None], fallback, quant[:, hs])
             mean = np.where(pooled, 0.0, mean)
-        self._quantiles = quant.astype(np.float64)
-        self._mean = mean.astype(np.float64)
+        self._quantiles = quant
+        self._mean = mean
         self._pooled = pooled
         self._stale = False
         self.adds_since_refresh = 0
@@ -157,19 +174,19 @@ class ResidualCalibrator:
 def _from_sorted(
     ordered: np.ndarray, count: np.ndarray, levels: FloatArray, finite_sample: bool = True
 ) -> FloatArray:
-    """Conformal quantiles from rows sorted along the last axis, of which ``count`` are finite.
+    """Empirical quantiles of rows sorted along the last axis, of which ``count`` are finite.
 
-    ``levels`` has shape (series, horizon, levels): one level per cell, so adapted levels
-    can differ by series and horizon.
+    ``ordered`` is (series, slots), ``count`` (series,), ``levels`` (series, levels): one
+    level per cell, so adapted levels can differ by series.
     """
-    c = np.maximum(count, 1)[:, :, None].astype(np.float64)
+    c = np.maximum(count, 1)[:, None].astype(np.float64)
     # Finite-sample correction: the ceil((m+1)q)/m empirical quantile covers q in expectation.
     adj = np.minimum(1.0, levels * (c + 1) / c) if finite_sample else levels
     pos = adj * (c - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, c.astype(np.int64) - 1)
     frac = pos - lo
-    lo_v = np.take_along_axis(ordered, lo, axis=2).astype(np.float64)
-    hi_v = np.take_along_axis(ordered, hi, axis=2).astype(np.float64)
+    lo_v = np.take_along_axis(ordered, lo, axis=1).astype(np.float64)
+    hi_v = np.take_along_axis(ordered, hi, axis=1).astype(np.float64)
     out = lo_v + frac * (hi_v - lo_v)
-    return np.asarray(np.where(count[:, :, None] > 0, out, 0.0))
+    return np.asarray(np.where(count[:, None] > 0, out, 0.0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forethought.forecast.base import BoolArray, FloatArray
+from forethought.forecast.base import BoolArray, FloatArray, horizon_bands
 from forethought.forecast.history import History
 from forethought.forecast.models.base import PointModel, Prediction
 
@@ -24,16 +24,6 @@ FEATURES: tuple[tuple[str, int], ...] = (
     ("median", 144),
     ("mean", 36),
 )
-
-
-def horizon_bands(max_horizon: int) -> list[tuple[int, int]]:
-    """Doubling bands of horizons [1,1], [2,3], [4,7], ... sharing one set of weights."""
-    bands, lo = [], 1
-    while lo <= max_horizon:
-        hi = min(2 * lo - 1, max_horizon)
-        bands.append((lo, hi))
-        lo = hi + 1
-    return bands
 
 
 def median_regression(

@@ -40,7 +40,6 @@ class MarkovChain(PointModel):
         self._matrix = np.tile(np.eye(s), (n, 1, 1))
         self._fitted = np.zeros(n, dtype=bool)
         self._since_fit = self.refit_every
-        self._powers = np.zeros((n, 0, s, s))  # P^1..P^H, cached per fit and horizon
         self._median_paths = np.zeros((n, s, 0))  # median path from each starting state
 
     def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
@@ -76,31 +75,37 @@ class MarkovChain(PointModel):
                 hits.reshape(n, s) > 0, (sums / np.maximum(hits, 1)).reshape(n, s), edges_ext
             )
         self._fitted = ordered[:, -1] > ordered[:, 0]
-        self._powers = np.zeros((n, 0, s, s))  # invalidate the cached powers
+        self._median_paths = np.zeros((n, s, 0))  # invalidate the cached paths
 
-    def _ensure_powers(self, horizon: int) -> None:
-        """Cache P^1..P^horizon and the median path from every starting state."""
-        if self._powers.shape[1] == horizon:
+    def _ensure_paths(self, horizon: int) -> None:
+        """Cache the median path from every starting state (series, states, horizon).
+
+        Only the paths are kept, not the matrix powers: (series, horizon, states, states)
+        would cost hundreds of MB for 100,000 series.
+        """
+        if self._median_paths.shape[2] == horizon:
             return
         n, s = self._matrix.shape[:2]
-        powers = np.empty((n, horizon, s, s))
+        paths = np.empty((n, s, horizon))
         current = self._matrix
         for h in range(horizon):  # loop over the horizon, vectorised over series
-            powers[:, h] = current
-            current = np.matmul(current, self._matrix)
-        self._powers = powers
-        median_state = (np.cumsum(powers, axis=3) < 0.5).sum(axis=3)  # (n, H, s_from)
-        median_state = np.minimum(median_state, s - 1)
-        values = np.take_along_axis(
-            self._values[:, None, :], median_state.reshape(n, 1, -1), axis=2
-        ).reshape(n, horizon, s)
-        self._median_paths = values.transpose(0, 2, 1)  # (n, s_from, H)
+            median_state = np.minimum((np.cumsum(current, axis=2) < 0.5).sum(axis=2), s - 1)
+            paths[:, :, h] = np.take_along_axis(self._values, median_state, axis=1)
+            if h + 1 < horizon:
+                current = np.matmul(current, self._matrix)
+        self._median_paths = paths
 
     def distribution(self, horizon: int, history: History) -> FloatArray:
         """State probabilities (series, horizon, states) for each future step."""
-        self._ensure_powers(horizon)
+        n, s = history.n, self.states
         current = self.state_of(history.window(1))[:, 0]
-        return np.asarray(self._powers[np.arange(history.n), :, current, :])
+        p = np.zeros((n, s))
+        p[np.arange(n), current] = 1.0
+        out = np.empty((n, horizon, s))
+        for h in range(horizon):  # loop over the horizon, vectorised over series
+            p = np.einsum("ns,nst->nt", p, self._matrix)
+            out[:, h] = p
+        return out
 
     @property
     def state_values(self) -> FloatArray:
@@ -114,7 +119,7 @@ class MarkovChain(PointModel):
                 np.zeros(n, dtype=bool),
                 f"under {self.min_history} samples of history, or a constant series",
             )
-        self._ensure_powers(horizon)
+        self._ensure_paths(horizon)
         current = self.state_of(history.window(1))[:, 0]
         path = self._median_paths[np.arange(n), current]
         return Prediction(path, self._fitted.copy(), "constant series: a single state")
