@@ -44,14 +44,16 @@ class History:
         self.last = filled
         self.observed_count += observed
         capacity = self._buf.shape[1]
+        # Room beyond max_length so the shift below happens once every `slack` appends.
+        slack = max(64, self.max_length // 8)
         if self._len == capacity:
-            if capacity < 2 * self.max_length:
-                grown = np.full((self.n, min(2 * self.max_length, 2 * capacity)), np.nan)
+            if capacity < self.max_length + slack:
+                grown = np.full((self.n, min(self.max_length + slack, 2 * capacity)), np.nan)
                 grown[:, : self._len] = self._buf
                 self._buf = grown
             else:
-                # Keep the newest max_length samples; copying once every max_length appends
-                # keeps appends amortised O(1) while every window up to max_length stays whole.
+                # Keep the newest max_length samples: every window up to max_length stays
+                # whole, and the copy is amortised over `slack` appends.
                 self._buf[:, : self.max_length] = self._buf[:, self._len - self.max_length :]
                 self._len = self.max_length
         self._buf[:, self._len] = filled
