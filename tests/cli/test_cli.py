@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_forecast_json_lines(runner: CliRunner) -> None:
     first = lines[0]
     assert len(first["mean"]) == 6
     qs = [first["quantiles"][k] for k in ("0.5", "0.9", "0.95", "0.99")]
-    for lower, upper in zip(qs, qs[1:], strict=False):
+    for lower, upper in itertools.pairwise(qs):
         assert all(a <= b for a, b in zip(lower, upper, strict=True))
 
 

@@ -59,27 +59,30 @@ def score(actual: FloatArray, point: FloatArray, p95: FloatArray, scale: FloatAr
     with np.errstate(invalid="ignore", divide="ignore"):
         scaled = np.abs(err) / np.where(scaled_ok, scale, np.nan)[:, :, None]
 
+    def mean(x: FloatArray, axis: tuple[int, ...] | None) -> FloatArray:
+        """NaN-ignoring mean that returns NaN, silently, for an empty slice."""
+        ok = np.isfinite(x)
+        total = np.where(ok, x, 0.0).sum(axis=axis)
+        count = ok.sum(axis=axis)
+        return np.asarray(np.where(count > 0, total / np.maximum(count, 1), np.nan))
+
     def summary(axis: tuple[int, ...] | None) -> dict[str, FloatArray]:
-        # MASE: mean over h per (series, origin) first, then over (series, origin).
         if axis is None:
-            # Mean over h per (series, origin) first, then over the pairs that have both a
-            # scale and at least one observed actual (explicit sums: no empty-slice means).
-            seen_h = np.isfinite(scaled)
-            n_h = seen_h.sum(axis=2)
-            per_pair = np.where(seen_h, scaled, 0.0).sum(axis=2) / np.maximum(n_h, 1)
-            use = scaled_ok & (n_h > 0)
-            mase = per_pair[use].mean() if use.any() else np.nan
+            # MASE: mean over h per (series, origin) first, then over the pairs that have
+            # both a scale and at least one observed actual.
+            per_pair = mean(scaled, (2,))
+            mase = mean(np.where(scaled_ok, per_pair, np.nan), None)
         else:
-            mase = np.nanmean(scaled, axis=axis)
-        cov = np.nanmean(covered, axis=axis)
+            mase = mean(scaled, axis)
+        cov = mean(covered, axis)
         return {
-            "mae": np.nanmean(np.abs(err), axis=axis),
-            "rmse": np.sqrt(np.nanmean(err**2, axis=axis)),
-            "mase": np.asarray(mase),
-            "pinball_95": np.nanmean(pin, axis=axis),
+            "mae": mean(np.abs(err), axis),
+            "rmse": np.sqrt(mean(err**2, axis)),
+            "mase": mase,
+            "pinball_95": mean(pin, axis),
             "coverage_95": cov,
             "under_provisioning": 1.0 - cov,
-            "over_provisioning": np.nanmean(over, axis=axis),
+            "over_provisioning": mean(over, axis),
         }
 
     overall = {k: float(v) for k, v in summary(None).items()}

@@ -32,10 +32,20 @@ class AnomalyDetector:
         self._bound = np.full((n, run), np.nan)
         self.events: list[Anomaly] = []
         self.flags = np.zeros(n, dtype=bool)  # series currently in an anomalous run
+        self._frozen = np.full(n, np.nan)  # the bound in force when the current run began
 
     def check(self, step: int, y: FloatArray, observed: BoolArray, upper: FloatArray) -> BoolArray:
-        """Score one step; returns the series whose run reached ``run`` at this step."""
-        above = observed & np.isfinite(upper) & (y > upper)
+        """Score one step; returns the series whose run reached ``run`` at this step.
+
+        During a run the bound stays the one in force when the run began: an adaptive
+        forecaster partly follows a jump after one step, and a run must not escape the
+        bar it is measured against by dragging it along.
+        """
+        in_run = self._length > 0
+        bound = np.where(in_run, self._frozen, upper)
+        above = observed & np.isfinite(bound) & (y > bound)
+        self._frozen = np.where(above & ~in_run, upper, np.where(above, self._frozen, np.nan))
+        upper = bound
         slot = step % self.run
         self._seen[:, slot] = y
         self._bound[:, slot] = upper

@@ -32,7 +32,9 @@ class Forecast:
     mean: FloatArray
     notes: tuple[str, ...]
     model_names: tuple[str, ...] = ()
-    model_weights: FloatArray | None = None  # (series, models), rows sum to 1
+    # (series, models): rows sum to 1 where any model could forecast the series, and are
+    # all zero where the fallback answered instead (its note says so).
+    model_weights: FloatArray | None = None
 
     def __post_init__(self) -> None:
         if self.quantiles.ndim != 3 or self.quantiles.shape[2] != len(self.levels):

@@ -57,6 +57,7 @@ class ResidualCalibrator:
         self._mean = np.zeros((n, horizon))
         self._pooled = np.ones((n, horizon), dtype=bool)
         self._stale = True
+        self._anomaly_q = np.full(n, np.nan)
         self.adds_since_refresh = 0
 
     def add(self, residuals: FloatArray, valid: BoolArray) -> None:
@@ -113,10 +114,17 @@ class ResidualCalibrator:
         return self._adjusted.astype(np.float64)
 
     def refresh(self, scale: FloatArray) -> None:
-        """Recompute the residual quantiles at the adjusted levels from the rings.
+        """Recompute the quantiles in force (used to adapt levels and bound anomalies).
 
-        ``scale`` (per series) standardises residuals for the pooled fallback.
+        Called on the engine's own schedule only, so asking for a forecast never changes
+        what the engine learns. ``scale`` standardises residuals for the pooled fallback.
         """
+        self._quantiles, self._mean, self._pooled, self._anomaly_q = self._compute(scale)
+        self._stale = False
+        self.adds_since_refresh = 0
+
+    def _compute(self, scale: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray, FloatArray]:
+        """Quantiles at the adjusted levels, mean residual, pooled mask, one-step p-top."""
         ordered = np.sort(self._ring, axis=2)  # NaN sort last; sorting beats partition here
         levels = self._adjusted.astype(np.float64)
         # With adaptive levels the long-run miss rate is already driven to 1 - q, so the
@@ -132,9 +140,10 @@ class ResidualCalibrator:
         mean = np.where(count > 0, self._sum[:, self.band_of] / np.maximum(count, 1), 0.0)
         pooled = count < self.min_count
         if pooled.any():
-            unit = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+            usable = np.isfinite(scale) & (scale > 0)
+            unit = np.where(usable, scale, 0.0)  # a series with no scale borrows a 0 width
             for b in range(len(self.bands)):  # loop over bands: each pools all series at once
-                z = self._ring[:, b] / unit[:, None]
+                z = self._ring[:, b][usable] / unit[usable, None]
                 z = z[np.isfinite(z)]
                 if not z.size:
                     continue
@@ -143,11 +152,11 @@ class ResidualCalibrator:
                 fallback = zq[None, None, :] * unit[:, None, None]
                 quant[:, hs] = np.where(pooled[:, hs, None], fallback, quant[:, hs])
             mean = np.where(pooled, 0.0, mean)
-        self._quantiles = quant
-        self._mean = mean
-        self._pooled = pooled
-        self._stale = False
-        self.adds_since_refresh = 0
+        # Anomalies are judged at the fixed top level, not the adapted one: a run of
+        # outliers must not lift the bar it is measured against.
+        top = np.full((self.n, 1), float(self.levels[-1]))
+        anomaly_q = _from_sorted(ordered[:, 0], self._count[:, 0], top, finite_sample)[:, 0]
+        return quant, mean, pooled, anomaly_q
 
     @property
     def stale(self) -> bool:
@@ -157,18 +166,27 @@ class ResidualCalibrator:
     def residual_quantiles(
         self, scale: FloatArray, horizons: int | None = None
     ) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Residual quantiles (series, horizon, levels), mean residual, and pooled-use mask."""
-        if self._stale or self._quantiles is None:
-            self.refresh(scale)
-        assert self._quantiles is not None
-        H = self.horizon if horizons is None else min(horizons, self.horizon)
-        return self._quantiles[:, :H], self._mean[:, :H], self._pooled[:, :H]
+        """Residual quantiles (series, horizon, levels), mean residual, and pooled-use mask.
 
-    def upper_one_step(self, level_index: int = -1) -> FloatArray:
-        """The one-step residual quantile at a level (NaN until the series has enough)."""
+        Computed afresh when residuals arrived since the last refresh, without replacing
+        the quantiles in force: forecasting is read-only.
+        """
+        if self._stale or self._quantiles is None:
+            quant, mean, pooled, _ = self._compute(scale)
+        else:
+            quant, mean, pooled = self._quantiles, self._mean, self._pooled
+        H = self.horizon if horizons is None else min(horizons, self.horizon)
+        return quant[:, :H], mean[:, :H], pooled[:, :H]
+
+    def upper_one_step(self) -> FloatArray:
+        """The one-step residual quantile at the top level, unadapted, as last refreshed.
+
+        NaN until the series has enough residuals of its own: no anomaly is called on
+        borrowed calibration.
+        """
         if self._quantiles is None:
             return np.full(self.n, np.nan)
-        return np.where(self._pooled[:, 0], np.nan, self._quantiles[:, 0, level_index])
+        return np.where(self._pooled[:, 0], np.nan, self._anomaly_q)
 
 
 def _from_sorted(

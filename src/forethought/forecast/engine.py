@@ -113,7 +113,7 @@ class ForecastEngine(Forecaster):
 
     @property
     def model_names(self) -> tuple[str, ...]:
-        return tuple(m.name for m in self.models)
+        return tuple(m.label for m in self.models)
 
     @property
     def events(self) -> list[Anomaly]:
@@ -139,7 +139,7 @@ class ForecastEngine(Forecaster):
     def _step(self, y: FloatArray, obs: BoolArray) -> None:
         t, H = self.steps, self.horizon
         scale = self.history.scale()
-        unit = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        unit = np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
         if t > 0:
             self.anomalies.check(t, y, obs, self._upper1)
             k = min(H, t)
@@ -165,9 +165,21 @@ class ForecastEngine(Forecaster):
             # Residual quantiles move slowly: recompute them every H steps (sorting every
             # ring is the costliest thing the engine does), and forecast() when stale.
             if self.calibrator.adds_since_refresh >= H:
-                self.calibrator.refresh(np.ones(self.n_series))
+                self.calibrator.refresh(self._pool_scale())
             offset = self.calibrator.upper_one_step()
             self._upper1 = self._paths[t % H, :, 0] + offset * self._spreads[t % H]
+
+    def _pool_scale(self) -> FloatArray:
+        """Per-series scale of the stored residuals, for borrowing pooled calibration.
+
+        The naive scale, else 1 % of the level, else zero: always taken from the data, so
+        forecasts stay equivariant to the unit of the series.
+        """
+        scale = self.history.scale()
+        level = np.abs(np.where(np.isfinite(self.history.last), self.history.last, 0.0))
+        unit = np.where(np.isfinite(scale) & (scale > 0), scale, 0.01 * level)
+        spread = self._spreads[(self.steps - 1) % self.horizon] if self.steps else 1.0
+        return np.asarray(unit / spread)
 
     def _spread(self) -> FloatArray:
         """Each series' current local spread: mean absolute deviation from its median.
@@ -224,7 +236,7 @@ class ForecastEngine(Forecaster):
         if not 1 <= H <= self.horizon:
             raise ForecastError(f"horizon must be between 1 and {self.horizon} (configured)")
         path = self._paths[(self.steps - 1) % self.horizon, :, :H]
-        rq, rmean, pooled = self.calibrator.residual_quantiles(np.ones(self.n_series), H)
+        rq, rmean, pooled = self.calibrator.residual_quantiles(self._pool_scale(), H)
         spread = self._spreads[(self.steps - 1) % self.horizon]
         rq = rq * spread[:, None, None]
         rmean = rmean * spread[:, None]
@@ -260,9 +272,7 @@ class ForecastEngine(Forecaster):
         texts: dict[int, str] = {}
         for c in np.unique(code).tolist():
             parts = [
-                f"{m.name}: {self._reasons[i]}"
-                for i, m in enumerate(self.models)
-                if c >> i & 1 and len(self.models) > 1
+                f"{m.label}: {self._reasons[i]}" for i, m in enumerate(self.models) if c >> i & 1
             ]
             M = len(self.models)
             if c >> M & 1:

@@ -33,6 +33,11 @@ class PointModel(ABC):
     #: Samples of history the model reads; the engine keeps at least this many.
     history_needed: int = 1
 
+    @property
+    def label(self) -> str:
+        """The name shown in weights and notes, unique within an ensemble."""
+        return self.name
+
     def reset(self, n: int) -> None:  # noqa: B027 - stateless models need no reset
         """Allocate learned state for ``n`` series."""
 

@@ -24,6 +24,10 @@ class MovingAverage(PointModel):
         self.window = window
         self.history_needed = window
 
+    @property
+    def label(self) -> str:
+        return f"{self.name}{self.window}"
+
     def predict(self, horizon: int, history: History) -> Prediction:
         return Prediction(
             flat(history.mean(self.window), horizon), has_data(history), "no observation yet"
@@ -42,6 +46,10 @@ class MovingMedian(PointModel):
     def __init__(self, window: int = 36) -> None:
         self.window = window
         self.history_needed = window
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}{self.window}"
 
     def predict(self, horizon: int, history: History) -> Prediction:
         return Prediction(

@@ -1,0 +1,1 @@
+"""Tests of the forecasting engine, its models, calibration, anomalies and evaluation."""
