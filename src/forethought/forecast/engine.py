@@ -202,6 +202,9 @@ class ForecastEngine(Forecaster):
 
     def _combine(self) -> None:
         t, H = self.steps, self.horizon
+        # Validity is only known once a model has predicted, but the weights need all of
+        # them; so predictions are kept as a list (never stacked: that would double the
+        # largest temporary, M x series x H, which matters at 100,000 series).
         paths = []
         for m, model in enumerate(self.models):
             pred = model.predict(H, self.history)
@@ -212,14 +215,15 @@ class ForecastEngine(Forecaster):
             paths.append(path)
             self._first[m] = np.where(valid, path[:, 0], np.nan)
             self._last_h[t % H, m] = np.where(valid, path[:, H - 1], np.nan)
-        stacked = np.stack(paths)  # (M, n, H)
         # Losses are relative: subtract each series' best so exp() never underflows.
         logits = np.where(self._valid, -self.learning_rate * self._loss, -np.inf)
         best = logits.max(axis=0)
         any_valid = np.isfinite(best)
         raw = np.exp(logits - np.where(any_valid, best, 0.0)[None, :])
         weights = raw / np.where(any_valid, raw.sum(axis=0), 1.0)[None, :]
-        combined = np.einsum("mn,mnh->nh", weights, stacked)
+        combined = np.zeros((self.n_series, H))
+        for m, path in enumerate(paths):
+            combined += weights[m][:, None] * path
         self._used_fallback = ~any_valid
         if self._used_fallback.any():
             fb = self.fallback.predict(H, self.history)
