@@ -118,6 +118,14 @@ _format_option = click.option(
     default=None,
     help="Trace format; detected from the files when omitted.",
 )
+_resource_option = click.option(
+    "--resource",
+    "resource_name",
+    type=_RESOURCE_CHOICE,
+    default="cpu",
+    show_default=True,
+    help="Which resource's series to forecast.",
+)
 _skip_option = click.option(
     "--skip-bad",
     is_flag=True,
@@ -227,14 +235,7 @@ def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
 @main.command(name="backtest")
 @click.argument("trace", default="bundled:planetlab-20110303")
 @_format_option
-@click.option(
-    "--resource",
-    "resource_name",
-    type=_RESOURCE_CHOICE,
-    default="cpu",
-    show_default=True,
-    help="Which resource's series to forecast.",
-)
+@_resource_option
 @click.option(
     "--percent",
     is_flag=True,
@@ -339,14 +340,7 @@ def backtest_cmd(
 @main.command(name="forecast")
 @click.argument("trace")
 @_format_option
-@click.option(
-    "--resource",
-    "resource_name",
-    type=_RESOURCE_CHOICE,
-    default="cpu",
-    show_default=True,
-    help="Which resource's series to forecast.",
-)
+@_resource_option
 @click.option(
     "--horizon",
     type=click.IntRange(min=1),
