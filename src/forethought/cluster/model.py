@@ -1,0 +1,106 @@
+"""Hosts and VMs of a simulated cluster, as flat arrays (one row per host or VM)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forethought.cluster.power import HP_ML110_G4, HP_ML110_G5, PowerModel, power_table
+from forethought.core.errors import ForethoughtError
+from forethought.forecast.base import FloatArray
+
+
+@dataclass(frozen=True)
+class HostType:
+    """A server model: processing elements (cores) of ``pe_mips`` each, memory, network."""
+
+    name: str
+    pes: int
+    pe_mips: float
+    ram_mb: float
+    bandwidth_mbps: float
+    power: PowerModel
+
+    @property
+    def mips(self) -> float:
+        return self.pes * self.pe_mips
+
+
+@dataclass(frozen=True)
+class VmType:
+    """A VM size: one processing element of ``mips``, memory and network bandwidth."""
+
+    name: str
+    mips: float
+    ram_mb: float
+    bandwidth_mbps: float
+
+
+@dataclass
+class Cluster:
+    """Hosts and VMs as arrays; ``host_type[h]`` and ``vm_type[v]`` index the type lists."""
+
+    host_types: list[HostType]
+    vm_types: list[VmType]
+    host_type: np.ndarray
+    vm_type: np.ndarray
+    sites: list[str] = field(default_factory=lambda: ["private"])
+    host_site: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.host_type.size == 0:
+            raise ForethoughtError("a cluster needs at least one host")
+        if self.host_type.min() < 0 or self.host_type.max() >= len(self.host_types):
+            raise ForethoughtError("host_type indexes outside the list of host types")
+        if self.vm_type.size and (
+            self.vm_type.min() < 0 or self.vm_type.max() >= len(self.vm_types)
+        ):
+            raise ForethoughtError("vm_type indexes outside the list of VM types")
+        if self.host_site is None:
+            self.host_site = np.zeros(self.host_type.size, dtype=np.int64)
+
+    @property
+    def n_hosts(self) -> int:
+        return int(self.host_type.size)
+
+    @property
+    def n_vms(self) -> int:
+        return int(self.vm_type.size)
+
+    def host_column(self, attribute: str) -> FloatArray:
+        values = np.array([getattr(t, attribute) for t in self.host_types], dtype=np.float64)
+        return np.asarray(values[self.host_type])
+
+    def vm_column(self, attribute: str) -> FloatArray:
+        values = np.array([getattr(t, attribute) for t in self.vm_types], dtype=np.float64)
+        return np.asarray(values[self.vm_type])
+
+    @property
+    def power_table(self) -> FloatArray:
+        return power_table([t.power for t in self.host_types])
+
+
+G4 = HostType("HP ProLiant ML110 G4", 2, 1860.0, 4096.0, 1000.0, HP_ML110_G4)
+G5 = HostType("HP ProLiant ML110 G5", 2, 2660.0, 4096.0, 1000.0, HP_ML110_G5)
+#: The four EC2-like VM types of CloudSim's PlanetLab examples (memory as CloudSim uses it).
+CLOUDSIM_VM_TYPES = [
+    VmType("high-cpu-medium", 2500.0, 870.0, 100.0),
+    VmType("extra-large", 2000.0, 1740.0, 100.0),
+    VmType("small", 1000.0, 1740.0, 100.0),
+    VmType("micro", 500.0, 613.0, 100.0),
+]
+
+
+def cloudsim_planetlab(n_vms: int, n_hosts: int = 800) -> Cluster:
+    """CloudSim 3.0.3's PlanetLab data centre: host i is G4 if i is even, G5 if odd; VM j
+    takes type floor(j / ceil(n / 4)), a quarter of the VMs each in trace order."""
+    if n_vms < 1:
+        raise ForethoughtError("the trace has no VM")
+    quarter = -(-n_vms // 4)
+    return Cluster(
+        host_types=[G4, G5],
+        vm_types=list(CLOUDSIM_VM_TYPES),
+        host_type=np.arange(n_hosts, dtype=np.int64) % 2,
+        vm_type=np.arange(n_vms, dtype=np.int64) // quarter,
+    )

@@ -1,0 +1,1 @@
+"""The cluster simulator: a CloudSim-compatible data centre driven by consolidation policies."""

@@ -1,0 +1,463 @@
+"""A data centre that reproduces CloudSim 3.0.3's power-aware simulation and accounting.
+
+The CloudSim PlanetLab experiments (Beloglazov and Buyya 2012) are the yardstick of the
+consolidation literature, so this mode follows CloudSim's mechanics, including the ones
+that look like accidents, because its published numbers depend on them:
+
+- every ``interval`` seconds (at 300.1, 600.1, ... s) each VM requests its MIPS times its
+  trace utilisation, linearly interpolated; a host that is over-subscribed scales every
+  request by one factor and floors it; requests are capped at one core's MIPS;
+- a migrating VM gets 90 % of its request on the source and 10 % on the target, where its
+  full request still counts as demanded (which makes every incoming migration an SLA
+  violation of the target), and it takes RAM / (half the host bandwidth) seconds;
+- the policy step (overload test, minimum-migration-time selection, power-aware best-fit
+  decreasing placement, then consolidation of the least-loaded hosts) sees the hosts'
+  utilisation as of the last update, while placement within one step only adds the VMs
+  it placed to the load tests, not to the power estimate;
+- energy is the trapezoid of the SPECpower curve between consecutive events, nothing for
+  a host that was at zero load at the start of the frame; the SLA figures are ratios of
+  sums over the hosts' and VMs' state histories (see :mod:`forethought.sim.metrics`).
+
+Everything is vectorised over VMs and hosts; placement is a greedy sequential algorithm,
+so it loops over the VMs being placed, each scored against all hosts at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from forethought.cluster.model import Cluster
+from forethought.cluster.power import power_of
+from forethought.core.errors import ForethoughtError
+from forethought.forecast.base import BoolArray, FloatArray
+from forethought.sim.metrics import Accumulator, SimResult
+from forethought.sim.overload import OverloadTest
+
+HISTORY = 30  # utilisation values each VM keeps (CloudSim's PowerVm.HISTORY_LENGTH)
+OFFSET = 0.1  # CloudSim's updates fire 0.1 s after each interval boundary
+IN_SHARE = 0.1  # share of a migrating VM's request granted on the target
+OUT_SHARE = 0.9  # share granted on the source while it migrates
+
+
+def _f(values: np.ndarray) -> FloatArray:
+    return np.asarray(values, dtype=np.float64)
+
+
+@dataclass
+class _State:
+    """What one update of all hosts computes: requests, allocations, host load."""
+
+    req: FloatArray  # requested MIPS per VM (uncapped)
+    alloc_src: FloatArray  # MIPS granted on the VM's own (source) host
+    alloc_dst: FloatArray  # MIPS granted on the target, where migrating
+    host_mips: FloatArray  # utilised MIPS per host (CloudSim's getUtilizationMips)
+    host_req: FloatArray  # requested MIPS per host
+    sched: FloatArray  # MIPS counted against each host's scheduler
+
+
+class CloudSimDataCentre:
+    """Runs one day of a trace through CloudSim's power-aware data centre.
+
+    ``utilisation`` is (vms, samples) in [0, 1] at ``interval`` seconds. ``test`` is the
+    overload test of a migration policy (MMT selection and PABFD placement follow), or None
+    for the ``dvfs`` baseline: first-fit placement and no migration at all.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        utilisation: FloatArray,
+        test: OverloadTest | None,
+        *,
+        interval: float = 300.0,
+        name: str = "",
+    ) -> None:
+        u = np.asarray(utilisation, dtype=np.float64)
+        if u.ndim != 2 or u.shape[0] != cluster.n_vms:
+            raise ForethoughtError(
+                f"utilisation must be (vms={cluster.n_vms}, samples); got {u.shape}"
+            )
+        if u.shape[1] < 2:
+            raise ForethoughtError("the trace needs at least two samples")
+        if not np.isfinite(u).all() or (u < 0).any():
+            raise ForethoughtError("utilisation must be finite and non-negative")
+        self.cluster, self.test, self.interval = cluster, test, interval
+        self.name = name or (test.name if test is not None else "dvfs")
+        # CloudSim appends a copy of the last sample so the last interval interpolates.
+        self.u = np.concatenate([u, u[:, -1:]], axis=1)
+        self.total = cluster.host_column("mips")
+        self.pe = cluster.host_column("pe_mips")
+        self.host_ram = cluster.host_column("ram_mb")
+        self.host_bw = cluster.host_column("bandwidth_mbps")
+        self.kind = cluster.host_type
+        self.table = cluster.power_table
+        self.mips = cluster.vm_column("mips")
+        self.ram = cluster.vm_column("ram_mb")
+        self.bw = cluster.vm_column("bandwidth_mbps")
+        n, H = cluster.n_vms, cluster.n_hosts
+        self.host_of = np.full(n, -1, dtype=np.int64)
+        self.target = np.full(n, -1, dtype=np.int64)
+        self.mig_end = np.full(n, np.inf)
+        self.seq = np.arange(n, dtype=np.int64)  # order of each VM in its host's list
+        self._next_seq = n
+        self.history = np.zeros((n, HISTORY))  # VM utilisation, newest first
+        self.migrations = 0
+        self.policy_seconds: list[float] = []
+        self._hosts = np.arange(H)
+
+    # -- state -------------------------------------------------------------------------
+    def utilisation_at(self, t: float) -> FloatArray:
+        """Each VM's utilisation at time t, linearly interpolated between samples."""
+        pos = t / self.interval
+        k = int(np.floor(pos))
+        if pos == k:
+            return np.asarray(self.u[:, min(k, self.u.shape[1] - 1)])
+        k = min(k, self.u.shape[1] - 2)
+        frac = pos - k
+        return np.asarray(self.u[:, k] + (self.u[:, k + 1] - self.u[:, k]) * frac)
+
+    def _update(self, t: float) -> _State:
+        H = self.cluster.n_hosts
+        req = self.mips * self.utilisation_at(t)
+        src, dst = self.host_of, self.target
+        moving = dst >= 0
+        cap_src = np.minimum(req, self.pe[src])
+        cap_dst = np.where(moving, np.minimum(req, self.pe[np.maximum(dst, 0)]), 0.0)
+        sched = np.bincount(src, cap_src, H) + np.bincount(
+            dst[moving], IN_SHARE * cap_dst[moving], H
+        )
+        over = sched > self.total
+        factor = np.where(over, self.total / np.where(sched > 0, sched, 1.0), 1.0)
+        out = np.where(moving, OUT_SHARE, 1.0)
+        alloc_src = np.where(over[src], np.floor(cap_src * factor[src] * out), cap_src * out)
+        dsafe = np.maximum(dst, 0)
+        alloc_dst = np.where(
+            moving,
+            np.where(
+                over[dsafe],
+                np.floor(cap_dst * IN_SHARE * factor[dsafe]),
+                cap_dst * IN_SHARE,
+            ),
+            0.0,
+        )
+        # A VM in migration counts at allocation / 0.9 on both of its hosts.
+        host_mips = np.bincount(src, np.where(moving, alloc_src / OUT_SHARE, alloc_src), H)
+        host_mips += np.bincount(dst[moving], alloc_dst[moving] / OUT_SHARE, H)
+        host_req = np.bincount(src, req, H) + np.bincount(dst[moving], req[moving], H)
+        return _State(req, alloc_src, alloc_dst, _f(host_mips), _f(host_req), _f(sched))
+
+    def _cpu_fraction(self, host_mips: FloatArray) -> FloatArray:
+        u = host_mips / self.total
+        return np.asarray(np.where((u > 1) & (u < 1.01), 1.0, u))
+
+    def _power(self, fraction: FloatArray) -> FloatArray:
+        return power_of(self.table, self.kind, fraction)
+
+    # -- initial placement -------------------------------------------------------------
+    def _place_initial(self) -> None:
+        """Place every VM at its full MIPS, in trace order, before the first update."""
+        H = self.cluster.n_hosts
+        sched = np.zeros(H)
+        ram_used = np.zeros(H)
+        bw_used = np.zeros(H)
+        idle_gap = self._power(np.zeros(H))
+        for v in range(self.cluster.n_vms):
+            need = self.mips[v]
+            ok = (
+                (self.pe >= need)
+                & (np.where(sched <= self.total, self.total - sched, 0.0) >= need)
+                & (self.host_ram - ram_used >= self.ram[v])
+                & (self.host_bw - bw_used >= self.bw[v])
+            )
+            if not ok.any():
+                raise ForethoughtError(
+                    f"VM {v} ({need:.0f} MIPS, {self.ram[v]:.0f} MB) fits on no host: "
+                    "the cluster is too small for the trace"
+                )
+            if self.test is None:
+                h = int(np.argmax(ok))  # first fit, as CloudSim's simple policy
+            else:
+                # No host has been updated yet, so CloudSim's power-aware best fit compares
+                # the power after adding the VM (at the full MIPS of the VMs created so
+                # far) with idle power: empty hosts look cheapest, and VMs spread out.
+                diff = self._power((sched + need) / self.total) - idle_gap
+                h = int(np.argmin(np.where(ok, diff, np.inf)))
+            self.host_of[v] = h
+            sched[h] += min(need, self.pe[h])
+            ram_used[h] += self.ram[v]
+            bw_used[h] += self.bw[v]
+
+    # -- the run -----------------------------------------------------------------------
+    def run(
+        self, horizon: float | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> SimResult:
+        wall0 = time.perf_counter()
+        steps = self.u.shape[1] - 2  # updates at 1..steps intervals (+0.1 s)
+        limit = (self.u.shape[1] - 1) * self.interval if horizon is None else horizon
+        self._place_initial()
+        acc = Accumulator(self.cluster.n_hosts, self.cluster.n_vms)
+        prev: tuple[float, _State, FloatArray, FloatArray, BoolArray] | None = None
+        for k in range(1, steps + 1):
+            t = k * self.interval + OFFSET
+            if t > limit:
+                break
+            state = self._update(t)
+            self.history[:, 1:] = self.history[:, :-1]
+            self.history[:, 0] = state.req / self.mips
+            if prev is not None:
+                acc.frame(t - prev[0], *self._frame_ends(prev, state))
+            rec = self._record(state, side_target=np.zeros(self.cluster.n_vms, dtype=bool))
+            acc.host_entry(state.host_mips > 0, t)
+            prev = (t, state, *rec)
+            if self.test is not None:
+                t0 = time.perf_counter()
+                plan = self._optimise(state)
+                self.policy_seconds.append(time.perf_counter() - t0)
+                if plan:
+                    side = self._start(plan, t)
+                    state = self._update(t)
+                    prev = (t, state, *self._record(state, side))
+                    acc.host_entry(state.host_mips > 0, t)
+                # Migrations complete within the interval: step through their ends.
+                for c in np.unique(self.mig_end[np.isfinite(self.mig_end)]).tolist():
+                    if c > limit:
+                        break
+                    before = self._update(c)
+                    acc.frame(c - prev[0], *self._frame_ends(prev, before))
+                    self._complete(c)
+                    state = self._update(c)
+                    moving = self.target >= 0
+                    side = moving & (self.target > self.host_of)
+                    prev = (c, state, *self._record(state, side))
+                    acc.host_entry(state.host_mips > 0, c)
+            acc.sample(
+                t,
+                self._cpu_fraction(prev[1].host_mips),
+                self.migrations,
+                int(((prev[1].host_mips < prev[1].host_req) & (prev[1].host_mips > 0)).sum()),
+            )
+            if progress is not None:
+                progress(k, steps)
+        return acc.result(
+            name=self.name,
+            parameter=None if self.test is None else self.test.parameter,
+            migrations=self.migrations,
+            n_vms=self.cluster.n_vms,
+            n_hosts=self.cluster.n_hosts,
+            wall_seconds=time.perf_counter() - wall0,
+            policy_seconds=self.policy_seconds,
+        )
+
+    def _frame_ends(
+        self, prev: tuple[float, _State, FloatArray, FloatArray, BoolArray], now: _State
+    ) -> tuple[
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        BoolArray,
+        FloatArray,
+    ]:
+        """Power at both ends of a frame and the host and VM entries recorded at its start."""
+        _, state, alloc, req, flag = prev
+        u0 = self._cpu_fraction(state.host_mips)
+        u1 = self._cpu_fraction(now.host_mips)
+        p0 = np.where(u0 > 0, self._power(u0), 0.0)
+        p1 = np.where(u0 > 0, self._power(u1), 0.0)
+        return p0, p1, state.host_mips, state.host_req, alloc, req, flag, self.total
+
+    def _record(
+        self, state: _State, side_target: BoolArray
+    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Each VM's (allocated, requested, in-migration) entry, as CloudSim keeps it.
+
+        A migrating VM sits on two hosts' lists and both write its entry at the same time;
+        the one written last stays: the source's (90 %, flagged as migration) or the
+        target's (10 %, not flagged).
+        """
+        moving = self.target >= 0
+        alloc = np.where(side_target, state.alloc_dst, state.alloc_src)
+        flag = moving & ~side_target
+        return alloc, state.req, flag
+
+    # -- migrations --------------------------------------------------------------------
+    def _start(self, plan: list[tuple[int, int]], t: float) -> BoolArray:
+        """Start every planned migration at time t; returns which VMs the target records."""
+        n = self.cluster.n_vms
+        touched = np.full(self.cluster.n_hosts, -1, dtype=np.int64)
+        final: dict[int, int] = {}
+        for i, (v, d) in enumerate(plan):
+            touched[d] = 2 * i  # CloudSim updates the target, then the source
+            touched[self.host_of[v]] = 2 * i + 1
+            final[v] = d
+        self.migrations += len(plan)
+        vms = np.fromiter(final.keys(), dtype=np.int64)
+        dst = np.fromiter(final.values(), dtype=np.int64)
+        self.target[vms] = dst
+        # Migration time: RAM over half the target's bandwidth (Mbit/s -> MB/s).
+        self.mig_end[vms] = t + self.ram[vms] / (self.host_bw[dst] / 8.0 / 2.0)
+        side = np.zeros(n, dtype=bool)
+        side[vms] = touched[dst] > touched[self.host_of[vms]]
+        return side
+
+    def _complete(self, c: float) -> None:
+        done = np.flatnonzero(self.mig_end == c)
+        if not done.size:
+            return
+        self.host_of[done] = self.target[done]
+        self.target[done] = -1
+        self.mig_end[done] = np.inf
+        self.seq[done] = self._next_seq + np.arange(done.size)
+        self._next_seq += done.size
+
+    # -- the policy step ---------------------------------------------------------------
+    def _optimise(self, state: _State) -> list[tuple[int, int]]:
+        assert self.test is not None
+        return _PolicyStep(self, state).plan()
+
+
+class _PolicyStep:
+    """One call of CloudSim's optimizeAllocation, on what-if copies of the host loads."""
+
+    def __init__(self, dc: CloudSimDataCentre, state: _State) -> None:
+        assert dc.test is not None
+        self.dc, self.test = dc, dc.test
+        H = dc.cluster.n_hosts
+        host = dc.host_of
+        self.req = state.req
+        self.vm_share = dc.mips[:, None] * dc.history  # MIPS-weighted history per VM
+        self.load_req = np.bincount(host, state.req, H)
+        hist = np.zeros((H, HISTORY))
+        np.add.at(hist, host, self.vm_share)
+        self.hist = hist / dc.total[:, None]
+        self.sched = np.bincount(host, np.minimum(state.req, dc.pe[host]), H)
+        self.ram_used = np.bincount(host, dc.ram, H)
+        self.bw_used = np.bincount(host, dc.bw, H)
+        self.max_ram = np.zeros(H)
+        np.maximum.at(self.max_ram, host, dc.ram)
+        self.count = np.bincount(host, minlength=H)
+        # CPU granted to the VMs on each host's (what-if) list: grows as the step places
+        # VMs, unlike the power drawn, which CloudSim reads as of the last update.
+        self.granted = np.bincount(host, state.alloc_src, H)
+        self.fraction = dc._cpu_fraction(state.host_mips)
+        self.power_now = dc._power(self.fraction)
+        self.members: list[list[int]] = [[] for _ in range(H)]
+        for v in np.lexsort((dc.seq, host)).tolist():
+            self.members[host[v]].append(v)
+
+    def _intervals(self, max_ram: FloatArray, rows: np.ndarray | slice) -> FloatArray:
+        dc = self.dc
+        seconds = max_ram / (dc.host_bw[rows] / 8.0 / 2.0)
+        return np.asarray(np.where(max_ram > 0, np.ceil(seconds / dc.interval), 0.0))
+
+    def _overloaded(self, rows: np.ndarray) -> BoolArray:
+        dc = self.dc
+        return self.test.overloaded(
+            self.load_req[rows] / dc.total[rows],
+            self.hist[rows],
+            self._intervals(self.max_ram[rows], rows),
+        )
+
+    def _add(self, v: int, h: int, sign: float = 1.0) -> None:
+        dc = self.dc
+        self.load_req[h] += sign * self.req[v]
+        self.hist[h] += sign * self.vm_share[v] / dc.total[h]
+        self.sched[h] += sign * min(self.req[v], dc.pe[h])
+        self.granted[h] += sign * min(self.req[v], dc.pe[h])
+        self.ram_used[h] += sign * dc.ram[v]
+        self.bw_used[h] += sign * dc.bw[v]
+        self.count[h] += int(sign)
+        if sign > 0:
+            self.members[h].append(v)
+            self.max_ram[h] = max(self.max_ram[h], dc.ram[v])
+        else:
+            self.members[h].remove(v)
+            self.max_ram[h] = max((dc.ram[w] for w in self.members[h]), default=0.0)
+
+    def _find_host(self, v: int, excluded: BoolArray) -> int:
+        """Power-aware best fit: the suitable host whose power grows least (-1 if none)."""
+        dc = self.dc
+        need = self.req[v]
+        avail = np.where(self.sched <= dc.total, dc.total - self.sched, 0.0)
+        # Memory and bandwidth never bind here: CloudSim requests RAM and bandwidth through
+        # a null utilisation model, so a VM placed after its creation reserves none.
+        ok = ~excluded & (dc.pe >= need) & (avail >= need)
+        rows = np.flatnonzero(ok)
+        if not rows.size:
+            return -1
+        busy = self.granted[rows] != 0
+        if busy.any():
+            check = rows[busy]
+            share = self.vm_share[v][None, :] / dc.total[check, None]
+            max_ram = np.maximum(self.max_ram[check], dc.ram[v])
+            after = self.test.overloaded(
+                (self.load_req[check] + need) / dc.total[check],
+                self.hist[check] + share,
+                self._intervals(max_ram, check),
+            )
+            keep = np.ones(rows.size, dtype=bool)
+            keep[np.flatnonzero(busy)[after]] = False
+            rows = rows[keep]
+            if not rows.size:
+                return -1
+        after_power = power_of(
+            dc.table, dc.kind[rows], (self.granted[rows] + need) / dc.total[rows]
+        )
+        diff = after_power - self.power_now[rows]
+        return int(rows[int(np.argmin(diff))])
+
+    def _place(
+        self, vms: list[int], excluded: BoolArray, all_or_none: bool
+    ) -> list[tuple[int, int]]:
+        # Decreasing requested MIPS; Java's sort is stable, so ties keep list order.
+        order = sorted(vms, key=lambda v: -self.req[v])
+        placed: list[tuple[int, int]] = []
+        for v in order:
+            h = self._find_host(v, excluded)
+            if h < 0:
+                if all_or_none:
+                    for w, g in placed:
+                        self._add(w, g, -1.0)
+                    return []
+                continue
+            self._add(v, h)
+            placed.append((v, h))
+        return placed
+
+    def plan(self) -> list[tuple[int, int]]:
+        dc = self.dc
+        H = dc.cluster.n_hosts
+        overloaded = np.zeros(H, dtype=bool)
+        active = np.flatnonzero(self.count > 0)
+        overloaded[active] = self._overloaded(active)
+        # Minimum migration time: the VM with least RAM goes first, until the host passes.
+        to_move: list[int] = []
+        for h in np.flatnonzero(overloaded).tolist():
+            while self.members[h]:
+                ram = [dc.ram[v] for v in self.members[h]]
+                v = self.members[h][int(np.argmin(ram))]
+                to_move.append(v)
+                self._add(v, h, -1.0)
+                if not self._overloaded(np.array([h]))[0]:
+                    break
+        plan = self._place(to_move, overloaded, all_or_none=False)
+        # Consolidation: try to empty every active host, least utilised first.
+        off = self.fraction == 0
+        skip_source = overloaded | off
+        skip_target = overloaded | off
+        candidates = np.flatnonzero(~skip_source & (self.fraction > 0) & (self.fraction < 1))
+        for h in candidates[np.argsort(self.fraction[candidates], kind="stable")].tolist():
+            if skip_source[h] or not self.members[h]:
+                continue
+            skip_source[h] = skip_target[h] = True
+            moved = self._place(list(self.members[h]), skip_target, all_or_none=True)
+            for _, g in moved:
+                skip_source[g] = True
+            plan.extend(moved)
+        return plan

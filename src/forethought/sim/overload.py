@@ -1,0 +1,166 @@
+"""Host overload tests of Beloglazov and Buyya (2012), vectorised over hosts.
+
+Each test sees, for every host, its requested CPU as a fraction of capacity (``load``), its
+utilisation history (``history[h, i]``: the sum over its VMs of their utilisation ``i``
+intervals ago, weighted by VM MIPS over host MIPS; newest first, zero where none) and the
+number of scheduling intervals its longest migration would take. The adaptive tests fall
+back to a static threshold while a host's history is too short, as CloudSim does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from forethought.forecast.base import BoolArray, FloatArray
+
+
+class OverloadTest(Protocol):
+    """Which hosts are overloaded, for many hosts at once."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def parameter(self) -> float: ...
+
+    def overloaded(
+        self, load: FloatArray, history: FloatArray, migration_intervals: FloatArray
+    ) -> BoolArray: ...
+
+
+def trimmed_length(history: FloatArray) -> np.ndarray:
+    """Length of each row once its trailing (oldest) zeros are cut, as CloudSim trims."""
+    nonzero = history != 0
+    last = history.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+    return np.asarray(np.where(nonzero.any(axis=1), last, 0))
+
+
+def leading_nonzero(history: FloatArray) -> np.ndarray:
+    """How many values each row holds before its first zero."""
+    zero = history == 0
+    return np.asarray(np.where(zero.any(axis=1), np.argmax(zero, axis=1), history.shape[1]))
+
+
+@dataclass(frozen=True)
+class StaticThreshold:
+    """THR: overloaded when the requested load exceeds a fixed fraction of capacity."""
+
+    parameter: float = 0.8
+    name: str = "thr"
+
+    def overloaded(
+        self, load: FloatArray, history: FloatArray, migration_intervals: FloatArray
+    ) -> BoolArray:
+        return np.asarray(load > self.parameter)
+
+
+def _sorted_valid(history: FloatArray, length: np.ndarray) -> FloatArray:
+    """Rows sorted ascending with the cells past each row's length pushed to the end."""
+    cols = np.arange(history.shape[1])[None, :]
+    return np.sort(np.where(cols < length[:, None], history, np.inf), axis=1)
+
+
+def _take(rows: FloatArray, index: np.ndarray) -> FloatArray:
+    safe = np.clip(index, 0, rows.shape[1] - 1)
+    return np.asarray(np.take_along_axis(rows, safe[:, None], axis=1)[:, 0])
+
+
+def _median(ordered: FloatArray, length: np.ndarray) -> FloatArray:
+    n = np.maximum(length, 1)
+    return 0.5 * (_take(ordered, (n - 1) // 2) + _take(ordered, n // 2))
+
+
+@dataclass(frozen=True)
+class InterQuartileRange:
+    """IQR: overloaded above 1 - s x IQR of the host's utilisation history."""
+
+    parameter: float = 1.5
+    fallback: StaticThreshold = StaticThreshold(0.7)
+    name: str = "iqr"
+
+    def overloaded(
+        self, load: FloatArray, history: FloatArray, migration_intervals: FloatArray
+    ) -> BoolArray:
+        length = trimmed_length(history)
+        ordered = _sorted_valid(history, length)
+        # CloudSim's quartile positions: round(q (n + 1)) - 1 on the sorted history.
+        q1 = np.floor(0.25 * (length + 1) + 0.5).astype(np.int64) - 1
+        q3 = np.floor(0.75 * (length + 1) + 0.5).astype(np.int64) - 1
+        iqr = _take(ordered, q3) - _take(ordered, q1)
+        ready = leading_nonzero(history) >= 12
+        adaptive = load > 1.0 - self.parameter * iqr
+        return np.where(
+            ready, adaptive, self.fallback.overloaded(load, history, migration_intervals)
+        )
+
+
+@dataclass(frozen=True)
+class MedianAbsoluteDeviation:
+    """MAD: overloaded above 1 - s x MAD of the host's utilisation history."""
+
+    parameter: float = 2.5
+    fallback: StaticThreshold = StaticThreshold(0.7)
+    name: str = "mad"
+
+    def overloaded(
+        self, load: FloatArray, history: FloatArray, migration_intervals: FloatArray
+    ) -> BoolArray:
+        length = trimmed_length(history)
+        ordered = _sorted_valid(history, length)
+        centre = _median(ordered, length)
+        cols = np.arange(history.shape[1])[None, :]
+        deviation = np.where(cols < length[:, None], np.abs(history - centre[:, None]), np.inf)
+        mad = _median(np.sort(deviation, axis=1), length)
+        ready = leading_nonzero(history) >= 12
+        adaptive = load > 1.0 - self.parameter * mad
+        return np.where(
+            ready, adaptive, self.fallback.overloaded(load, history, migration_intervals)
+        )
+
+
+@dataclass(frozen=True)
+class LocalRegression:
+    """LR: a line through the last 10 utilisation values, extrapolated past the longest
+    migration; overloaded when s x the prediction reaches 1.
+
+    CloudSim 3.0.3 computes but never applies the loess weights, so LR and LRR are the
+    same ordinary least-squares fit; ``name`` tells them apart in reports.
+    """
+
+    parameter: float = 1.2
+    fallback: StaticThreshold = StaticThreshold(0.7)
+    name: str = "lr"
+    window: int = 10
+
+    def overloaded(
+        self, load: FloatArray, history: FloatArray, migration_intervals: FloatArray
+    ) -> BoolArray:
+        n = self.window
+        # Oldest to newest: x = 1..n holds history[n - x].
+        y = history[:, n - 1 :: -1] if history.shape[1] >= n else history[:, ::-1]
+        x = np.arange(1, n + 1, dtype=np.float64)
+        xc = x - x.mean()
+        slope = (y @ xc) / (xc @ xc)
+        intercept = y.mean(axis=1) - slope * x.mean()
+        predicted = intercept + slope * (n + migration_intervals)
+        ready = trimmed_length(history) >= n
+        adaptive = self.parameter * predicted >= 1.0
+        return np.where(
+            ready, adaptive, self.fallback.overloaded(load, history, migration_intervals)
+        )
+
+
+def make_test(name: str, parameter: float | None = None) -> OverloadTest:
+    """The overload test of a policy name (thr, iqr, mad, lr, lrr) with its parameter."""
+    defaults: dict[str, float] = {"thr": 0.8, "iqr": 1.5, "mad": 2.5, "lr": 1.2, "lrr": 1.2}
+    p = defaults[name] if parameter is None else parameter
+    if name == "thr":
+        return StaticThreshold(p)
+    if name == "iqr":
+        return InterQuartileRange(p)
+    if name == "mad":
+        return MedianAbsoluteDeviation(p)
+    return LocalRegression(p, name=name)

@@ -1,0 +1,137 @@
+"""A self-contained HTML report of one or more simulation runs (figures inlined as SVG).
+
+matplotlib draws the figures (install ``forethought[report]``); nothing is fetched from a
+network when the report is opened, so it can be mailed or archived as one file.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forethought.core.errors import ForethoughtError
+from forethought.sim.metrics import SimResult
+
+COLUMNS = (
+    ("energy_kwh", "energy (kWh)", "{:.2f}"),
+    ("slatah", "SLATAH", "{:.4%}"),
+    ("pdm", "PDM", "{:.4%}"),
+    ("slav", "SLAV", "{:.6%}"),
+    ("esv", "ESV", "{:.6f}"),
+    ("migrations", "migrations", "{:,}"),
+    ("host_shutdowns", "host shutdowns", "{:,}"),
+    ("overall_sla_violation", "overall SLA violation", "{:.4%}"),
+    ("mean_active_hosts", "mean active hosts", "{:.1f}"),
+    ("unmet_share_p99_over_vms", "p99 unmet share (VMs)", "{:.4%}"),
+    ("slack", "slack", "{:.1%}"),
+    ("wall_seconds", "wall (s)", "{:.2f}"),
+)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ForethoughtError(
+            "the HTML report needs matplotlib: pip install 'forethought[report]'"
+        ) from exc
+    return plt
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _hours(result: SimResult) -> np.ndarray:
+    return np.asarray(result.timeline.get("time", []), dtype=np.float64) / 3600.0
+
+
+def figures(results: list[SimResult]) -> list[tuple[str, str]]:
+    """(title, inline SVG) of every figure of the report."""
+    plt = _pyplot()
+    out: list[tuple[str, str]] = []
+
+    def lines(title: str, key: str, ylabel: str, per_interval: bool = False) -> None:
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        for r in results:
+            y = np.asarray(r.timeline.get(key, []), dtype=np.float64)
+            if per_interval and y.size:
+                y = np.diff(y, prepend=0.0)
+            ax.plot(_hours(r), y, label=r.policy, linewidth=1.2)
+        ax.set_xlabel("hours")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+        out.append((title, _svg(fig)))
+        plt.close(fig)
+
+    lines("Active hosts over time", "active_hosts", "active hosts")
+    lines("Hosts in SLA violation over time", "sla_violation_hosts", "hosts with unmet demand")
+    lines("Migrations per interval", "migrations", "migrations started", per_interval=True)
+    lines("Energy (cumulative)", "energy_kwh", "kWh")
+    for r in results:
+        util = r.host_utilisation
+        if util.size == 0:
+            continue
+        used = np.flatnonzero((util > 0).any(axis=0))
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+        image = ax.imshow(
+            util[:, used].T,
+            aspect="auto",
+            origin="lower",
+            interpolation="nearest",
+            vmin=0.0,
+            vmax=1.0,
+            cmap="viridis",
+            extent=(0.0, float(_hours(r)[-1]) if r.timeline.get("time") else 1.0, 0, used.size),
+        )
+        ax.set_xlabel("hours")
+        ax.set_ylabel(f"hosts ever used ({used.size})")
+        fig.colorbar(image, ax=ax, label="CPU utilisation")
+        out.append((f"Host utilisation: {r.policy}", _svg(fig)))
+        plt.close(fig)
+    return out
+
+
+def render(results: list[SimResult], title: str, source: str) -> str:
+    """The whole report as one HTML document."""
+    if not results:
+        raise ForethoughtError("nothing to report: no simulation results")
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in COLUMNS)
+    rows = []
+    for r in results:
+        d = r.to_dict()
+        cells = "".join(f"<td>{fmt.format(d[key])}</td>" for key, _, fmt in COLUMNS)
+        param = "" if r.parameter is None else f" {r.parameter:g}"
+        rows.append(f"<tr><th>{html.escape(r.policy + param)}</th>{cells}</tr>")
+    body = "".join(
+        f"<section><h2>{html.escape(t)}</h2>{svg}</section>" for t, svg in figures(results)
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
+        "table{border-collapse:collapse;font-size:0.9em}"
+        "td,th{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}"
+        "svg{max-width:100%;height:auto}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>Trace: {html.escape(source)}. "
+        f"{results[0].n_vms} VMs on {results[0].n_hosts} hosts.</p>"
+        f"<table><tr><th>policy</th>{head}</tr>{''.join(rows)}</table>{body}</body></html>"
+    )
+
+
+def write(results: list[SimResult], path: Path, title: str, source: str) -> None:
+    try:
+        path.write_text(render(results, title, source), encoding="utf-8")
+    except OSError as exc:
+        raise ForethoughtError(f"cannot write the report {path}: {exc.strerror}") from exc
