@@ -139,14 +139,17 @@ class LocalRegression:
         self, load: FloatArray, history: FloatArray, migration_intervals: FloatArray
     ) -> BoolArray:
         n = self.window
-        # Oldest to newest: x = 1..n holds history[n - x].
-        y = history[:, n - 1 :: -1] if history.shape[1] >= n else history[:, ::-1]
-        x = np.arange(1, n + 1, dtype=np.float64)
+        # Oldest to newest, x = 1..n holds history[n - x]; the least-squares line is linear
+        # in the values, so its level and slope are two dot products.
+        recent = history[:, :n]
+        x = np.arange(n, 0, -1, dtype=np.float64)  # x of history[:, 0], history[:, 1], ...
         xc = x - x.mean()
-        slope = (y @ xc) / (xc @ xc)
-        intercept = y.mean(axis=1) - slope * x.mean()
-        predicted = intercept + slope * (n + migration_intervals)
-        ready = trimmed_length(history) >= n
+        slope = recent @ (xc / (xc @ xc))
+        level = recent @ np.full(n, 1.0 / n)
+        predicted = level + slope * (n + migration_intervals - x.mean())
+        # Enough history when a value at least n steps old is non-zero (CloudSim trims
+        # the zero tail of the history and falls back while fewer than n values remain).
+        ready = (history[:, n - 1 :] != 0).any(axis=1)
         adaptive = self.parameter * predicted >= 1.0
         return np.where(
             ready, adaptive, self.fallback.overloaded(load, history, migration_intervals)

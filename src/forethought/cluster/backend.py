@@ -1,0 +1,129 @@
+"""The backend protocol: the only way the control loop touches a cluster.
+
+A backend reports what exists (inventory) and what it uses (telemetry), and carries out
+actions: resize a VM, live-migrate it (which completes later), abort a migration. The
+simulator implements it (:class:`forethought.cluster.simulated.SimulatedBackend`); a real
+hypervisor driver (libvirt first) implements the same calls, so a policy that runs in the
+simulator runs unchanged against a fleet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from forethought.core.resources import Resource
+from forethought.forecast.base import FloatArray
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """A host as the backend reports it; capacities in MIPS, MB and Mbit/s."""
+
+    id: str
+    site: str
+    cpu_mips: float
+    memory_mb: float
+    bandwidth_mbps: float
+    powered_on: bool
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    """A VM: where it runs and what it is allocated now."""
+
+    id: str
+    host: str
+    cpu_mips: float
+    memory_mb: float
+    migrating: bool
+
+
+@dataclass(frozen=True)
+class Inventory:
+    hosts: tuple[HostInfo, ...]
+    vms: tuple[VmInfo, ...]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One telemetry sample of every VM: demand and what it was granted, per resource."""
+
+    time: float
+    vm_ids: tuple[str, ...]
+    resources: tuple[Resource, ...]
+    demand: FloatArray  # (vms, resources), in each resource's allocation unit
+    granted: FloatArray  # (vms, resources)
+
+
+@dataclass(frozen=True)
+class Resize:
+    """Set a VM's allocation of one resource; ``reason`` is kept with the action."""
+
+    vm: str
+    resource: Resource
+    amount: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ResizeOutcome:
+    """What happened: applied live (hot-plug, balloon, cgroup limit) or needs a restart."""
+
+    action: Resize
+    applied: bool
+    live: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Migrate:
+    vm: str
+    target: str
+    reason: str = ""
+
+
+class MigrationState(Enum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """A live migration as the backend sees it; ``expected_end`` is its own estimate."""
+
+    id: str
+    vm: str
+    source: str
+    target: str
+    started: float
+    expected_end: float
+    state: MigrationState
+    message: str = ""
+
+
+class Backend(Protocol):
+    """Inventory, telemetry and actions of a cluster, simulated or real."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def simulated(self) -> bool:
+        """True when no real hypervisor is behind this backend."""
+        ...
+
+    def inventory(self) -> Inventory: ...
+
+    def telemetry(self) -> Observation: ...
+
+    def resize(self, action: Resize) -> ResizeOutcome: ...
+
+    def migrate(self, action: Migrate) -> MigrationStatus: ...
+
+    def migration(self, migration_id: str) -> MigrationStatus: ...
+
+    def abort(self, migration_id: str) -> MigrationStatus: ...

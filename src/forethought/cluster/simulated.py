@@ -1,0 +1,230 @@
+"""A simulated cluster behind the backend protocol, with injectable failures.
+
+It plays a CPU trace against a :class:`~forethought.cluster.model.Cluster`: each VM demands
+its type's MIPS times its trace utilisation, capped by its allocation and shared out on
+an over-committed host; migrations take RAM over half the bandwidth of the slower link end
+and complete when time passes them; a failure can be injected for the next migrations, a
+host can be marked full, and a link can be cut, to exercise the callers' rollback paths.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+
+from forethought.cluster.backend import (
+    HostInfo,
+    Inventory,
+    Migrate,
+    MigrationState,
+    MigrationStatus,
+    Observation,
+    Resize,
+    ResizeOutcome,
+    VmInfo,
+)
+from forethought.cluster.model import Cluster
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource
+from forethought.forecast.base import FloatArray
+
+
+class BackendError(ForethoughtError):
+    """An action the backend refused, with the reason."""
+
+
+class SimulatedBackend:
+    """The simulator standing in for a hypervisor; ``simulated`` says so to every caller."""
+
+    name = "simulator"
+    simulated = True
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        utilisation: FloatArray,
+        placement: np.ndarray,
+        *,
+        interval: float = 300.0,
+    ) -> None:
+        u = np.asarray(utilisation, dtype=np.float64)
+        if u.shape[0] != cluster.n_vms or u.ndim != 2:
+            raise ForethoughtError(f"utilisation must be (vms={cluster.n_vms}, steps)")
+        placement = np.asarray(placement, dtype=np.int64)
+        if placement.shape != (cluster.n_vms,) or placement.min() < 0:
+            raise ForethoughtError("placement must give every VM a host")
+        if placement.max() >= cluster.n_hosts:
+            raise ForethoughtError("placement names a host that does not exist")
+        self.cluster, self.u, self.interval = cluster, u, interval
+        self.host_of = placement.copy()
+        self.cpu_alloc = cluster.vm_column("mips").copy()
+        self.memory = cluster.vm_column("ram_mb")
+        self.capacity = cluster.host_column("mips")
+        self.bandwidth = cluster.host_column("bandwidth_mbps")
+        self.time = 0.0
+        self._ids = itertools.count(1)
+        self._migrations: dict[str, MigrationStatus] = {}
+        self._fail_next = 0
+        self.full_hosts: set[int] = set()
+        self.cut_links: set[tuple[int, int]] = set()
+
+    # -- identities --------------------------------------------------------------------
+    @staticmethod
+    def host_id(h: int) -> str:
+        return f"host-{h}"
+
+    @staticmethod
+    def vm_id(v: int) -> str:
+        return f"vm-{v}"
+
+    def _host(self, host: str) -> int:
+        try:
+            h = int(host.removeprefix("host-"))
+        except ValueError:
+            raise BackendError(f"unknown host {host!r}") from None
+        if not 0 <= h < self.cluster.n_hosts:
+            raise BackendError(f"unknown host {host!r}")
+        return h
+
+    def _vm(self, vm: str) -> int:
+        try:
+            v = int(vm.removeprefix("vm-"))
+        except ValueError:
+            raise BackendError(f"unknown VM {vm!r}") from None
+        if not 0 <= v < self.cluster.n_vms:
+            raise BackendError(f"unknown VM {vm!r}")
+        return v
+
+    # -- reads -------------------------------------------------------------------------
+    def _moving(self) -> set[int]:
+        return {
+            self._vm(m.vm) for m in self._migrations.values() if m.state is MigrationState.RUNNING
+        }
+
+    def inventory(self) -> Inventory:
+        assert self.cluster.host_site is not None
+        used = np.bincount(self.host_of, minlength=self.cluster.n_hosts) > 0
+        ram = self.cluster.host_column("ram_mb")
+        hosts = tuple(
+            HostInfo(
+                self.host_id(h),
+                self.cluster.sites[int(self.cluster.host_site[h])],
+                float(self.capacity[h]),
+                float(ram[h]),
+                float(self.bandwidth[h]),
+                bool(used[h]),
+            )
+            for h in range(self.cluster.n_hosts)
+        )
+        moving = self._moving()
+        vms = tuple(
+            VmInfo(
+                self.vm_id(v),
+                self.host_id(int(self.host_of[v])),
+                float(self.cpu_alloc[v]),
+                float(self.memory[v]),
+                v in moving,
+            )
+            for v in range(self.cluster.n_vms)
+        )
+        return Inventory(hosts, vms)
+
+    def demand(self) -> FloatArray:
+        """CPU demand of every VM now (MIPS), from the trace."""
+        k = min(int(self.time // self.interval), self.u.shape[1] - 1)
+        return np.asarray(self.cluster.vm_column("mips") * self.u[:, k])
+
+    def telemetry(self) -> Observation:
+        want = np.minimum(self.demand(), self.cpu_alloc)
+        load = np.bincount(self.host_of, want, self.cluster.n_hosts)
+        share = np.where(load > self.capacity, self.capacity / np.maximum(load, 1e-12), 1.0)
+        granted = want * share[self.host_of]
+        return Observation(
+            self.time,
+            tuple(self.vm_id(v) for v in range(self.cluster.n_vms)),
+            (Resource.CPU,),
+            self.demand()[:, None],
+            granted[:, None],
+        )
+
+    # -- actions -----------------------------------------------------------------------
+    def resize(self, action: Resize) -> ResizeOutcome:
+        v = self._vm(action.vm)
+        if action.resource is not Resource.CPU:
+            return ResizeOutcome(action, False, False, f"{action.resource.value}: not simulated")
+        if not 0 < action.amount <= self.capacity[self.host_of[v]]:
+            raise BackendError(
+                f"resize {action.vm} to {action.amount:g} MIPS: outside (0, host capacity "
+                f"{self.capacity[self.host_of[v]]:g}]"
+            )
+        self.cpu_alloc[v] = action.amount
+        return ResizeOutcome(action, True, True, "cpu limit changed live")
+
+    def fail_next_migrations(self, count: int = 1) -> None:
+        """Inject failures: the next ``count`` migrations abort at their end."""
+        self._fail_next += count
+
+    def migrate(self, action: Migrate) -> MigrationStatus:
+        v, d = self._vm(action.vm), self._host(action.target)
+        s = int(self.host_of[v])
+        if v in self._moving():
+            raise BackendError(f"{action.vm} is already migrating")
+        if d == s:
+            raise BackendError(f"{action.vm} already runs on {action.target}")
+        if d in self.full_hosts:
+            raise BackendError(f"{action.target} has no room for {action.vm} (target full)")
+        if (min(s, d), max(s, d)) in self.cut_links:
+            raise BackendError(f"no link between {self.host_id(s)} and {action.target}")
+        rate = min(self.bandwidth[s], self.bandwidth[d]) / 8.0 / 2.0  # MB/s, half the link
+        status = MigrationStatus(
+            id=f"mig-{next(self._ids)}",
+            vm=action.vm,
+            source=self.host_id(s),
+            target=action.target,
+            started=self.time,
+            expected_end=self.time + float(self.memory[v] / rate),
+            state=MigrationState.RUNNING,
+        )
+        if self._fail_next:
+            self._fail_next -= 1
+            status = _with(status, message="inject:fail")
+        self._migrations[status.id] = status
+        return status
+
+    def migration(self, migration_id: str) -> MigrationStatus:
+        try:
+            return self._migrations[migration_id]
+        except KeyError:
+            raise BackendError(f"unknown migration {migration_id!r}") from None
+
+    def abort(self, migration_id: str) -> MigrationStatus:
+        status = self.migration(migration_id)
+        if status.state is not MigrationState.RUNNING:
+            return status
+        status = _with(status, state=MigrationState.ABORTED, message="aborted on request")
+        self._migrations[migration_id] = status
+        return status
+
+    def advance(self, seconds: float) -> list[MigrationStatus]:
+        """Move time on; returns the migrations that ended meanwhile (done or failed)."""
+        if seconds < 0:
+            raise ForethoughtError("time only moves forward")
+        self.time += seconds
+        ended = []
+        for key, m in list(self._migrations.items()):
+            if m.state is not MigrationState.RUNNING or m.expected_end > self.time:
+                continue
+            if m.message == "inject:fail":
+                m = _with(m, state=MigrationState.FAILED, message="failed (injected)")
+            else:
+                self.host_of[self._vm(m.vm)] = self._host(m.target)
+                m = _with(m, state=MigrationState.COMPLETED)
+            self._migrations[key] = m
+            ended.append(m)
+        return ended
+
+
+def _with(status: MigrationStatus, **changes: object) -> MigrationStatus:
+    return replace(status, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,118 @@
+"""The simulated backend: the protocol's calls, their effects, and injected failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forethought.cluster.backend import Backend, Migrate, MigrationState, Resize
+from forethought.cluster.model import cloudsim_planetlab
+from forethought.cluster.simulated import BackendError, SimulatedBackend
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource
+
+
+def make(n_vms: int = 8, n_hosts: int = 4) -> SimulatedBackend:
+    cluster = cloudsim_planetlab(n_vms, n_hosts)
+    u = np.tile(np.linspace(0.1, 0.8, n_vms)[:, None], (1, 12))
+    return SimulatedBackend(cluster, u, np.arange(n_vms) % n_hosts)
+
+
+def test_satisfies_the_protocol_and_says_it_is_simulated() -> None:
+    backend: Backend = make()
+    assert backend.simulated
+    inv = backend.inventory()
+    assert len(inv.hosts) == 4
+    assert len(inv.vms) == 8
+    assert {v.host for v in inv.vms} == {h.id for h in inv.hosts}
+
+
+def test_telemetry_grants_demand_when_hosts_have_room() -> None:
+    b = make()
+    obs = b.telemetry()
+    assert obs.resources == (Resource.CPU,)
+    np.testing.assert_allclose(obs.granted, obs.demand)
+
+
+def test_telemetry_shares_out_an_overcommitted_host() -> None:
+    cluster = cloudsim_planetlab(4, 1)
+    b = SimulatedBackend(cluster, np.ones((4, 3)), np.zeros(4, dtype=np.int64))
+    obs = b.telemetry()
+    assert obs.granted.sum() == pytest.approx(cluster.host_column("mips")[0])
+    assert (obs.granted < obs.demand).all()
+
+
+def test_migration_completes_after_its_expected_time() -> None:
+    b = make()
+    status = b.migrate(Migrate("vm-0", "host-1", reason="test"))
+    assert status.state is MigrationState.RUNNING
+    assert b.inventory().vms[0].migrating
+    # 870 MB over half of 1 Gbit/s (62.5 MB/s): 13.92 s.
+    assert status.expected_end == pytest.approx(13.92)
+    assert b.advance(10.0) == []
+    ended = b.advance(5.0)
+    assert [m.state for m in ended] == [MigrationState.COMPLETED]
+    assert b.inventory().vms[0].host == "host-1"
+
+
+def test_aborted_migration_leaves_the_vm_where_it_was() -> None:
+    b = make()
+    status = b.migrate(Migrate("vm-0", "host-1"))
+    assert b.abort(status.id).state is MigrationState.ABORTED
+    b.advance(60.0)
+    assert b.inventory().vms[0].host == "host-0"
+    assert not b.inventory().vms[0].migrating
+
+
+def test_injected_failure_rolls_back() -> None:
+    b = make()
+    b.fail_next_migrations(1)
+    first = b.migrate(Migrate("vm-0", "host-1"))
+    second = b.migrate(Migrate("vm-1", "host-2"))
+    b.advance(60.0)
+    assert b.migration(first.id).state is MigrationState.FAILED
+    assert b.migration(second.id).state is MigrationState.COMPLETED
+    assert b.inventory().vms[0].host == "host-0"
+
+
+def test_refusals_name_the_reason() -> None:
+    b = make()
+    b.full_hosts.add(2)
+    with pytest.raises(BackendError, match="target full"):
+        b.migrate(Migrate("vm-0", "host-2"))
+    b.cut_links.add((0, 3))
+    with pytest.raises(BackendError, match="no link"):
+        b.migrate(Migrate("vm-0", "host-3"))
+    with pytest.raises(BackendError, match="already runs"):
+        b.migrate(Migrate("vm-0", "host-0"))
+    b.migrate(Migrate("vm-0", "host-1"))
+    with pytest.raises(BackendError, match="already migrating"):
+        b.migrate(Migrate("vm-0", "host-1"))
+    with pytest.raises(BackendError, match="unknown VM"):
+        b.migrate(Migrate("vm-99", "host-1"))
+    with pytest.raises(BackendError, match="unknown host"):
+        b.migrate(Migrate("vm-1", "rack-1"))
+    with pytest.raises(BackendError, match="unknown migration"):
+        b.abort("mig-404")
+
+
+def test_resize_is_live_within_the_host_and_refused_beyond() -> None:
+    b = make()
+    out = b.resize(Resize("vm-0", Resource.CPU, 1000.0, reason="forecast"))
+    assert out.applied
+    assert out.live
+    assert b.inventory().vms[0].cpu_mips == 1000.0
+    with pytest.raises(BackendError, match="outside"):
+        b.resize(Resize("vm-0", Resource.CPU, 1e9))
+    memory = b.resize(Resize("vm-0", Resource.MEMORY, 512.0))
+    assert not memory.applied
+
+
+def test_bad_construction_is_rejected() -> None:
+    cluster = cloudsim_planetlab(2, 2)
+    with pytest.raises(ForethoughtError, match="placement"):
+        SimulatedBackend(cluster, np.zeros((2, 3)), np.array([0, 5]))
+    with pytest.raises(ForethoughtError, match="utilisation"):
+        SimulatedBackend(cluster, np.zeros((3, 3)), np.array([0, 1]))
+    with pytest.raises(ForethoughtError, match="forward"):
+        make().advance(-1.0)
