@@ -7,9 +7,14 @@ that look like accidents, because its published numbers depend on them:
 - every ``interval`` seconds (at 300.1, 600.1, ... s) each VM requests its MIPS times its
   trace utilisation, linearly interpolated; a host that is over-subscribed scales every
   request by one factor and floors it; requests are capped at one core's MIPS;
+- a VM that requests 0 MIPS at an update while not migrating is destroyed for good
+  (PowerDatacenter removes "completed" VMs), so a trace VM with two consecutive zero
+  samples leaves the data centre; this is what sets the DVFS baseline's energy;
 - a migrating VM gets 90 % of its request on the source and 10 % on the target, where its
   full request still counts as demanded (which makes every incoming migration an SLA
-  violation of the target), and it takes RAM / (half the host bandwidth) seconds;
+  violation of the target), and it takes RAM / (half the host bandwidth) seconds; the
+  source counts it at its full request, the target at the 10 %, and only the source
+  records its state entry; a VM moved twice in one step sits on both targets;
 - the policy step (overload test, minimum-migration-time selection, power-aware best-fit
   decreasing placement, then consolidation of the least-loaded hosts) sees the hosts'
   utilisation as of the last update, while placement within one step only adds the VMs
@@ -101,10 +106,14 @@ class CloudSimDataCentre:
         n, H = cluster.n_vms, cluster.n_hosts
         self.host_of = np.full(n, -1, dtype=np.int64)
         self.target = np.full(n, -1, dtype=np.int64)
+        self.via = np.full(n, -1, dtype=np.int64)  # an intermediate target, see _update
         self.mig_end = np.full(n, np.inf)
         self.seq = np.arange(n, dtype=np.int64)  # order of each VM in its host's list
         self._next_seq = n
         self.history = np.zeros((n, HISTORY))  # VM utilisation, newest first
+        # CloudSim's PowerDatacenter destroys every VM that is not migrating and requests
+        # 0 MIPS at an update (getCompletedVms); such a VM never comes back.
+        self.alive = np.ones(n, dtype=bool)
         self.migrations = 0
         self.policy_seconds: list[float] = []
         self._hosts = np.arange(H)
@@ -122,32 +131,36 @@ class CloudSimDataCentre:
 
     def _update(self, t: float) -> _State:
         H = self.cluster.n_hosts
-        req = self.mips * self.utilisation_at(t)
-        src, dst = self.host_of, self.target
-        moving = dst >= 0
+        req = np.where(self.alive, self.mips * self.utilisation_at(t), 0.0)
+        src = self.host_of
+        moving = self.target >= 0
         cap_src = np.minimum(req, self.pe[src])
-        cap_dst = np.where(moving, np.minimum(req, self.pe[np.maximum(dst, 0)]), 0.0)
-        sched = np.bincount(src, cap_src, H) + np.bincount(
-            dst[moving], IN_SHARE * cap_dst[moving], H
-        )
+        sched = np.bincount(src, cap_src, H)
+        # A VM sits, while it migrates, on its source and on every host it is migrating to
+        # (two when one step moved it twice: off an overloaded host, then off the
+        # under-loaded host it had just been given).
+        ins = []
+        for tgt in (self.target, self.via):
+            m = np.flatnonzero(tgt >= 0)
+            d = tgt[m]
+            cap = np.minimum(req[m], self.pe[d])
+            sched += np.bincount(d, IN_SHARE * cap, H)
+            ins.append((m, d, cap))
         over = sched > self.total
         factor = np.where(over, self.total / np.where(sched > 0, sched, 1.0), 1.0)
         out = np.where(moving, OUT_SHARE, 1.0)
         alloc_src = np.where(over[src], np.floor(cap_src * factor[src] * out), cap_src * out)
-        dsafe = np.maximum(dst, 0)
-        alloc_dst = np.where(
-            moving,
-            np.where(
-                over[dsafe],
-                np.floor(cap_dst * IN_SHARE * factor[dsafe]),
-                cap_dst * IN_SHARE,
-            ),
-            0.0,
-        )
-        # A VM in migration counts at allocation / 0.9 on both of its hosts.
+        # A VM in migration counts at allocation / 0.9 on its source (its full request) and
+        # at its allocation (10 %) on a target (HostDynamicWorkload.updateVmsProcessing).
         host_mips = np.bincount(src, np.where(moving, alloc_src / OUT_SHARE, alloc_src), H)
-        host_mips += np.bincount(dst[moving], alloc_dst[moving] / OUT_SHARE, H)
-        host_req = np.bincount(src, req, H) + np.bincount(dst[moving], req[moving], H)
+        host_req = np.bincount(src, req, H)
+        alloc_dst = np.zeros_like(req)
+        for k, (m, d, cap) in enumerate(ins):
+            a = np.where(over[d], np.floor(cap * IN_SHARE * factor[d]), cap * IN_SHARE)
+            host_mips += np.bincount(d, a, H)
+            host_req += np.bincount(d, req[m], H)
+            if k == 0:
+                alloc_dst[m] = a
         return _State(req, alloc_src, alloc_dst, _f(host_mips), _f(host_req), _f(sched))
 
     def _cpu_fraction(self, host_mips: FloatArray) -> FloatArray:
@@ -210,17 +223,17 @@ class CloudSimDataCentre:
             self.history[:, 0] = state.req / self.mips
             if prev is not None:
                 acc.frame(t - prev[0], *self._frame_ends(prev, state))
-            rec = self._record(state, side_target=np.zeros(self.cluster.n_vms, dtype=bool))
             acc.host_entry(state.host_mips > 0, t)
-            prev = (t, state, *rec)
+            prev = (t, state, *self._record(state))
+            self._remove_finished(state)
             if self.test is not None:
                 t0 = time.perf_counter()
                 plan = self._optimise(state)
                 self.policy_seconds.append(time.perf_counter() - t0)
                 if plan:
-                    side = self._start(plan, t)
+                    self._start(plan, t)
                     state = self._update(t)
-                    prev = (t, state, *self._record(state, side))
+                    prev = (t, state, *self._record(state))
                     acc.host_entry(state.host_mips > 0, t)
                 # Migrations complete within the interval: step through their ends.
                 for c in np.unique(self.mig_end[np.isfinite(self.mig_end)]).tolist():
@@ -228,12 +241,12 @@ class CloudSimDataCentre:
                         break
                     before = self._update(c)
                     acc.frame(c - prev[0], *self._frame_ends(prev, before))
+                    self._remove_finished(before)
                     self._complete(c)
                     state = self._update(c)
-                    moving = self.target >= 0
-                    side = moving & (self.target > self.host_of)
-                    prev = (c, state, *self._record(state, side))
+                    prev = (c, state, *self._record(state))
                     acc.host_entry(state.host_mips > 0, c)
+                    self._remove_finished(state)
             acc.sample(
                 t,
                 self._cpu_fraction(prev[1].host_mips),
@@ -272,29 +285,25 @@ class CloudSimDataCentre:
         p1 = np.where(u0 > 0, self._power(u1), 0.0)
         return p0, p1, state.host_mips, state.host_req, alloc, req, flag, self.total
 
-    def _record(
-        self, state: _State, side_target: BoolArray
-    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+    def _record(self, state: _State) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Each VM's (allocated, requested, in-migration) entry, as CloudSim keeps it.
 
-        A migrating VM sits on two hosts' lists and both write its entry at the same time;
-        the one written last stays: the source's (90 %, flagged as migration) or the
-        target's (10 %, not flagged).
+        A migrating VM sits on two hosts' lists, but only its source writes its entry
+        (HostDynamicWorkload skips the VMs migrating in): 90 %, flagged as migration.
         """
-        moving = self.target >= 0
-        alloc = np.where(side_target, state.alloc_dst, state.alloc_src)
-        flag = moving & ~side_target
-        return alloc, state.req, flag
+        return state.alloc_src, state.req, self.target >= 0
+
+    def _remove_finished(self, state: _State) -> None:
+        """CloudSim destroys the VMs that request nothing and are not migrating."""
+        self.alive &= ~((state.req == 0) & (self.target < 0))
 
     # -- migrations --------------------------------------------------------------------
-    def _start(self, plan: list[tuple[int, int]], t: float) -> BoolArray:
-        """Start every planned migration at time t; returns which VMs the target records."""
-        n = self.cluster.n_vms
-        touched = np.full(self.cluster.n_hosts, -1, dtype=np.int64)
+    def _start(self, plan: list[tuple[int, int]], t: float) -> None:
+        """Start every planned migration at time t."""
         final: dict[int, int] = {}
-        for i, (v, d) in enumerate(plan):
-            touched[d] = 2 * i  # CloudSim updates the target, then the source
-            touched[self.host_of[v]] = 2 * i + 1
+        for v, d in plan:
+            if v in final:  # the VM migrates to both hosts; the later move completes last
+                self.via[v] = final[v]
             final[v] = d
         self.migrations += len(plan)
         vms = np.fromiter(final.keys(), dtype=np.int64)
@@ -302,9 +311,6 @@ class CloudSimDataCentre:
         self.target[vms] = dst
         # Migration time: RAM over half the target's bandwidth (Mbit/s -> MB/s).
         self.mig_end[vms] = t + self.ram[vms] / (self.host_bw[dst] / 8.0 / 2.0)
-        side = np.zeros(n, dtype=bool)
-        side[vms] = touched[dst] > touched[self.host_of[vms]]
-        return side
 
     def _complete(self, c: float) -> None:
         done = np.flatnonzero(self.mig_end == c)
@@ -312,6 +318,7 @@ class CloudSimDataCentre:
             return
         self.host_of[done] = self.target[done]
         self.target[done] = -1
+        self.via[done] = -1
         self.mig_end[done] = np.inf
         self.seq[done] = self._next_seq + np.arange(done.size)
         self._next_seq += done.size
@@ -329,27 +336,28 @@ class _PolicyStep:
         assert dc.test is not None
         self.dc, self.test = dc, dc.test
         H = dc.cluster.n_hosts
-        host = dc.host_of
+        live = np.flatnonzero(dc.alive)  # destroyed VMs are on no host's list
+        host = dc.host_of[live]
         self.req = state.req
         self.vm_share = dc.mips[:, None] * dc.history  # MIPS-weighted history per VM
-        self.load_req = np.bincount(host, state.req, H)
+        self.load_req = np.bincount(host, state.req[live], H)
         hist = np.zeros((H, HISTORY))
-        np.add.at(hist, host, self.vm_share)
+        np.add.at(hist, host, self.vm_share[live])
         self.hist = hist / dc.total[:, None]
-        self.sched = np.bincount(host, np.minimum(state.req, dc.pe[host]), H)
-        self.ram_used = np.bincount(host, dc.ram, H)
-        self.bw_used = np.bincount(host, dc.bw, H)
+        self.sched = np.bincount(host, np.minimum(state.req[live], dc.pe[host]), H)
+        self.ram_used = np.bincount(host, dc.ram[live], H)
+        self.bw_used = np.bincount(host, dc.bw[live], H)
         self.max_ram = np.zeros(H)
-        np.maximum.at(self.max_ram, host, dc.ram)
+        np.maximum.at(self.max_ram, host, dc.ram[live])
         self.count = np.bincount(host, minlength=H)
         # CPU granted to the VMs on each host's (what-if) list: grows as the step places
         # VMs, unlike the power drawn, which CloudSim reads as of the last update.
-        self.granted = np.bincount(host, state.alloc_src, H)
+        self.granted = np.bincount(host, state.alloc_src[live], H)
         self.fraction = dc._cpu_fraction(state.host_mips)
         self.power_now = dc._power(self.fraction)
         self.members: list[list[int]] = [[] for _ in range(H)]
-        for v in np.lexsort((dc.seq, host)).tolist():
-            self.members[host[v]].append(v)
+        for v in live[np.lexsort((dc.seq[live], host))].tolist():
+            self.members[dc.host_of[v]].append(v)
 
     def _intervals(self, max_ram: FloatArray, rows: np.ndarray | slice) -> FloatArray:
         dc = self.dc

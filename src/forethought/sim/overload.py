@@ -65,7 +65,9 @@ def _sorted_valid(history: FloatArray, length: np.ndarray) -> FloatArray:
 
 def _take(rows: FloatArray, index: np.ndarray) -> FloatArray:
     safe = np.clip(index, 0, rows.shape[1] - 1)
-    return np.asarray(np.take_along_axis(rows, safe[:, None], axis=1)[:, 0])
+    picked = np.take_along_axis(rows, safe[:, None], axis=1)[:, 0]
+    # Rows with no history hold only the +inf padding; they fall back anyway.
+    return np.asarray(np.where(np.isfinite(picked), picked, 0.0))
 
 
 def _median(ordered: FloatArray, length: np.ndarray) -> FloatArray:
