@@ -40,7 +40,7 @@ from forethought.cluster.power import power_of
 from forethought.core.errors import ForethoughtError
 from forethought.forecast.base import BoolArray, FloatArray
 from forethought.sim.metrics import Accumulator, SimResult
-from forethought.sim.overload import OverloadTest
+from forethought.sim.overload import LocalRegression, OverloadTest, StaticThreshold
 
 HISTORY = 30  # utilisation values each VM keeps (CloudSim's PowerVm.HISTORY_LENGTH)
 OFFSET = 0.1  # CloudSim's updates fire 0.1 s after each interval boundary
@@ -358,11 +358,42 @@ class _PolicyStep:
         self.members: list[list[int]] = [[] for _ in range(H)]
         for v in live[np.lexsort((dc.seq[live], host))].tolist():
             self.members[dc.host_of[v]].append(v)
+        # Hosts granting nothing are interchangeable within a type (same capacity, same
+        # power after placement, no load test), and CloudSim breaks ties by the lowest id;
+        # so placement scores the busy hosts and the first blank host of each type only.
+        # The candidate list changes only when exclusions or blank hosts change.
+        self._version = 0
+        self._cached: tuple[int, int, np.ndarray] | None = None
+        self._seconds_per_mb = 1.0 / (dc.host_bw / 8.0 / 2.0)
+        # Fast paths: THR needs only the load; LR only each host's line, which is additive.
+        self._thr = isinstance(self.test, StaticThreshold)
+        self._lr = self.test if isinstance(self.test, LocalRegression) else None
+        if self._lr is not None:
+            self.vm_a, self.vm_b, self.vm_ready = self._lr.line(self.vm_share)
+            self.a, self.b, _ = self._lr.line(self.hist)
+            self.ready_count = np.zeros(H, dtype=np.int64)
+            np.add.at(self.ready_count, host, self.vm_ready[live])
 
-    def _intervals(self, max_ram: FloatArray, rows: np.ndarray | slice) -> FloatArray:
-        dc = self.dc
-        seconds = max_ram / (dc.host_bw[rows] / 8.0 / 2.0)
-        return np.asarray(np.where(max_ram > 0, np.ceil(seconds / dc.interval), 0.0))
+    def _intervals(self, max_ram: FloatArray, rows: np.ndarray) -> FloatArray:
+        seconds = max_ram * self._seconds_per_mb[rows]
+        return np.asarray(np.where(max_ram > 0, np.ceil(seconds / self.dc.interval), 0.0))
+
+    def _candidates(self, excluded: BoolArray) -> np.ndarray:
+        key = (id(excluded), self._version)
+        if self._cached is not None and self._cached[:2] == key:
+            return self._cached[2]
+        open_ = ~excluded
+        blank = self.granted == 0
+        rows = np.flatnonzero(open_ & ~blank)
+        firsts = [
+            int(np.argmax(m))
+            for k in range(len(self.dc.cluster.host_types))
+            if (m := open_ & blank & (self.dc.kind == k)).any()
+        ]
+        if firsts:
+            rows = np.union1d(rows, firsts)
+        self._cached = (*key, rows)
+        return rows
 
     def _overloaded(self, rows: np.ndarray) -> BoolArray:
         dc = self.dc
@@ -376,11 +407,18 @@ class _PolicyStep:
         dc = self.dc
         self.load_req[h] += sign * self.req[v]
         self.hist[h] += sign * self.vm_share[v] / dc.total[h]
+        was_blank = self.granted[h] == 0
         self.sched[h] += sign * min(self.req[v], dc.pe[h])
         self.granted[h] += sign * min(self.req[v], dc.pe[h])
+        if was_blank != (self.granted[h] == 0):
+            self._version += 1
         self.ram_used[h] += sign * dc.ram[v]
         self.bw_used[h] += sign * dc.bw[v]
         self.count[h] += int(sign)
+        if self._lr is not None:
+            self.a[h] += sign * self.vm_a[v] / dc.total[h]
+            self.b[h] += sign * self.vm_b[v] / dc.total[h]
+            self.ready_count[h] += int(sign) * int(self.vm_ready[v])
         if sign > 0:
             self.members[h].append(v)
             self.max_ram[h] = max(self.max_ram[h], dc.ram[v])
@@ -392,23 +430,34 @@ class _PolicyStep:
         """Power-aware best fit: the suitable host whose power grows least (-1 if none)."""
         dc = self.dc
         need = self.req[v]
-        avail = np.where(self.sched <= dc.total, dc.total - self.sched, 0.0)
+        rows = self._candidates(excluded)
+        total, sched = dc.total[rows], self.sched[rows]
         # Memory and bandwidth never bind here: CloudSim requests RAM and bandwidth through
         # a null utilisation model, so a VM placed after its creation reserves none.
-        ok = ~excluded & (dc.pe >= need) & (avail >= need)
-        rows = np.flatnonzero(ok)
+        ok = (dc.pe[rows] >= need) & (np.where(sched <= total, total - sched, 0.0) >= need)
+        rows = rows[ok]
         if not rows.size:
             return -1
         busy = self.granted[rows] != 0
         if busy.any():
             check = rows[busy]
-            share = self.vm_share[v][None, :] / dc.total[check, None]
-            max_ram = np.maximum(self.max_ram[check], dc.ram[v])
-            after = self.test.overloaded(
-                (self.load_req[check] + need) / dc.total[check],
-                self.hist[check] + share,
-                self._intervals(max_ram, check),
-            )
+            total = dc.total[check]
+            load = (self.load_req[check] + need) / total
+            if self._thr:
+                after = load > self.test.parameter
+            else:
+                intervals = self._intervals(np.maximum(self.max_ram[check], dc.ram[v]), check)
+                if self._lr is not None:
+                    after = self._lr.decide(
+                        load,
+                        self.a[check] + self.vm_a[v] / total,
+                        self.b[check] + self.vm_b[v] / total,
+                        (self.ready_count[check] > 0) | self.vm_ready[v],
+                        intervals,
+                    )
+                else:
+                    share = self.vm_share[v][None, :] / total[:, None]
+                    after = self.test.overloaded(load, self.hist[check] + share, intervals)
             keep = np.ones(rows.size, dtype=bool)
             keep[np.flatnonzero(busy)[after]] = False
             rows = rows[keep]
@@ -464,6 +513,7 @@ class _PolicyStep:
             if skip_source[h] or not self.members[h]:
                 continue
             skip_source[h] = skip_target[h] = True
+            self._version += 1
             moved = self._place(list(self.members[h]), skip_target, all_or_none=True)
             for _, g in moved:
                 skip_source[g] = True

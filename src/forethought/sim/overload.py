@@ -137,25 +137,37 @@ class LocalRegression:
     name: str = "lr"
     window: int = 10
 
+    def line(self, history: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """(a, b, ready) per row: the forecast m intervals past the window is a + b m.
+
+        a and b are linear in the history, so the line of a host plus a VM is the sum of
+        their lines: placement tests thousands of what-ifs without refitting.
+        """
+        n = self.window
+        recent = history[:, :n]
+        x = np.arange(n, 0, -1, dtype=np.float64)  # x of history[:, 0], history[:, 1], ...
+        xc = x - (n + 1) / 2.0
+        slope = recent @ (xc / float(xc @ xc))
+        level = recent.sum(axis=1) / n
+        ready = (history[:, n - 1 :] != 0).any(axis=1)
+        return np.asarray(level + slope * (n - 1) / 2.0), np.asarray(slope), np.asarray(ready)
+
+    def decide(
+        self,
+        load: FloatArray,
+        a: FloatArray,
+        b: FloatArray,
+        ready: BoolArray,
+        migration_intervals: FloatArray,
+    ) -> BoolArray:
+        """The test from a host's line (see :meth:`line`), falling back while not ready."""
+        adaptive = self.parameter * (a + b * migration_intervals) >= 1.0
+        return np.asarray(np.where(ready, adaptive, load > self.fallback.parameter))
+
     def overloaded(
         self, load: FloatArray, history: FloatArray, migration_intervals: FloatArray
     ) -> BoolArray:
-        n = self.window
-        # Oldest to newest, x = 1..n holds history[n - x]; the least-squares line is linear
-        # in the values, so its level and slope are two dot products.
-        recent = history[:, :n]
-        x = np.arange(n, 0, -1, dtype=np.float64)  # x of history[:, 0], history[:, 1], ...
-        xc = x - x.mean()
-        slope = recent @ (xc / (xc @ xc))
-        level = recent @ np.full(n, 1.0 / n)
-        predicted = level + slope * (n + migration_intervals - x.mean())
-        # Enough history when a value at least n steps old is non-zero (CloudSim trims
-        # the zero tail of the history and falls back while fewer than n values remain).
-        ready = (history[:, n - 1 :] != 0).any(axis=1)
-        adaptive = self.parameter * predicted >= 1.0
-        return np.where(
-            ready, adaptive, self.fallback.overloaded(load, history, migration_intervals)
-        )
+        return self.decide(load, *self.line(history), migration_intervals)
 
 
 def make_test(name: str, parameter: float | None = None) -> OverloadTest:
