@@ -556,7 +556,7 @@ _timeline_option = click.option(
     type=float,
     default=None,
     help="The policy's threshold or safety parameter (defaults: thr 0.8, iqr 1.5, "
-    "mad 2.5, lr and lrr 1.2).",
+    "mad 2.5, lr and lrr 1.2, oracle 1.0).",
 )
 @_hosts_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
@@ -591,7 +591,9 @@ def simulate_cmd(
     slack (the share of active capacity left unused).
 
     \b
-    Policies: dvfs, thr-mmt, iqr-mmt, mad-mmt, lr-mmt, lrr-mmt.
+    Policies: dvfs, thr-mmt, iqr-mmt, mad-mmt, lr-mmt, lrr-mmt, and oracle-mmt, the
+    oracle hook: overload judged on the true load of the next interval instead of a
+    forecast, to show what a perfect forecast would reach.
     Examples:
       forethought simulate bundled:planetlab-20110303 --policy thr-mmt --param 0.8
       forethought simulate DAY_DIR --policy lr-mmt --json --report day.html

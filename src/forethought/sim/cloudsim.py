@@ -40,7 +40,7 @@ from forethought.cluster.power import power_of
 from forethought.core.errors import ForethoughtError
 from forethought.forecast.base import BoolArray, FloatArray
 from forethought.sim.metrics import Accumulator, SimResult
-from forethought.sim.overload import LocalRegression, OverloadTest, StaticThreshold
+from forethought.sim.overload import LocalRegression, Oracle, OverloadTest, StaticThreshold
 
 HISTORY = 30  # utilisation values each VM keeps (CloudSim's PowerVm.HISTORY_LENGTH)
 OFFSET = 0.1  # CloudSim's updates fire 0.1 s after each interval boundary
@@ -228,7 +228,7 @@ class CloudSimDataCentre:
             self._remove_finished(state)
             if self.test is not None:
                 t0 = time.perf_counter()
-                plan = self._optimise(state)
+                plan = self._optimise(state, t)
                 self.policy_seconds.append(time.perf_counter() - t0)
                 if plan:
                     self._start(plan, t)
@@ -324,15 +324,20 @@ class CloudSimDataCentre:
         self._next_seq += done.size
 
     # -- the policy step ---------------------------------------------------------------
-    def _optimise(self, state: _State) -> list[tuple[int, int]]:
+    def _optimise(self, state: _State, t: float) -> list[tuple[int, int]]:
         assert self.test is not None
-        return _PolicyStep(self, state).plan()
+        future = None
+        if isinstance(self.test, Oracle):  # the oracle hook: the true next interval
+            future = np.where(self.alive, self.mips * self.utilisation_at(t + self.interval), 0)
+        return _PolicyStep(self, state, future).plan()
 
 
 class _PolicyStep:
     """One call of CloudSim's optimizeAllocation, on what-if copies of the host loads."""
 
-    def __init__(self, dc: CloudSimDataCentre, state: _State) -> None:
+    def __init__(
+        self, dc: CloudSimDataCentre, state: _State, future: FloatArray | None = None
+    ) -> None:
         assert dc.test is not None
         self.dc, self.test = dc, dc.test
         H = dc.cluster.n_hosts
@@ -368,6 +373,9 @@ class _PolicyStep:
         # Fast paths: THR needs only the load; LR only each host's line, which is additive.
         self._thr = isinstance(self.test, StaticThreshold)
         self._lr = self.test if isinstance(self.test, LocalRegression) else None
+        self._oracle = self.test if isinstance(self.test, Oracle) else None
+        self.future = np.zeros_like(self.req) if future is None else future
+        self.load_next = np.bincount(host, self.future[live], H)
         if self._lr is not None:
             self.vm_a, self.vm_b, self.vm_ready = self._lr.line(self.vm_share)
             self.a, self.b, _ = self._lr.line(self.hist)
@@ -397,6 +405,8 @@ class _PolicyStep:
 
     def _overloaded(self, rows: np.ndarray) -> BoolArray:
         dc = self.dc
+        if self._oracle is not None:
+            return self._oracle.decide(self.load_next[rows] / dc.total[rows])
         return self.test.overloaded(
             self.load_req[rows] / dc.total[rows],
             self.hist[rows],
@@ -415,6 +425,7 @@ class _PolicyStep:
         self.ram_used[h] += sign * dc.ram[v]
         self.bw_used[h] += sign * dc.bw[v]
         self.count[h] += int(sign)
+        self.load_next[h] += sign * self.future[v]
         if self._lr is not None:
             self.a[h] += sign * self.vm_a[v] / dc.total[h]
             self.b[h] += sign * self.vm_b[v] / dc.total[h]
@@ -445,6 +456,8 @@ class _PolicyStep:
             load = (self.load_req[check] + need) / total
             if self._thr:
                 after = load > self.test.parameter
+            elif self._oracle is not None:
+                after = self._oracle.decide((self.load_next[check] + self.future[v]) / total)
             else:
                 intervals = self._intervals(np.maximum(self.max_ram[check], dc.ram[v]), check)
                 if self._lr is not None:

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from forethought.core.errors import ForethoughtError
 from forethought.forecast.base import BoolArray, FloatArray
 
 
@@ -170,9 +171,38 @@ class LocalRegression:
         return self.decide(load, *self.line(history), migration_intervals)
 
 
+@dataclass(frozen=True)
+class Oracle:
+    """The oracle hook: the true load one interval ahead instead of a forecast of it.
+
+    Overloaded when s x the host's actual requested load at the next interval reaches 1.
+    No real policy can do this; it shows what a perfect forecast would reach with the same
+    selection and placement. The simulator hands it the future (``future_load``); called
+    without one it cannot decide and says so.
+    """
+
+    parameter: float = 1.0
+    name: str = "oracle"
+
+    def overloaded(
+        self, load: FloatArray, history: FloatArray, migration_intervals: FloatArray
+    ) -> BoolArray:
+        raise ForethoughtError("the oracle needs the future: run it in the simulator")
+
+    def decide(self, future_load: FloatArray) -> BoolArray:
+        return np.asarray(self.parameter * future_load >= 1.0)
+
+
 def make_test(name: str, parameter: float | None = None) -> OverloadTest:
     """The overload test of a policy name (thr, iqr, mad, lr, lrr) with its parameter."""
-    defaults: dict[str, float] = {"thr": 0.8, "iqr": 1.5, "mad": 2.5, "lr": 1.2, "lrr": 1.2}
+    defaults: dict[str, float] = {
+        "thr": 0.8,
+        "iqr": 1.5,
+        "mad": 2.5,
+        "lr": 1.2,
+        "lrr": 1.2,
+        "oracle": 1.0,
+    }
     p = defaults[name] if parameter is None else parameter
     if name == "thr":
         return StaticThreshold(p)
@@ -180,4 +210,6 @@ def make_test(name: str, parameter: float | None = None) -> OverloadTest:
         return InterQuartileRange(p)
     if name == "mad":
         return MedianAbsoluteDeviation(p)
+    if name == "oracle":
+        return Oracle(p)
     return LocalRegression(p, name=name)

@@ -47,6 +47,7 @@ POLICIES: dict[str, PolicySpec] = {
         PolicySpec("mad-mmt", "mad", 2.5, "safety factor s: threshold 1 - s x MAD of history"),
         PolicySpec("lr-mmt", "lr", 1.2, "safety factor s: s x local-regression forecast >= 1"),
         PolicySpec("lrr-mmt", "lrr", 1.2, "as lr-mmt (CloudSim 3.0.3 applies no robust weights)"),
+        PolicySpec("oracle-mmt", "oracle", 1.0, "oracle hook: s x true load next interval >= 1"),
     )
 }
 
