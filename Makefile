@@ -16,7 +16,7 @@ $(VENV)/.dev: pyproject.toml $(BIN)/forethought
 	touch $@
 
 run: $(BIN)/forethought
-	$(BIN)/forethought backtest bundled:planetlab-20110303
+	$(BIN)/forethought compare bundled:planetlab-20110303 --policies thr-mmt,lr-mmt,oracle-mmt
 
 test: $(VENV)/.dev lint typecheck unit
 
@@ -33,6 +33,7 @@ unit: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/forecast.py
+	$(BIN)/python benchmarks/simulate.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

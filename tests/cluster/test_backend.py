@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from forethought.cluster.backend import Backend, Migrate, MigrationState, Resize
-from forethought.cluster.model import cloudsim_planetlab
+from forethought.cluster.model import Link, Site, cloudsim_planetlab
 from forethought.cluster.simulated import BackendError, SimulatedBackend
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
@@ -116,3 +116,26 @@ def test_bad_construction_is_rejected() -> None:
         SimulatedBackend(cluster, np.zeros((3, 3)), np.array([0, 1]))
     with pytest.raises(ForethoughtError, match="forward"):
         make().advance(-1.0)
+
+
+def test_migration_across_sites_runs_at_the_link_speed() -> None:
+    cluster = cloudsim_planetlab(2, 2)
+    cluster.sites = [Site("dc"), Site("cloud", "public")]
+    cluster.host_site = np.array([0, 1])
+    cluster.links = [Link("dc", "cloud", latency_ms=20.0, bandwidth_mbps=100.0, cost_per_gb=0.02)]
+    b = SimulatedBackend(cluster, np.full((2, 3), 0.2), np.array([0, 0]))
+    status = b.migrate(Migrate("vm-0", "host-1"))
+    # 870 MB over half of 100 Mbit/s (6.25 MB/s).
+    assert status.expected_end == pytest.approx(870 / 6.25)
+    assert {h.site for h in b.inventory().hosts} == {"dc", "cloud"}
+
+
+def test_sites_and_links_are_validated() -> None:
+    with pytest.raises(ForethoughtError, match="private or public"):
+        Site("x", "hybrid")
+    with pytest.raises(ForethoughtError, match="bandwidth"):
+        Link("a", "b", latency_ms=1.0, bandwidth_mbps=0.0)
+    cluster = cloudsim_planetlab(2, 2)
+    cluster.sites = [Site("dc"), Site("cloud", "public")]
+    with pytest.raises(ForethoughtError, match="no link"):
+        cluster.link(0, 1)

@@ -37,16 +37,50 @@ class VmType:
     bandwidth_mbps: float
 
 
+@dataclass(frozen=True)
+class Site:
+    """A place hosts live: ``private`` (owned) or ``public`` (rented cloud capacity)."""
+
+    name: str
+    kind: str = "private"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("private", "public"):
+            raise ForethoughtError(f"site {self.name}: kind must be private or public")
+
+
+@dataclass(frozen=True)
+class Link:
+    """The network between two sites: one-way latency, bandwidth and the price of a GB."""
+
+    a: str
+    b: str
+    latency_ms: float
+    bandwidth_mbps: float
+    cost_per_gb: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.latency_ms < 0 or self.bandwidth_mbps <= 0 or self.cost_per_gb < 0:
+            raise ForethoughtError(
+                f"link {self.a}-{self.b}: latency and cost must be >= 0, bandwidth > 0"
+            )
+
+
 @dataclass
 class Cluster:
-    """Hosts and VMs as arrays; ``host_type[h]`` and ``vm_type[v]`` index the type lists."""
+    """Hosts and VMs as arrays; ``host_type[h]`` and ``vm_type[v]`` index the type lists.
+
+    ``host_site[h]`` indexes ``sites``; ``links`` joins pairs of sites (hosts of one site
+    share its local network, which is never the bottleneck here).
+    """
 
     host_types: list[HostType]
     vm_types: list[VmType]
     host_type: np.ndarray
     vm_type: np.ndarray
-    sites: list[str] = field(default_factory=lambda: ["private"])
+    sites: list[Site] = field(default_factory=lambda: [Site("private")])
     host_site: np.ndarray | None = None
+    links: list[Link] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.host_type.size == 0:
@@ -59,6 +93,27 @@ class Cluster:
             raise ForethoughtError("vm_type indexes outside the list of VM types")
         if self.host_site is None:
             self.host_site = np.zeros(self.host_type.size, dtype=np.int64)
+        if self.host_site.shape != self.host_type.shape or (
+            self.host_site.size
+            and not 0 <= self.host_site.min() <= self.host_site.max() < len(self.sites)
+        ):
+            raise ForethoughtError("host_site must give every host one of the sites")
+        names = {s.name for s in self.sites}
+        for link in self.links:
+            if link.a not in names or link.b not in names:
+                raise ForethoughtError(f"link {link.a}-{link.b} names an unknown site")
+
+    def link(self, a: int, b: int) -> Link | None:
+        """The link between sites a and b (indexes), None within one site."""
+        if a == b:
+            return None
+        pair = {self.sites[a].name, self.sites[b].name}
+        for link in self.links:
+            if {link.a, link.b} == pair:
+                return link
+        raise ForethoughtError(
+            f"no link between sites {self.sites[a].name} and {self.sites[b].name}"
+        )
 
     @property
     def n_hosts(self) -> int:

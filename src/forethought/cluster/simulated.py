@@ -110,7 +110,7 @@ class SimulatedBackend:
         hosts = tuple(
             HostInfo(
                 self.host_id(h),
-                self.cluster.sites[int(self.cluster.host_site[h])],
+                self.cluster.sites[int(self.cluster.host_site[h])].name,
                 float(self.capacity[h]),
                 float(ram[h]),
                 float(self.bandwidth[h]),
@@ -177,7 +177,12 @@ class SimulatedBackend:
             raise BackendError(f"{action.target} has no room for {action.vm} (target full)")
         if (min(s, d), max(s, d)) in self.cut_links:
             raise BackendError(f"no link between {self.host_id(s)} and {action.target}")
-        rate = min(self.bandwidth[s], self.bandwidth[d]) / 8.0 / 2.0  # MB/s, half the link
+        assert self.cluster.host_site is not None
+        link = self.cluster.link(int(self.cluster.host_site[s]), int(self.cluster.host_site[d]))
+        mbps = min(self.bandwidth[s], self.bandwidth[d])
+        if link is not None:  # across sites the slower of the hosts and the link
+            mbps = min(mbps, link.bandwidth_mbps)
+        rate = mbps / 8.0 / 2.0  # MB/s: half the bandwidth carries migrations
         status = MigrationStatus(
             id=f"mig-{next(self._ids)}",
             vm=action.vm,
