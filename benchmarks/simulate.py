@@ -139,7 +139,7 @@ def run_day(day_dir: Path, policies: list[str]) -> list[dict[str, object]]:
 def large_fleet(root: Path, copies: int, policy_name: str) -> dict[str, object]:
     days = [cpu_utilisation(load_trace(root / d, "planetlab")) for d in DAYS]
     u = np.concatenate(days * copies, axis=0)
-    hosts = 800 * len(days) * copies // 5
+    hosts = 800 * len(days) * copies  # as many hosts per VM-day as CloudSim's setup
     dc = CloudSimDataCentre(cloudsim_planetlab(u.shape[0], hosts), u, policy(policy_name).build())
     cpu0 = time.process_time()
     r = dc.run()
@@ -160,7 +160,7 @@ def large_fleet(root: Path, copies: int, policy_name: str) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--planetlab-dir", type=Path, default=TRACES)
-    ap.add_argument("--days", default=",".join(DAYS))
+    ap.add_argument("--days", default=",".join(DAYS), help="'' runs only the large fleet")
     ap.add_argument("--policies", default="dvfs,thr-mmt,iqr-mmt,mad-mmt,lr-mmt")
     ap.add_argument("--large-copies", type=int, default=2, help="0 skips the large fleet")
     ap.add_argument("--json", type=Path, default=None)
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| day | policy | energy kWh | SLATAH % | PDM % | migrations | shutdowns | wall s |")
     print("|---|---|---|---|---|---|---|---|")
     rows: list[dict[str, object]] = []
-    for day in args.days.split(","):
+    for day in filter(None, args.days.split(",")):
         rows += run_day(args.planetlab_dir / day, args.policies.split(","))
     large = (
         large_fleet(args.planetlab_dir, args.large_copies, "lr-mmt") if args.large_copies else None

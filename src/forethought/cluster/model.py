@@ -13,7 +13,8 @@ from forethought.forecast.base import FloatArray
 
 @dataclass(frozen=True)
 class HostType:
-    """A server model: processing elements (cores) of ``pe_mips`` each, memory, network."""
+    """A server model: cores (processing elements) of ``pe_mips`` each, memory, network,
+    local disk, and its power curve."""
 
     name: str
     pes: int
@@ -21,6 +22,7 @@ class HostType:
     ram_mb: float
     bandwidth_mbps: float
     power: PowerModel
+    disk_gb: float = 1000.0
 
     @property
     def mips(self) -> float:
@@ -29,12 +31,13 @@ class HostType:
 
 @dataclass(frozen=True)
 class VmType:
-    """A VM size: one processing element of ``mips``, memory and network bandwidth."""
+    """A VM size: one core of ``mips``, memory, network bandwidth and its disk image."""
 
     name: str
     mips: float
     ram_mb: float
     bandwidth_mbps: float
+    image_gb: float = 2.5
 
 
 @dataclass(frozen=True)
