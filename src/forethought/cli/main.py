@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from inspect import cleandoc
 from typing import NoReturn
 
 import click
@@ -57,7 +58,9 @@ TRACE_HELP = (
 
 def _trace_help(func: Callable[..., None]) -> Callable[..., None]:
     """Append the description of TRACE to a command's manual text."""
-    func.__doc__ = (func.__doc__ or "").rstrip() + "\n\n" + TRACE_HELP
+    # Dedent first: click dedents the whole text by its smallest indent, which the
+    # appended paragraph (at column 0) would otherwise bring down to nothing.
+    func.__doc__ = cleandoc(func.__doc__ or "") + "\n\n" + TRACE_HELP
     return func
 
 
@@ -439,13 +442,6 @@ def forecast_cmd(
         stdout.print(f"(first 50 of {t.n_vms} VMs; use --json for all)")
 
 
-_POLICY_HELP = "; ".join(
-    f"{p.name}"
-    + (f" (default {p.default:g}: {p.meaning})" if p.default is not None else f" ({p.meaning})")
-    for p in POLICIES.values()
-)
-
-
 def _sim_table(results: list[SimResult], title: str) -> Table:
     """Metrics down, policies across: reads well in a terminal of any width."""
     table = Table(title=title)
@@ -540,6 +536,27 @@ _timeline_option = click.option(
 )
 
 
+def _simulation_options(func: Callable[..., None]) -> Callable[..., None]:
+    """The options simulate and compare share: data centre size, outputs, input handling."""
+    for option in reversed(
+        (
+            _hosts_option,
+            click.option(
+                "--json", "as_json", is_flag=True, help="Print JSON (one object per policy)."
+            ),
+            _report_option,
+            _timeline_option,
+            click.option(
+                "--progress/--no-progress", default=True, help="Show a progress bar on stderr."
+            ),
+            _skip_option,
+            _limit_option,
+        )
+    ):
+        func = option(func)
+    return func
+
+
 @main.command(name="simulate")
 @click.argument("trace", default="bundled:planetlab-20110303")
 @_format_option
@@ -558,13 +575,7 @@ _timeline_option = click.option(
     help="The policy's threshold or safety parameter (defaults: thr 0.8, iqr 1.5, "
     "mad 2.5, lr and lrr 1.2, oracle 1.0).",
 )
-@_hosts_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@_report_option
-@_timeline_option
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
-@_skip_option
-@_limit_option
+@_simulation_options
 @_trace_help
 def simulate_cmd(
     trace: str,
@@ -614,13 +625,7 @@ def simulate_cmd(
     show_default=True,
     help="Comma-separated policies; NAME:PARAM sets one's parameter (thr-mmt:0.9).",
 )
-@_hosts_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per policy.")
-@_report_option
-@_timeline_option
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
-@_skip_option
-@_limit_option
+@_simulation_options
 @_trace_help
 def compare_cmd(
     trace: str,

@@ -22,6 +22,8 @@ class PowerModel:
     def __post_init__(self) -> None:
         if len(self.watts) != 11:
             raise ForethoughtError(f"power model {self.name}: needs 11 values (0..100 % load)")
+        if not all(np.isfinite(w) and w >= 0 for w in self.watts):
+            raise ForethoughtError(f"power model {self.name}: watts must be finite and >= 0")
         if any(b < a for a, b in zip(self.watts, self.watts[1:], strict=False)):
             raise ForethoughtError(f"power model {self.name}: power must not fall with load")
 

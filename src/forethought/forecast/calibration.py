@@ -82,7 +82,10 @@ class ResidualCalibrator:
         ok = valid[:, cols]
         new = np.where(ok, residuals[:, cols], np.nan).astype(np.float32)
         old = self._ring[:, bands, slot]  # NaN until the ring is full: nothing leaves then
-        self._sum[:, bands] += np.where(ok, new, 0.0) - np.where(np.isfinite(old), old, 0.0)
+        # In float64: float32 differences of large residuals would drift the running sum.
+        entering = np.where(ok, new, 0.0).astype(np.float64)
+        leaving = np.where(np.isfinite(old), old, 0.0).astype(np.float64)
+        self._sum[:, bands] += entering - leaving
         self._count[:, bands] += ok.astype(np.int64) - np.isfinite(old)
         self._ring[:, bands, slot] = new
         self._pos += 1

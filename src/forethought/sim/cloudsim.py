@@ -88,8 +88,18 @@ class CloudSimDataCentre:
             )
         if u.shape[1] < 2:
             raise ForethoughtError("the trace needs at least two samples")
-        if not np.isfinite(u).all() or (u < 0).any():
-            raise ForethoughtError("utilisation must be finite and non-negative")
+        if not np.isfinite(u).all():
+            v, k = np.argwhere(~np.isfinite(u))[0]
+            raise ForethoughtError(f"utilisation of VM {v} at sample {k} is not a number")
+        if (u < 0).any() or (u > 1).any():
+            v, k = np.argwhere((u < 0) | (u > 1))[0]
+            raise ForethoughtError(
+                f"utilisation of VM {v} at sample {k} is {u[v, k]:g}: must be in [0, 1]"
+            )
+        if not (np.isfinite(interval) and interval > 0):
+            raise ForethoughtError(
+                f"the interval must be a positive number of seconds; got {interval}"
+            )
         self.cluster, self.test, self.interval = cluster, test, interval
         self.name = name or (test.name if test is not None else "dvfs")
         # CloudSim appends a copy of the last sample so the last interval interpolates.

@@ -76,6 +76,21 @@ def _median(ordered: FloatArray, length: np.ndarray) -> FloatArray:
     return 0.5 * (_take(ordered, (n - 1) // 2) + _take(ordered, n // 2))
 
 
+def _adaptive(
+    load: FloatArray,
+    history: FloatArray,
+    migration_intervals: FloatArray,
+    margin: FloatArray,
+    fallback: StaticThreshold,
+) -> BoolArray:
+    """Overloaded above 1 - margin once 12 values lead the history, else the fallback."""
+    ready = leading_nonzero(history) >= 12
+    adaptive = load > 1.0 - margin
+    return np.asarray(
+        np.where(ready, adaptive, fallback.overloaded(load, history, migration_intervals))
+    )
+
+
 @dataclass(frozen=True)
 class InterQuartileRange:
     """IQR: overloaded above 1 - s x IQR of the host's utilisation history."""
@@ -93,11 +108,7 @@ class InterQuartileRange:
         q1 = np.floor(0.25 * (length + 1) + 0.5).astype(np.int64) - 1
         q3 = np.floor(0.75 * (length + 1) + 0.5).astype(np.int64) - 1
         iqr = _take(ordered, q3) - _take(ordered, q1)
-        ready = leading_nonzero(history) >= 12
-        adaptive = load > 1.0 - self.parameter * iqr
-        return np.where(
-            ready, adaptive, self.fallback.overloaded(load, history, migration_intervals)
-        )
+        return _adaptive(load, history, migration_intervals, self.parameter * iqr, self.fallback)
 
 
 @dataclass(frozen=True)
@@ -117,11 +128,7 @@ class MedianAbsoluteDeviation:
         cols = np.arange(history.shape[1])[None, :]
         deviation = np.where(cols < length[:, None], np.abs(history - centre[:, None]), np.inf)
         mad = _median(np.sort(deviation, axis=1), length)
-        ready = leading_nonzero(history) >= 12
-        adaptive = load > 1.0 - self.parameter * mad
-        return np.where(
-            ready, adaptive, self.fallback.overloaded(load, history, migration_intervals)
-        )
+        return _adaptive(load, history, migration_intervals, self.parameter * mad, self.fallback)
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,10 @@ class LocalRegression:
         their lines: placement tests thousands of what-ifs without refitting.
         """
         n = self.window
+        if history.shape[1] < n:  # too short a history: never ready, fall back
+            width = np.zeros((history.shape[0], n))
+            width[:, : history.shape[1]] = history
+            history = width
         recent = history[:, :n]
         x = np.arange(n, 0, -1, dtype=np.float64)  # x of history[:, 0], history[:, 1], ...
         xc = x - (n + 1) / 2.0
@@ -203,6 +214,9 @@ def make_test(name: str, parameter: float | None = None) -> OverloadTest:
         "lrr": 1.2,
         "oracle": 1.0,
     }
+    if name not in defaults:
+        known = ", ".join(defaults)
+        raise ForethoughtError(f"unknown overload test {name!r}; choose from {known}")
     p = defaults[name] if parameter is None else parameter
     if name == "thr":
         return StaticThreshold(p)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from forethought.core.errors import ForethoughtError
 from forethought.sim.overload import OverloadTest, make_test
 
@@ -29,6 +31,8 @@ class PolicySpec:
             return None
         value = self.default if parameter is None else parameter
         assert value is not None
+        if not np.isfinite(value):
+            raise ForethoughtError(f"--param of {self.name} must be a finite number; got {value}")
         if self.test == "thr" and not 0.0 < value <= 1.0:
             raise ForethoughtError(
                 f"--param of {self.name} is a utilisation in (0, 1]; got {value}"

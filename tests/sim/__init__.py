@@ -1,0 +1,1 @@
+"""Tests of the cluster simulator: power models, overload tests, the data centre, metrics."""
