@@ -139,3 +139,17 @@ def test_sites_and_links_are_validated() -> None:
     cluster.sites = [Site("dc"), Site("cloud", "public")]
     with pytest.raises(ForethoughtError, match="no link"):
         cluster.link(0, 1)
+
+
+def test_migrations_conserve_vms_and_demand() -> None:
+    """Moving VMs changes where demand lands, never how much there is or how many VMs."""
+    b = make(n_vms=12, n_hosts=6)
+    before = b.telemetry()
+    for v, target in [(0, 1), (1, 2), (2, 3), (3, 4)]:
+        b.migrate(Migrate(f"vm-{v}", f"host-{target}"))
+    b.advance(120.0)
+    after = b.telemetry()
+    hosts = [vm.host for vm in b.inventory().vms]
+    assert len(hosts) == 12
+    assert float(after.demand.sum()) == pytest.approx(float(before.demand.sum()))
+    assert hosts[:4] == ["host-1", "host-2", "host-3", "host-4"]
