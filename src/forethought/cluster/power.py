@@ -50,9 +50,8 @@ def power_table(models: list[PowerModel]) -> FloatArray:
 
 def power_of(table: FloatArray, kind: np.ndarray, utilisation: FloatArray) -> FloatArray:
     """Watts of hosts of power model ``kind`` at ``utilisation``, vectorised over hosts."""
-    u = np.clip(np.asarray(utilisation, dtype=np.float64), 0.0, 1.0)
-    pos = u * 10.0
-    lo = np.minimum(np.floor(pos).astype(np.int64), 9)
-    frac = pos - lo
+    pos = np.clip(np.asarray(utilisation, dtype=np.float64), 0.0, 1.0) * 10.0
+    lo = pos.astype(np.int64)  # floor, as pos >= 0
+    np.minimum(lo, 9, out=lo)
     low = table[kind, lo]
-    return np.asarray(low + (table[kind, lo + 1] - low) * frac)
+    return np.asarray(low + (table[kind, lo + 1] - low) * (pos - lo))

@@ -360,8 +360,6 @@ class _PolicyStep:
         np.add.at(hist, host, self.vm_share[live])
         self.hist = hist / dc.total[:, None]
         self.sched = np.bincount(host, np.minimum(state.req[live], dc.pe[host]), H)
-        self.ram_used = np.bincount(host, dc.ram[live], H)
-        self.bw_used = np.bincount(host, dc.bw[live], H)
         self.max_ram = np.zeros(H)
         np.maximum.at(self.max_ram, host, dc.ram[live])
         self.count = np.bincount(host, minlength=H)
@@ -379,11 +377,12 @@ class _PolicyStep:
         # The candidate list changes only when exclusions or blank hosts change.
         self._version = 0
         self._cached: tuple[int, int, np.ndarray] | None = None
-        self._seconds_per_mb = 1.0 / (dc.host_bw / 8.0 / 2.0)
+        self._intervals_per_mb = 1.0 / (dc.host_bw / 8.0 / 2.0) / dc.interval
         # Fast paths: THR needs only the load; LR only each host's line, which is additive.
         self._thr = isinstance(self.test, StaticThreshold)
         self._lr = self.test if isinstance(self.test, LocalRegression) else None
         self._oracle = self.test if isinstance(self.test, Oracle) else None
+        self._generic = not (self._thr or self._lr is not None or self._oracle is not None)
         self.future = np.zeros_like(self.req) if future is None else future
         self.load_next = np.bincount(host, self.future[live], H)
         if self._lr is not None:
@@ -393,8 +392,8 @@ class _PolicyStep:
             np.add.at(self.ready_count, host, self.vm_ready[live])
 
     def _intervals(self, max_ram: FloatArray, rows: np.ndarray) -> FloatArray:
-        seconds = max_ram * self._seconds_per_mb[rows]
-        return np.asarray(np.where(max_ram > 0, np.ceil(seconds / self.dc.interval), 0.0))
+        """Scheduling intervals the longest migration off each host takes (0 if empty)."""
+        return np.asarray(np.ceil(max_ram * self._intervals_per_mb[rows]))
 
     def _candidates(self, excluded: BoolArray) -> np.ndarray:
         key = (id(excluded), self._version)
@@ -417,6 +416,14 @@ class _PolicyStep:
         dc = self.dc
         if self._oracle is not None:
             return self._oracle.decide(self.load_next[rows] / dc.total[rows])
+        if self._lr is not None:
+            return self._lr.decide(
+                self.load_req[rows] / dc.total[rows],
+                self.a[rows],
+                self.b[rows],
+                self.ready_count[rows] > 0,
+                self._intervals(self.max_ram[rows], rows),
+            )
         return self.test.overloaded(
             self.load_req[rows] / dc.total[rows],
             self.hist[rows],
@@ -426,14 +433,13 @@ class _PolicyStep:
     def _add(self, v: int, h: int, sign: float = 1.0) -> None:
         dc = self.dc
         self.load_req[h] += sign * self.req[v]
-        self.hist[h] += sign * self.vm_share[v] / dc.total[h]
+        if self._generic:  # only the sorting tests (IQR, MAD) read the whole history
+            self.hist[h] += sign * self.vm_share[v] / dc.total[h]
         was_blank = self.granted[h] == 0
         self.sched[h] += sign * min(self.req[v], dc.pe[h])
         self.granted[h] += sign * min(self.req[v], dc.pe[h])
         if was_blank != (self.granted[h] == 0):
             self._version += 1
-        self.ram_used[h] += sign * dc.ram[v]
-        self.bw_used[h] += sign * dc.bw[v]
         self.count[h] += int(sign)
         self.load_next[h] += sign * self.future[v]
         if self._lr is not None:
