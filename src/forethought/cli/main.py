@@ -666,3 +666,164 @@ def compare_cmd(
             trace, fmt, skip_bad, limit, runs, hosts, progress and not as_json
         )
         _outputs(telemetry, results, as_json, report, timeline, f"policies compared on {trace}")
+
+
+@main.group(name="policy")
+def policy_group() -> None:
+    """Scaling policy files: validate them and see what they will do."""
+
+
+@policy_group.command(name="check")
+@click.argument("policy_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--trace",
+    default=None,
+    help="Also check that every VM of this trace falls in a group and every group has VMs.",
+)
+@_format_option
+@click.option("--json", "as_json", is_flag=True, help="Print the validated policy as JSON.")
+def policy_check_cmd(policy_file: str, trace: str | None, fmt: str | None, as_json: bool) -> None:
+    """Validate POLICY_FILE and explain, group by group, what it will do.
+
+    A policy file is YAML: version 1, optional sla_classes (highest priority first),
+    host_capacity and defaults, and a list of groups. Each group matches VMs by name
+    pattern, tags or application, and sets per resource: min, max, the forecast quantile
+    to provision for, headroom, the horizon an allocation must hold, the tolerances that
+    trigger scaling up and down, the largest step each way, the cooldown between
+    decreases and how long the need must stay low first, its SLA class, and the reaction
+    to anomalies (alert, scale_up with scale_up_by, isolate). Errors name the file, the
+    line and the field, and exit with status 1 before anything runs.
+
+    \b
+    Example:
+      forethought policy check examples/policy.yaml --trace bundled:planetlab-20110303
+    """
+    from forethought.allocation.policy import VmInfo, load_policy
+
+    with _errors():
+        policy = load_policy(policy_file)
+        if trace is not None:
+            telemetry = _load(trace, fmt, False, None)
+            policy.assign([VmInfo(v) for v in telemetry.vm_ids])
+    if as_json:
+        click.echo(policy.model.model_dump_json(indent=2))
+        return
+    stdout.print(policy.explain(), highlight=False)
+    stdout.print("\npolicy OK", style="bold green")
+
+
+@main.command(name="rightsize")
+@click.argument("trace", default="bundled:planetlab-20110303")
+@_format_option
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Scaling policy file (default: one catch-all group with the default settings).",
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(
+        ["vpa", "autopilot-peak", "autopilot-percentile", "autopilot-ml", "static-peak", "reactive"]
+    ),
+    default=None,
+    help="Replay a baseline recommender instead of forethought.",
+)
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    type=click.Choice(["cpu", "memory"]),
+    help="Resource to size (repeatable; default: cpu and memory where the trace has them).",
+)
+@click.option(
+    "--resize-delay",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Steps between a decision and the resize taking effect.",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Steps left out of the scores at the start (default: a day, at most half the trace).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by resource.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@_skip_option
+@_limit_option
+@_trace_help
+def rightsize_cmd(
+    trace: str,
+    fmt: str | None,
+    policy_file: str | None,
+    baseline: str | None,
+    resources: tuple[str, ...],
+    resize_delay: int,
+    warmup: int | None,
+    as_json: bool,
+    progress: bool,
+    skip_bad: bool,
+    limit: int | None,
+) -> None:
+    """Replay TRACE's demand against allocations decided from the past only.
+
+    Every step the recommender sees the usage so far and sets each VM's allocation; the
+    decision takes effect --resize-delay steps later. forethought provisions for a
+    forecast quantile plus headroom with hysteresis (see `forethought policy check`);
+    the baselines are the Kubernetes VPA recommender (`vpa`), Google Autopilot's
+    moving-window and ML recommenders (`autopilot-peak`, `autopilot-percentile`,
+    `autopilot-ml`), static peak sizing (`static-peak`) and a reactive threshold scaler
+    (`reactive`). Reported per resource, in percent of each VM's provisioned size:
+
+    \b
+      slack                    unused allocation over all allocation
+      under_provisioned_share  VM-intervals with demand above allocation
+      unmet_share              demand above allocation over all demand
+      resizes_per_vm_hour      changes of allocation per VM and hour
+      vms_over_1pct            VMs under-provisioned in more than 1 % of intervals
+
+    \b
+    Examples:
+      forethought rightsize bundled:planetlab-20110303
+      forethought rightsize path/to/bitbrains/2013-8 --baseline vpa --json
+    """
+    if policy_file and baseline:
+        _fail("give either --policy or --baseline, not both")
+    from forethought.allocation.policy import load_policy
+    from forethought.allocation.runner import rightsize
+
+    with _errors():
+        policy = load_policy(policy_file) if policy_file else None
+        telemetry = _load(trace, fmt, skip_bad, limit)
+        with _progress(progress and not as_json, "replaying") as advance:
+            scores = rightsize(
+                telemetry,
+                policy=policy,
+                baseline=baseline,
+                resources=list(resources) or None,
+                resize_delay=resize_delay,
+                warmup=warmup,
+                progress=lambda label, done, total: advance(done, total),
+            )
+    if as_json:
+        click.echo(json.dumps({k: v.to_dict() for k, v in scores.items()}, indent=2))
+        return
+    name = baseline or "forethought"
+    table = Table(title=f"rightsizing {trace} with {name}")
+    table.add_column("metric")
+    for resource in scores:
+        table.add_column(resource, justify="right")
+    rows = [
+        ("slack", "slack", "{:.1%}"),
+        ("under-provisioned intervals", "under_provisioned_share", "{:.2%}"),
+        ("unmet demand", "unmet_share", "{:.3%}"),
+        ("resizes per VM-hour", "resizes_per_vm_hour", "{:.3f}"),
+        ("VMs short > 1 % of the time", "vms_over_1pct", "{:.1%}"),
+        ("decision step (ms)", "decision_ms_mean", "{:.2f}"),
+    ]
+    for label, key, fmt_ in rows:
+        table.add_row(label, *(fmt_.format(s.to_dict()[key]) for s in scores.values()))
+    stdout.print(table)

@@ -26,3 +26,7 @@ class UnknownFormatError(ForethoughtError):
 
 class ForecastError(ForethoughtError):
     """The forecasting engine was used incorrectly (wrong shapes, unknown model...)."""
+
+
+class PolicyError(ForethoughtError):
+    """A scaling policy file is invalid: names the file, the field and, where known, the line."""

@@ -1,0 +1,1 @@
+"""Predictive allocation: scaling policies, the allocation manager, and rightsizing baselines."""

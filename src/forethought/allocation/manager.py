@@ -1,0 +1,274 @@
+"""The allocation manager: forecast distributions in, allocations and resize actions out.
+
+For every VM and resource, forethought provisions for a quantile of its forecast over the
+time an allocation must hold, plus headroom, within the policy's limits, and moves the
+allocation with hysteresis so it does not flap:
+
+- an **increase** happens at once, when the forecast for the next step exceeds the
+  allocation, and goes straight to what the whole horizon needs (one resize, not many);
+- a **decrease** waits until the need has stayed well below the allocation for a while,
+  is bounded per step, and is spaced by a cooldown: shrinking memory into an
+  out-of-memory loop is the classic failure of history-only sizing;
+- a **shortfall** (demand above the allocation) raises the VM's floor at once: for memory
+  (an out-of-memory or swap signal) the floor is remembered for a day, for CPU
+  (throttling) it only forces the next increase;
+- an **anomaly** (demand above the forecast's p99 for three steps) is recorded with its
+  evidence and handled as the group's policy says: alert, scale up, or isolate (freeze
+  the VM's decreases until the anomaly passes).
+
+Everything is vectorised over VMs; the per-VM settings of the policy become arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forethought.allocation.policy import AnomalyAction, Group, Policy
+from forethought.cluster.backend import Resize
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource
+from forethought.forecast.anomaly import Anomaly
+from forethought.forecast.base import DEFAULT_LEVELS, BoolArray, FloatArray
+from forethought.forecast.engine import ForecastEngine, make_forecaster
+
+DAY_SECONDS = 86_400
+ACTION_CODE = {AnomalyAction.ALERT: 0, AnomalyAction.SCALE_UP: 1, AnomalyAction.ISOLATE: 2}
+
+
+@dataclass
+class Settings:
+    """One resource's policy as per-VM arrays (steps already converted from minutes)."""
+
+    minimum: FloatArray
+    maximum: FloatArray  # inf where the policy leaves it to the VM's size
+    quantile: FloatArray
+    headroom: FloatArray
+    lookahead: np.ndarray  # steps an allocation must hold
+    up_tolerance: FloatArray
+    down_tolerance: FloatArray
+    step_up: FloatArray  # inf where unbounded
+    step_down: FloatArray
+    cooldown: np.ndarray
+    down_after: np.ndarray
+    anomaly_action: np.ndarray
+    scale_up_by: FloatArray
+    priority: np.ndarray
+
+    @classmethod
+    def from_policy(
+        cls, policy: Policy, groups: list[Group], resource: Resource, step_seconds: int
+    ) -> Settings:
+        per = [policy.settings(g, resource) for g in groups]
+
+        def steps(minutes: list[float]) -> np.ndarray:
+            return np.maximum(np.ceil(np.array(minutes) * 60.0 / step_seconds), 0).astype(np.int64)
+
+        return cls(
+            minimum=np.array([p.min for p in per], dtype=np.float64),
+            maximum=np.array([np.inf if p.max is None else p.max for p in per]),
+            quantile=np.array([p.quantile for p in per]),
+            headroom=np.array([p.headroom for p in per]),
+            lookahead=np.maximum(steps([p.horizon_minutes for p in per]), 1),
+            up_tolerance=np.array([p.up_tolerance for p in per]),
+            down_tolerance=np.array([p.down_tolerance for p in per]),
+            step_up=np.array([np.inf if p.max_step_up is None else p.max_step_up for p in per]),
+            step_down=np.array([p.max_step_down for p in per]),
+            cooldown=steps([p.cooldown_minutes for p in per]),
+            down_after=steps([p.down_after_minutes for p in per]),
+            anomaly_action=np.array([ACTION_CODE[g.anomaly.action] for g in groups]),
+            scale_up_by=np.array([g.anomaly.scale_up_by for g in groups]),
+            priority=np.array([policy.priority(g) for g in groups], dtype=np.int64),
+        )
+
+
+@dataclass(frozen=True)
+class AnomalyRecord:
+    """An anomaly the manager acted on, with the forecaster's evidence."""
+
+    vm: int
+    resource: str
+    step: int
+    action: str
+    evidence: Anomaly
+
+
+@dataclass
+class Decision:
+    """Why each VM's allocation changed at the last step (codes, see :data:`REASONS`)."""
+
+    reason: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+
+
+REASONS = (
+    "",
+    "forecast above allocation",
+    "need well below allocation",
+    "anomaly: scale up",
+    "shortfall: floor raised",
+)
+
+
+class PredictiveRecommender:
+    """forethought's recommender for one resource (see the module text)."""
+
+    name = "forethought"
+
+    def __init__(
+        self,
+        settings: Settings,
+        resource: Resource | str = Resource.CPU,
+        *,
+        resize_delay: int = 0,
+        model: str = "auto",
+        floor_memory_seconds: int = DAY_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.resource = Resource(resource)
+        self.resize_delay = resize_delay
+        self.model = model
+        self.floor_memory_seconds = floor_memory_seconds
+        self.anomalies: list[AnomalyRecord] = []
+
+    def reset(self, n: int, capacity: FloatArray, step_seconds: int) -> None:
+        s = self.settings
+        if s.minimum.shape != (n,):
+            raise ForethoughtError(f"settings are for {s.minimum.size} VMs, not {n}")
+        self.capacity = np.asarray(capacity, dtype=np.float64)
+        self.horizon = int(max(s.lookahead.max(), 1 + self.resize_delay))
+        levels = tuple(sorted({*DEFAULT_LEVELS, *s.quantile.tolist()}))
+        self.engine: ForecastEngine = make_forecaster(
+            self.model, step_seconds=step_seconds, horizon=self.horizon, levels=levels, lower=0.0
+        )
+        self.level_index = np.searchsorted(np.array(levels), s.quantile)
+        self.upper = np.minimum(s.maximum, self.capacity)
+        self.alloc = self.capacity.copy()  # a new VM gets its full size
+        self.last = np.zeros(n)
+        self.below = np.zeros(n, dtype=np.int64)  # steps the need has stayed well below
+        self.since_down = np.full(n, 1 << 30, dtype=np.int64)
+        self.floor = np.zeros(n)
+        self.floor_left = np.zeros(n, dtype=np.int64)
+        self.isolated = np.zeros(n, dtype=bool)
+        # Memory remembers an out-of-memory signal for a day: shrinking back into it is
+        # the loop to avoid. A CPU shortfall (throttling) only forces the next increase.
+        remember = self.floor_memory_seconds if self.resource is Resource.MEMORY else 0
+        self.floor_steps = max(1, remember // step_seconds)
+        self.step = 0
+        self._events_seen = 0
+        self.decision = Decision(np.zeros(n, dtype=np.int8))
+
+    def observe(self, usage: FloatArray, observed: BoolArray) -> None:
+        self.engine.update(usage[:, None], observed[:, None])
+        self.last = np.where(observed, usage, self.last)
+        self.step += 1
+
+    def shortfall(self, short: BoolArray) -> None:
+        s = self.settings
+        raised = self.last * (1.0 + np.maximum(s.headroom, 0.2))
+        self.floor = np.where(short, np.maximum(self.floor, raised), self.floor)
+        self.floor_left = np.where(short, self.floor_steps, self.floor_left)
+        self._short = short
+
+    def recommend(self) -> FloatArray:
+        s = self.settings
+        n = self.alloc.size
+        fc = self.engine.forecast(self.horizon)
+        path = np.take_along_axis(
+            fc.quantiles, np.broadcast_to(self.level_index[:, None, None], (n, self.horizon, 1)), 2
+        )[:, :, 0]
+        within = np.arange(self.horizon)[None, :] < s.lookahead[:, None]
+        target = np.max(np.where(within, path, -np.inf), axis=1) * (1.0 + s.headroom)
+        lead = 1 + self.resize_delay
+        need_next = np.max(path[:, :lead], axis=1) * (1.0 + s.headroom)
+        # The floor raised by a shortfall holds for floor_steps decisions, then lapses.
+        self.floor = np.where(self.floor_left > 0, self.floor, 0.0)
+        lower = np.maximum(s.minimum, self.floor)
+        self.floor_left = np.maximum(self.floor_left - 1, 0)
+        target = np.clip(np.where(np.isfinite(target), target, self.alloc), lower, self.upper)
+        need_next = np.where(np.isfinite(need_next), need_next, 0.0)
+        alloc = self.alloc
+        reason = np.zeros(n, dtype=np.int8)
+
+        short = (need_next > alloc * (1.0 + s.up_tolerance)) | (alloc < lower)
+        bounded = np.isfinite(s.step_up)
+        cap_up = np.where(bounded, alloc * (1.0 + np.where(bounded, s.step_up, 0.0)), np.inf)
+        grown = np.minimum(np.maximum(target, need_next), cap_up)
+        new = np.where(short, np.clip(np.maximum(grown, lower), lower, self.upper), alloc)
+        reason[short & (new != alloc)] = 1
+        reason[short & getattr(self, "_short", np.zeros(n, dtype=bool))] = 4
+
+        slack = ~short & (target < alloc * (1.0 - s.down_tolerance))
+        self.below = np.where(slack, self.below + 1, 0)
+        self.since_down += 1
+        down = (
+            slack & (self.below >= s.down_after) & (self.since_down >= s.cooldown) & ~self.isolated
+        )
+        shrunk = np.maximum(target, alloc * (1.0 - s.step_down))
+        new = np.where(down, shrunk, new)
+        reason[down] = 2
+        self.since_down = np.where(down, 0, self.since_down)
+        self.below = np.where(down, 0, self.below)
+
+        new = self._react_to_anomalies(new, reason)
+        self.alloc = np.clip(new, 0.0, self.capacity)
+        self.decision = Decision(reason)
+        return self.alloc
+
+    def _react_to_anomalies(self, new: FloatArray, reason: np.ndarray) -> FloatArray:
+        s = self.settings
+        events = self.engine.events
+        fresh, self._events_seen = events[self._events_seen :], len(events)
+        for event in fresh:  # anomalies are rare: a loop over them, never over all VMs
+            v = event.series
+            code = int(s.anomaly_action[v])
+            action = list(ACTION_CODE)[code]
+            self.anomalies.append(AnomalyRecord(v, self.resource.value, self.step, action, event))
+            if code == ACTION_CODE[AnomalyAction.SCALE_UP]:
+                new[v] = min(max(new[v], self.alloc[v] * (1.0 + s.scale_up_by[v])), self.upper[v])
+                reason[v] = 3
+        # Isolation lasts while the forecaster still flags the VM's run.
+        flagged = self.engine.anomalies.flags
+        self.isolated = flagged & (s.anomaly_action == ACTION_CODE[AnomalyAction.ISOLATE])
+        return new
+
+    def actions(self, vm_ids: list[str], previous: FloatArray) -> list[Resize]:
+        """Typed resize actions for the VMs whose allocation changed, each with its reason."""
+        changed = np.flatnonzero(self.alloc != previous)
+        return [
+            Resize(
+                vm_ids[v],
+                self.resource,
+                float(self.alloc[v]),
+                REASONS[int(self.decision.reason[v])] or "bounds",
+            )
+            for v in changed.tolist()
+        ]
+
+
+def allocate_on_hosts(
+    desired: FloatArray,
+    host_of: np.ndarray,
+    host_capacity: FloatArray,
+    priority: np.ndarray,
+) -> tuple[FloatArray, BoolArray]:
+    """Grant desired allocations within each host's capacity, higher SLA classes first.
+
+    Where a host is short, classes are served in priority order (0 first) and the class
+    that no longer fits in full shares what is left in proportion to its requests; lower
+    classes get nothing more. Returns the grants, and the VMs whose desire alone exceeds
+    their host: migration candidates, never unplaceable VMs (their grant is capped).
+    """
+    desired = np.asarray(desired, dtype=np.float64)
+    cap = np.asarray(host_capacity, dtype=np.float64)
+    too_big = desired > cap[host_of]
+    want = np.minimum(desired, cap[host_of])
+    # Total wanted per (host, class), and by the classes ahead of it on the same host.
+    classes = int(priority.max()) + 1 if priority.size else 1
+    key = host_of * classes + priority
+    per_key = np.bincount(key, want, minlength=cap.size * classes).reshape(cap.size, classes)
+    ahead = np.cumsum(per_key, axis=1) - per_key
+    left = np.maximum(cap[:, None] - ahead, 0.0)
+    share = np.where(per_key > 0, np.minimum(1.0, left / np.where(per_key > 0, per_key, 1.0)), 1.0)
+    granted = want * share[host_of, priority]
+    return granted, too_big

@@ -1,0 +1,315 @@
+"""Scaling policy files: YAML, typed and validated, with errors that name the field.
+
+A policy file sorts VMs into groups (by name pattern, tag or application) and says, per
+group and resource, how to size them::
+
+    version: 1
+    sla_classes: [gold, silver, standard, bronze]   # highest priority first
+    host_capacity: {cpu: 400, memory: 400}          # optional, in the resources' units
+    defaults:
+      cpu: {quantile: 0.95, headroom: 0.1}
+    groups:
+      - name: web
+        match: {name: "web-*"}
+        sla_class: gold
+        resources:
+          cpu: {min: 5, max: 100, quantile: 0.99, headroom: 0.15}
+          memory: {quantile: 0.99, max_step_down: 0.1, down_after_minutes: 120}
+        anomaly: {action: scale_up, scale_up_by: 0.5}
+      - name: rest
+        match: {name: "*"}
+
+Values are in each resource's unit as the trace gives it (percent of the VM's provisioned
+capacity for the shared traces). A group's resource settings override the defaults field
+by field. The first group that matches a VM takes it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from forethought.core.errors import PolicyError
+from forethought.core.resources import Resource
+
+
+class AnomalyAction(StrEnum):
+    ALERT = "alert"
+    SCALE_UP = "scale_up"
+    ISOLATE = "isolate"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResourcePolicy(_Strict):
+    """How one resource of a group's VMs is sized. Every field has a documented default."""
+
+    min: float = Field(0.0, ge=0, description="never allocate less")
+    max: float | None = Field(None, gt=0, description="never allocate more (None: the VM's size)")
+    quantile: float = Field(0.95, gt=0, lt=1, description="forecast quantile to provision for")
+    headroom: float = Field(0.10, ge=0, le=10, description="fraction added on top")
+    horizon_minutes: float = Field(60, gt=0, description="how far ahead an allocation must hold")
+    up_tolerance: float = Field(0.0, ge=0, le=1, description="scale up when short by more")
+    down_tolerance: float = Field(0.15, ge=0, lt=1, description="scale down when over by more")
+    max_step_up: float | None = Field(None, gt=0, description="largest increase, fraction")
+    max_step_down: float = Field(0.25, gt=0, le=1, description="largest decrease, fraction")
+    cooldown_minutes: float = Field(60, ge=0, description="least time between two decreases")
+    down_after_minutes: float = Field(30, ge=0, description="time below before a decrease")
+
+    @model_validator(mode="after")
+    def _limits(self) -> ResourcePolicy:
+        if self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
+class AnomalyPolicy(_Strict):
+    action: AnomalyAction = AnomalyAction.ALERT
+    scale_up_by: float = Field(0.5, gt=0, le=10, description="fraction added on scale_up")
+
+
+class Match(_Strict):
+    name: str | None = Field(None, description="glob pattern on the VM name")
+    tags: list[str] = Field(default_factory=list, description="all of these tags")
+    application: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Match:
+        if self.name is None and not self.tags and self.application is None:
+            raise ValueError("a match needs a name pattern, tags or an application")
+        return self
+
+
+class Group(_Strict):
+    name: str = Field(min_length=1)
+    match: Match
+    sla_class: str = "standard"
+    resources: dict[Resource, ResourcePolicy] = Field(default_factory=dict)
+    anomaly: AnomalyPolicy = AnomalyPolicy()
+
+
+class PolicyModel(_Strict):
+    version: Literal[1]
+    sla_classes: list[str] = Field(
+        default_factory=lambda: ["gold", "silver", "standard", "bronze"], min_length=1
+    )
+    host_capacity: dict[Resource, float] = Field(default_factory=dict)
+    defaults: dict[Resource, ResourcePolicy] = Field(default_factory=dict)
+    groups: list[Group] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyModel:
+        names = [g.name for g in self.groups]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"group names must be unique; repeated: {', '.join(dup)}")
+        for g in self.groups:
+            if g.sla_class not in self.sla_classes:
+                raise ValueError(
+                    f"group {g.name}: sla_class {g.sla_class!r} is not one of "
+                    f"{', '.join(self.sla_classes)}"
+                )
+        for resource, cap in self.host_capacity.items():
+            if cap <= 0:
+                raise ValueError(f"host_capacity.{resource.value} must be positive")
+        return self
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    """What a policy can match a VM on."""
+
+    name: str
+    tags: frozenset[str] = frozenset()
+    application: str | None = None
+
+
+class Policy:
+    """A validated policy file: group matching, effective settings, and an explanation."""
+
+    def __init__(self, model: PolicyModel, source: str = "<policy>") -> None:
+        self.model, self.source = model, source
+        for group in model.groups:
+            for resource in {*group.resources, *model.defaults}:
+                limit = model.host_capacity.get(resource)
+                top = self.settings(group, resource).max
+                if limit is not None and top is not None and top > limit:
+                    raise PolicyError(
+                        f"{source}: groups.{group.name}.resources.{resource.value}.max "
+                        f"({top:g}) is above every host's capacity ({limit:g})"
+                    )
+
+    @property
+    def groups(self) -> list[Group]:
+        return self.model.groups
+
+    def priority(self, group: Group) -> int:
+        """0 for the highest SLA class, then 1, 2..."""
+        return self.model.sla_classes.index(group.sla_class)
+
+    def settings(self, group: Group, resource: Resource) -> ResourcePolicy:
+        """The group's settings for a resource, over the defaults field by field."""
+        base = self.model.defaults.get(resource, ResourcePolicy())
+        own = group.resources.get(resource)
+        if own is None:
+            return base
+        return base.model_copy(update=own.model_dump(exclude_unset=True))
+
+    def group_of(self, vm: VmInfo) -> Group | None:
+        for group in self.model.groups:
+            m = group.match
+            if m.name is not None and not fnmatch.fnmatchcase(vm.name, m.name):
+                continue
+            if m.tags and not set(m.tags) <= vm.tags:
+                continue
+            if m.application is not None and m.application != vm.application:
+                continue
+            return group
+        return None
+
+    def assign(self, vms: list[VmInfo], require_all_groups: bool = True) -> list[Group]:
+        """Each VM's group; an error names the first VM no group takes, and (unless told
+        otherwise) the groups that take no VM, before anything runs."""
+        out: list[Group] = []
+        for vm in vms:
+            group = self.group_of(vm)
+            if group is None:
+                raise PolicyError(
+                    f"{self.source}: no group matches VM {vm.name!r}; add a group or a "
+                    'catch-all (match: {name: "*"})'
+                )
+            out.append(group)
+        if require_all_groups:
+            used = {g.name for g in out}
+            idle = [g.name for g in self.model.groups if g.name not in used]
+            if idle:
+                raise PolicyError(
+                    f"{self.source}: group(s) {', '.join(idle)} match no VM of the trace"
+                )
+        return out
+
+    def explain(self) -> str:
+        """What the policy will do, in words, group by group."""
+        lines = [f"policy {self.source}: {len(self.groups)} group(s), first match wins"]
+        order = " > ".join(self.model.sla_classes)
+        lines.append(f"SLA classes, served first when a host is short: {order}")
+        for group in self.groups:
+            m = group.match
+            what = [f"name {m.name!r}"] if m.name else []
+            what += [f"tags {sorted(m.tags)}"] if m.tags else []
+            what += [f"application {m.application!r}"] if m.application else []
+            lines.append(f"\ngroup {group.name} ({group.sla_class}): VMs with {', '.join(what)}")
+            resources = sorted({*group.resources, *self.model.defaults}) or [Resource.CPU]
+            lines.extend(f"  {r.value}: " + _describe(self.settings(group, r)) for r in resources)
+            a = group.anomaly
+            act = {
+                AnomalyAction.ALERT: "record it and alert",
+                AnomalyAction.SCALE_UP: f"scale up by {a.scale_up_by:.0%} at once",
+                AnomalyAction.ISOLATE: "record it and freeze the VM's decreases (isolate)",
+            }[a.action]
+            lines.append(f"  anomaly (demand above the forecast's p99, 3 steps running): {act}")
+        return "\n".join(lines)
+
+
+def _describe(p: ResourcePolicy) -> str:
+    top = "the VM's size" if p.max is None else f"{p.max:g}"
+    up = "" if p.max_step_up is None else f", by at most {p.max_step_up:.0%}"
+    return (
+        f"provision for the p{100 * p.quantile:g} forecast over the next "
+        f"{p.horizon_minutes:g} min + {p.headroom:.0%} headroom, within [{p.min:g}, {top}]; "
+        f"increase at once when the forecast exceeds the allocation by more than "
+        f"{p.up_tolerance:.0%}{up}; decrease only after {p.down_after_minutes:g} min more "
+        f"than {p.down_tolerance:.0%} above the need, by at most {p.max_step_down:.0%}, "
+        f"at most once every {p.cooldown_minutes:g} min; demand above the allocation raises "
+        f"it at once (for memory the raised floor is remembered for a day)"
+    )
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The line of a field in the YAML source, following a validation error's location."""
+    node = root
+    key_node: yaml.Node | None = None
+    for key in loc:
+        if key == "[key]":  # the error is about the mapping key itself
+            node = key_node
+            break
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            key_node, node = pair if pair is not None else (None, None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            node = node.value[key] if key < len(node.value) else None
+        else:
+            break
+        if node is None:
+            return None
+    return None if node is None else node.start_mark.line + 1
+
+
+def _where(data: Any, loc: tuple[int | str, ...]) -> str:
+    """groups[0] becomes groups.web where the group has a name."""
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int) and isinstance(node, list) and key < len(node):
+            item = node[key]
+            name = item.get("name") if isinstance(item, dict) else None
+            parts.append(f"[{key}]" if name is None else f".{name}")
+            node = item
+        else:
+            parts.append(("." if parts else "") + str(key))
+            node = node.get(key) if isinstance(node, dict) else None
+    return "".join(parts).lstrip(".")
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    """Validate a policy given as YAML text; errors name the source, field and line."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        raise PolicyError(f"{source}{line}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: a policy file is a mapping with version and groups")
+    try:
+        model = PolicyModel.model_validate(data)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line_no = _line_of(root, loc)
+            at = f", line {line_no}" if line_no else ""
+            field = _where(data, loc) or "(top level)"
+            messages.append(f"{source}{at}: {field}: {err['msg']}")
+        raise PolicyError("\n".join(messages)) from None
+    return Policy(model, source)
+
+
+def load_policy(path: str | Path) -> Policy:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{p}: cannot read the policy file: {exc.strerror}") from None
+    return parse_policy(text, str(p))
+
+
+#: The policy used when none is given: one catch-all group with the defaults.
+DEFAULT_POLICY_YAML = """\
+version: 1
+defaults:
+  cpu: {quantile: 0.95, headroom: 0.10}
+  memory: {quantile: 0.99, headroom: 0.05, max_step_down: 0.10, down_after_minutes: 120}
+groups:
+  - name: all
+    match: {name: "*"}
+"""

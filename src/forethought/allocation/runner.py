@@ -1,0 +1,92 @@
+"""Rightsize a trace: pick the resources, build the recommenders, replay each one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from forethought.allocation.base import Recommender
+from forethought.allocation.manager import PredictiveRecommender, Settings
+from forethought.allocation.policy import DEFAULT_POLICY_YAML, Policy, VmInfo, parse_policy
+from forethought.allocation.replay import RightsizeScores, replay
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource, Unit
+from forethought.telemetry.series import Telemetry
+
+#: Resources a rightsizing run sizes by default, where the trace has them.
+SIZED = (Resource.CPU, Resource.MEMORY)
+
+
+def percent_series(telemetry: Telemetry, resource: Resource) -> tuple[np.ndarray, np.ndarray]:
+    """A resource as percent of each VM's provisioned capacity, and its mask."""
+    values, mask = telemetry.series(resource)
+    if telemetry.unit(resource) is not Unit.PERCENT:
+        values = telemetry.percent_of_capacity(resource)
+    return values, mask
+
+
+def resources_of(telemetry: Telemetry, names: list[str] | None) -> list[Resource]:
+    if names:
+        wanted = [Resource(n) for n in names]
+        missing = [r.value for r in wanted if r not in telemetry.resources]
+        if missing:
+            raise ForethoughtError(
+                f"{telemetry.source}: no {', '.join(missing)} series in the trace"
+            )
+        return wanted
+    return [r for r in SIZED if r in telemetry.resources]
+
+
+def recommender_for(
+    telemetry: Telemetry,
+    resource: Resource,
+    policy: Policy | None,
+    baseline: str | None,
+    resize_delay: int,
+) -> Recommender:
+    if baseline is not None:
+        from forethought.allocation.baselines import make_baseline
+
+        return make_baseline(baseline, resource.value)
+    policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
+    groups = policy.assign([VmInfo(v) for v in telemetry.vm_ids])
+    settings = Settings.from_policy(policy, groups, resource, telemetry.step_seconds)
+    return PredictiveRecommender(settings, resource, resize_delay=resize_delay)
+
+
+def rightsize(
+    telemetry: Telemetry,
+    *,
+    policy: Policy | None = None,
+    baseline: str | None = None,
+    resources: list[str] | None = None,
+    resize_delay: int = 0,
+    warmup: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, RightsizeScores]:
+    """Replay every chosen resource; policy and groups are checked before anything runs."""
+    chosen = resources_of(telemetry, resources)
+    if not chosen:
+        raise ForethoughtError(f"{telemetry.source}: no cpu or memory series to rightsize")
+    built = [(r, recommender_for(telemetry, r, policy, baseline, resize_delay)) for r in chosen]
+    out: dict[str, RightsizeScores] = {}
+    for resource, rec in built:
+        values, mask = percent_series(telemetry, resource)
+        report = None if progress is None else _bind(progress, resource.value)
+        out[resource.value] = replay(
+            values,
+            mask,
+            rec,
+            np.full(telemetry.n_vms, 100.0),
+            step_seconds=telemetry.step_seconds,
+            resource=resource.value,
+            resize_delay=resize_delay,
+            warmup=warmup,
+            progress=report,
+        )
+    return out
+
+
+def _bind(progress: Callable[[str, int, int], None], label: str) -> Callable[[int, int], None]:
+    return lambda done, total: progress(label, done, total)

@@ -1,0 +1,140 @@
+"""The allocation manager: hysteresis, floors, anomalies, host capacity and SLA classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forethought.allocation.manager import (
+    PredictiveRecommender,
+    Settings,
+    allocate_on_hosts,
+)
+from forethought.allocation.policy import VmInfo, parse_policy
+from forethought.cluster.backend import Resize
+from forethought.core.resources import Resource
+
+STEP = 300
+
+
+def recommender(
+    yaml_resources: str = "{}",
+    n: int = 4,
+    anomaly: str = "alert",
+    resource: Resource = Resource.CPU,
+) -> PredictiveRecommender:
+    policy = parse_policy(
+        "version: 1\ngroups:\n  - name: all\n    match: {name: '*'}\n"
+        f"    resources: {{{resource.value}: {yaml_resources}}}\n"
+        f"    anomaly: {{action: {anomaly}}}\n"
+    )
+    groups = policy.assign([VmInfo(f"vm-{i}") for i in range(n)])
+    rec = PredictiveRecommender(Settings.from_policy(policy, groups, resource, STEP), resource)
+    rec.reset(n, np.full(n, 100.0), STEP)
+    return rec
+
+
+def feed(rec: PredictiveRecommender, usage: np.ndarray) -> np.ndarray:
+    """Run (n, steps) of usage through the recommender; allocations after each step."""
+    out = []
+    for t in range(usage.shape[1]):
+        rec.observe(usage[:, t], np.ones(usage.shape[0], dtype=bool))
+        rec.shortfall(np.zeros(usage.shape[0], dtype=bool))
+        out.append(rec.recommend().copy())
+    return np.array(out).T
+
+
+def test_settings_become_per_vm_arrays_in_steps() -> None:
+    rec = recommender("{quantile: 0.9, horizon_minutes: 30, cooldown_minutes: 45, max: 80}")
+    s = rec.settings
+    assert s.quantile.tolist() == [0.9] * 4
+    assert s.lookahead.tolist() == [6] * 4
+    assert s.cooldown.tolist() == [9] * 4
+    assert s.maximum.tolist() == [80.0] * 4
+
+
+def test_a_steady_vm_comes_down_in_bounded_steps_and_settles() -> None:
+    rng = np.random.default_rng(1)
+    usage = 20 + rng.normal(0, 1, (4, 200))
+    alloc = feed(recommender("{max_step_down: 0.25, cooldown_minutes: 60}"), usage)
+    drops = alloc[:, :-1] / np.maximum(alloc[:, 1:], 1e-9)
+    assert alloc[:, 0].tolist() == [100.0] * 4  # starts at the VM's size
+    assert (alloc[:, 1:] >= alloc[:, :-1] * 0.75 - 1e-9).all()  # at most 25 % per step
+    changes = np.flatnonzero(np.diff(alloc[0]) < 0)
+    assert np.all(np.diff(changes) >= 12)  # a decrease at most once an hour
+    assert alloc[:, -1].min() > 20
+    assert alloc[:, -1].max() < 40
+    assert drops.max() > 1.0
+
+
+def test_an_increase_happens_at_once() -> None:
+    usage = np.full((4, 160), 10.0)
+    usage[:, 150:] = 60.0
+    alloc = feed(recommender(), usage)
+    before, after = alloc[:, 148], alloc[:, 151]
+    assert (before < 60).all()
+    assert (after >= 60).all()  # one step after the jump was seen
+
+
+def test_a_memory_shortfall_raises_the_floor_and_it_is_remembered() -> None:
+    rec = recommender("{quantile: 0.5, headroom: 0.0}", n=2, resource=Resource.MEMORY)
+    feed(rec, np.full((2, 100), 10.0))
+    rec.observe(np.array([30.0, 10.0]), np.ones(2, dtype=bool))
+    rec.shortfall(np.array([True, False]))
+    first = rec.recommend().copy()
+    assert first[0] >= 30.0 * 1.2 - 1e-9
+    later = feed(rec, np.full((2, 50), 10.0))
+    assert (later[0] >= 36.0 - 1e-9).all()  # remembered for a day, not forgotten at once
+
+
+def test_a_cpu_shortfall_forces_an_increase_but_is_not_remembered() -> None:
+    rec = recommender(
+        "{quantile: 0.5, headroom: 0.0, down_after_minutes: 5, cooldown_minutes: 5}", n=1
+    )
+    feed(rec, np.full((1, 100), 10.0))
+    rec.observe(np.array([30.0]), np.ones(1, dtype=bool))
+    rec.shortfall(np.array([True]))
+    assert rec.recommend()[0] >= 36.0 - 1e-9
+    later = feed(rec, np.full((1, 150), 10.0))
+    assert later[0, -1] < 36.0
+
+
+def test_scale_up_on_anomaly_is_recorded_with_evidence() -> None:
+    rng = np.random.default_rng(3)
+    usage = 10 + rng.normal(0, 0.5, (3, 220))
+    usage[1, 200:] = 80.0
+    rec = recommender(n=3, anomaly="scale_up")
+    alloc = feed(rec, usage)
+    assert any(a.vm == 1 and a.action == "scale_up" for a in rec.anomalies)
+    record = next(a for a in rec.anomalies if a.vm == 1)
+    assert len(record.evidence.observed) == 3
+    assert alloc[1, -1] >= 80.0
+
+
+def test_actions_say_why() -> None:
+    rec = recommender(n=2)
+    previous = np.full(2, 100.0)
+    feed(rec, np.full((2, 60), 5.0))
+    actions = rec.actions(["a", "b"], previous)
+    assert actions
+    assert all(isinstance(a, Resize) and a.reason for a in actions)
+
+
+def test_hosts_serve_sla_classes_in_order_and_share_within_a_class() -> None:
+    desired = np.array([60.0, 30.0, 30.0, 50.0])
+    host_of = np.array([0, 0, 0, 1])
+    priority = np.array([0, 1, 1, 0])
+    granted, too_big = allocate_on_hosts(desired, host_of, np.array([100.0, 40.0]), priority)
+    assert granted[0] == pytest.approx(60.0)  # gold in full
+    assert granted[1:3] == pytest.approx([20.0, 20.0])  # silver shares the 40 left
+    assert granted[3] == pytest.approx(40.0)  # capped at its host
+    assert too_big.tolist() == [False, False, False, True]  # a migration candidate
+
+
+def test_hosts_with_room_grant_everything() -> None:
+    desired = np.array([10.0, 20.0, 30.0])
+    granted, too_big = allocate_on_hosts(
+        desired, np.array([0, 0, 1]), np.array([100.0, 100.0]), np.array([2, 0, 1])
+    )
+    assert granted.tolist() == desired.tolist()
+    assert not too_big.any()

@@ -1,0 +1,137 @@
+"""Policy files: validation with clear messages, matching, effective settings, explanation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from forethought.allocation.policy import (
+    DEFAULT_POLICY_YAML,
+    AnomalyAction,
+    VmInfo,
+    load_policy,
+    parse_policy,
+)
+from forethought.core.errors import PolicyError
+from forethought.core.resources import Resource
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
+
+
+def test_the_shipped_example_and_default_are_valid() -> None:
+    policy = load_policy(EXAMPLE)
+    assert [g.name for g in policy.groups] == ["databases", "batch", "everything-else"]
+    assert parse_policy(DEFAULT_POLICY_YAML).groups[0].name == "all"
+
+
+def test_first_matching_group_wins_and_tags_must_all_be_present() -> None:
+    policy = load_policy(EXAMPLE)
+    assert policy.group_of(VmInfo("db-1")).name == "databases"  # type: ignore[union-attr]
+    batch = VmInfo("job-7", tags=frozenset({"batch", "nightly"}))
+    assert policy.group_of(batch).name == "batch"  # type: ignore[union-attr]
+    assert policy.group_of(VmInfo("web-3")).name == "everything-else"  # type: ignore[union-attr]
+
+
+def test_group_settings_override_defaults_field_by_field() -> None:
+    policy = load_policy(EXAMPLE)
+    db = policy.groups[0]
+    cpu = policy.settings(db, Resource.CPU)
+    assert cpu.quantile == 0.99
+    assert cpu.horizon_minutes == 60  # from defaults
+    assert cpu.min == 10
+    memory = policy.settings(db, Resource.MEMORY)
+    assert memory.max_step_down == 0.05
+    assert memory.quantile == 0.99
+    assert db.anomaly.action is AnomalyAction.SCALE_UP
+    assert policy.priority(db) == 0
+
+
+def test_explanation_says_what_happens() -> None:
+    text = load_policy(EXAMPLE).explain()
+    assert "group databases (gold)" in text
+    assert "p99 forecast" in text
+    assert "scale up by 50%" in text
+
+
+BAD = [
+    ("version: 2\ngroups: [{name: a, match: {name: '*'}}]\n", "version", 1),
+    ("version: 1\ngroups: []\n", "groups", 2),
+    (
+        "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+        "    resources:\n      cpu: {min: 50, max: 20}\n",
+        "min (50) is above max (20)",
+        6,
+    ),
+    (
+        "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+        "    resources:\n      cpu: {quantile: 1.5}\n",
+        "groups.a.resources.cpu.quantile",
+        6,
+    ),
+    (
+        "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n    resources:\n"
+        "      cpu: {headrom: 0.1}\n",
+        "headrom",
+        6,
+    ),
+    (
+        "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n    resources:\n"
+        "      gpu: {min: 1}\n",
+        "gpu",
+        6,
+    ),
+    ("version: 1\ngroups:\n  - name: a\n    match: {}\n", "a match needs", 4),
+    (
+        "version: 1\ngroups:\n  - {name: a, match: {name: '*'}, sla_class: platinum}\n",
+        "sla_class 'platinum'",
+        None,
+    ),
+    (
+        "version: 1\ngroups:\n  - {name: a, match: {name: '*'}}\n"
+        "  - {name: a, match: {name: 'x'}}\n",
+        "repeated: a",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "line"), BAD)
+def test_bad_policies_name_the_field_and_line(text: str, message: str, line: int | None) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "p.yaml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("p.yaml")
+    if line is not None:
+        assert f"line {line}" in str(err.value)
+
+
+def test_max_above_every_host_is_refused() -> None:
+    text = (
+        "version: 1\nhost_capacity: {cpu: 400}\ngroups:\n"
+        "  - name: big\n    match: {name: '*'}\n    resources:\n      cpu: {max: 800}\n"
+    )
+    with pytest.raises(PolicyError, match=r"groups.big.resources.cpu.max \(800\) is above"):
+        parse_policy(text, "p.yaml")
+
+
+def test_broken_yaml_and_non_mapping_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="line 3: not valid YAML"):
+        parse_policy("version: 1\ngroups: [\n", "p.yaml")
+    with pytest.raises(PolicyError, match="a mapping"):
+        parse_policy("- just a list\n", "p.yaml")
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path / "missing.yaml")
+
+
+def test_assignment_names_unmatched_vms_and_idle_groups() -> None:
+    policy = parse_policy(
+        "version: 1\ngroups:\n  - {name: web, match: {name: 'web-*'}}\n"
+        "  - {name: db, match: {name: 'db-*'}}\n",
+        "p.yaml",
+    )
+    with pytest.raises(PolicyError, match="no group matches VM 'cache-1'"):
+        policy.assign([VmInfo("web-1"), VmInfo("cache-1")])
+    with pytest.raises(PolicyError, match=r"group\(s\) db match no VM"):
+        policy.assign([VmInfo("web-1")])
+    assert [g.name for g in policy.assign([VmInfo("web-1")], require_all_groups=False)] == ["web"]

@@ -1,0 +1,128 @@
+"""The rightsizing replay: known figures from a fixed recommender, delays, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forethought.allocation.replay import replay
+from forethought.core.errors import ForethoughtError
+from forethought.forecast.base import BoolArray, FloatArray
+
+
+class Fixed:
+    """Recommends a fixed allocation per VM; counts the calls it gets."""
+
+    name = "fixed"
+
+    def __init__(self, alloc: list[float]) -> None:
+        self.value = np.array(alloc)
+        self.shortfalls = 0
+
+    def reset(self, n: int, capacity: FloatArray, step_seconds: int) -> None:
+        self.n = n
+
+    def observe(self, usage: FloatArray, observed: BoolArray) -> None:
+        pass
+
+    def shortfall(self, short: BoolArray) -> None:
+        self.shortfalls += int(short.sum())
+
+    def recommend(self) -> FloatArray:
+        return self.value
+
+
+def test_figures_of_a_fixed_allocation() -> None:
+    usage = np.array([[10.0, 10.0, 30.0, 10.0], [50.0, 50.0, 50.0, 50.0]])
+    rec = Fixed([20.0, 50.0])
+    s = replay(
+        usage,
+        np.ones_like(usage, dtype=bool),
+        rec,
+        np.array([100.0, 100.0]),
+        step_seconds=300,
+        resource="cpu",
+        warmup=1,
+    )
+    # Steps 1..3 are scored; the allocation in force from step 1 on is [20, 50].
+    # VM 0: used 10, 30, 10 against 20 -> unused 10 + 0 + 10, short 10 once.
+    assert s.under_provisioned_share == pytest.approx(1 / 6)
+    assert s.slack == pytest.approx(20 / (3 * 20 + 3 * 50))
+    assert s.unmet_share == pytest.approx(10 / (50 + 150))
+    assert s.vms_over_1pct == pytest.approx(0.5)
+    assert s.resizes == 2  # full size -> fixed takes effect at step 1, which is scored
+    assert rec.shortfalls == 1
+
+
+def test_resizes_are_counted_per_vm_and_hour() -> None:
+    usage = np.full((2, 13), 5.0)
+    s = replay(
+        usage,
+        np.ones_like(usage, dtype=bool),
+        Fixed([10.0, 10.0]),
+        np.array([100.0, 100.0]),
+        step_seconds=300,
+        resource="cpu",
+        warmup=0,
+    )
+    assert s.resizes == 2  # 100 -> 10 for both VMs
+    assert s.resizes_per_vm_hour == pytest.approx(2 / (2 * 13 * 300 / 3600))
+
+
+def test_a_resize_delay_keeps_the_old_allocation_longer() -> None:
+    usage = np.full((1, 10), 50.0)
+    quick = replay(
+        usage,
+        np.ones_like(usage, dtype=bool),
+        Fixed([10.0]),
+        np.array([100.0]),
+        step_seconds=300,
+        resource="cpu",
+        warmup=0,
+    )
+    slow = replay(
+        usage,
+        np.ones_like(usage, dtype=bool),
+        Fixed([10.0]),
+        np.array([100.0]),
+        step_seconds=300,
+        resource="cpu",
+        warmup=0,
+        resize_delay=3,
+    )
+    assert quick.under_provisioned_share == pytest.approx(9 / 10)
+    assert slow.under_provisioned_share == pytest.approx(6 / 10)
+
+
+def test_missing_samples_are_not_scored() -> None:
+    usage = np.array([[10.0, np.nan, 90.0]])
+    observed = np.array([[True, True, False]])
+    s = replay(
+        usage,
+        observed,
+        Fixed([20.0]),
+        np.array([100.0]),
+        step_seconds=300,
+        resource="cpu",
+        warmup=0,
+    )
+    assert s.under_provisioned_share == 0.0
+
+
+def test_bad_arguments_are_refused() -> None:
+    usage = np.ones((2, 5))
+    ok = np.ones_like(usage, dtype=bool)
+    with pytest.raises(ForethoughtError, match="warm-up"):
+        replay(usage, ok, Fixed([1.0, 1.0]), np.ones(2), step_seconds=300, resource="cpu", warmup=5)
+    with pytest.raises(ForethoughtError, match="resize-delay"):
+        replay(
+            usage,
+            ok,
+            Fixed([1.0, 1.0]),
+            np.ones(2),
+            step_seconds=300,
+            resource="cpu",
+            resize_delay=-1,
+        )
+    with pytest.raises(ForethoughtError, match="mask"):
+        replay(usage, ok[:, :3], Fixed([1.0, 1.0]), np.ones(2), step_seconds=300, resource="cpu")
