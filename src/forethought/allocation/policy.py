@@ -188,13 +188,17 @@ class Policy:
                 )
             out.append(group)
         if require_all_groups:
-            used = {g.name for g in out}
-            idle = [g.name for g in self.model.groups if g.name not in used]
+            idle = self.idle_groups(vms)
             if idle:
                 raise PolicyError(
                     f"{self.source}: group(s) {', '.join(idle)} match no VM of the trace"
                 )
         return out
+
+    def idle_groups(self, vms: list[VmInfo]) -> list[str]:
+        """Groups that take none of these VMs (first match wins)."""
+        used = {g.name for vm in vms if (g := self.group_of(vm)) is not None}
+        return [g.name for g in self.model.groups if g.name not in used]
 
     def explain(self) -> str:
         """What the policy will do, in words, group by group."""
@@ -307,7 +311,7 @@ def load_policy(path: str | Path) -> Policy:
 DEFAULT_POLICY_YAML = """\
 version: 1
 defaults:
-  cpu: {quantile: 0.95, headroom: 0.10}
+  cpu: {quantile: 0.97, headroom: 0.10}
   memory: {quantile: 0.99, headroom: 0.05, max_step_down: 0.10, down_after_minutes: 120}
 groups:
   - name: all

@@ -50,7 +50,8 @@ def recommender_for(
 
         return make_baseline(baseline, resource.value)
     policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
-    groups = policy.assign([VmInfo(v) for v in telemetry.vm_ids])
+    # Every VM must fall in a group; a group with no VM here is only noted by the caller.
+    groups = policy.assign([VmInfo(v) for v in telemetry.vm_ids], require_all_groups=False)
     settings = Settings.from_policy(policy, groups, resource, telemetry.step_seconds)
     return PredictiveRecommender(settings, resource, resize_delay=resize_delay)
 

@@ -33,7 +33,7 @@ EXIT_ERROR = 1
 
 
 def _fail(message: str) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(EXIT_ERROR)
 
 
@@ -798,6 +798,16 @@ def rightsize_cmd(
     with _errors():
         policy = load_policy(policy_file) if policy_file else None
         telemetry = _load(trace, fmt, skip_bad, limit)
+        if policy is not None:
+            from forethought.allocation.policy import VmInfo
+
+            idle = policy.idle_groups([VmInfo(v) for v in telemetry.vm_ids])
+            if idle:
+                stderr.print(
+                    f"note: group(s) {', '.join(idle)} match no VM of this trace",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         with _progress(progress and not as_json, "replaying") as advance:
             scores = rightsize(
                 telemetry,
