@@ -65,7 +65,7 @@ def run_trace(label: str, spec: str, fmt: str, policies: list[str]) -> list[dict
         t0 = time.perf_counter()
         scores = rightsize(telemetry, **kwargs)  # type: ignore[arg-type]
         for resource, s in scores.items():
-            row = {"trace": label, "recommender": name, **s.to_dict()}
+            row = {**s.to_dict(), "trace": label, "recommender": name}
             row["wall_seconds"] = time.perf_counter() - t0
             rows.append(row)
             print(
