@@ -141,6 +141,10 @@ class PredictiveRecommender:
         self.engine: ForecastEngine = make_forecaster(
             self.model, step_seconds=step_seconds, horizon=self.horizon, levels=levels, lower=0.0
         )
+        # A decision every step: use the quantiles the engine refreshes every horizon
+        # steps rather than re-sorting every residual ring at each decision.
+        self.engine.fresh_quantiles = False
+        self.engine.stagger_refresh = True
         self.level_index = np.searchsorted(np.array(levels), s.quantile)
         self.upper = np.minimum(s.maximum, self.capacity)
         self.alloc = self.capacity.copy()  # a new VM gets its full size

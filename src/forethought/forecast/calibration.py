@@ -116,36 +116,49 @@ class ResidualCalibrator:
         """The adapted level used for each (series, horizon, level)."""
         return self._adjusted.astype(np.float64)
 
-    def refresh(self, scale: FloatArray) -> None:
+    def refresh(self, scale: FloatArray, bands: list[int] | None = None) -> None:
         """Recompute the quantiles in force (used to adapt levels and bound anomalies).
 
         Called on the engine's own schedule only, so asking for a forecast never changes
         what the engine learns. ``scale`` standardises residuals for the pooled fallback.
+        ``bands`` limits the work to some horizon bands (the others keep their quantiles),
+        so a caller can spread the sorting over several steps.
         """
-        self._quantiles, self._mean, self._pooled, self._anomaly_q = self._compute(scale)
-        self._stale = False
-        self.adds_since_refresh = 0
+        partial = bands is not None and self._quantiles is not None
+        self._quantiles, self._mean, self._pooled, self._anomaly_q = self._compute(
+            scale, bands if partial else None
+        )
+        if not partial:
+            self._stale = False
+            self.adds_since_refresh = 0
 
-    def _compute(self, scale: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray, FloatArray]:
+    def _compute(
+        self, scale: FloatArray, bands: list[int] | None = None
+    ) -> tuple[FloatArray, FloatArray, BoolArray, FloatArray]:
         """Quantiles at the adjusted levels, mean residual, pooled mask, one-step p-top."""
-        ordered = np.sort(self._ring, axis=2)  # NaN sort last; sorting beats partition here
+        chosen = list(range(len(self.bands))) if bands is None else bands
         levels = self._adjusted.astype(np.float64)
         # With adaptive levels the long-run miss rate is already driven to 1 - q, so the
         # finite-sample correction would only make the quantiles conservative.
         finite_sample = self.adapt_rate <= 0
-        quant = np.empty((self.n, self.horizon, len(self.levels)))
-        for h in range(self.horizon):  # loop over horizons, vectorised over series
-            b = self.band_of[h]
-            quant[:, h] = _from_sorted(
-                ordered[:, b], self._count[:, b], levels[:, h], finite_sample
-            )
+        if bands is None or self._quantiles is None:
+            quant = np.empty((self.n, self.horizon, len(self.levels)))
+        else:
+            quant = self._quantiles.copy()
+        ordered: dict[int, np.ndarray] = {}
+        for b in chosen:  # per band: the same values as sorting the whole ring at once
+            ordered[b] = np.sort(self._ring[:, b], axis=1)  # NaN last; beats partition here
+            for h in np.flatnonzero(self.band_of == b).tolist():
+                quant[:, h] = _from_sorted(
+                    ordered[b], self._count[:, b], levels[:, h], finite_sample
+                )
         count = self._count[:, self.band_of]
         mean = np.where(count > 0, self._sum[:, self.band_of] / np.maximum(count, 1), 0.0)
         pooled = count < self.min_count
         if pooled.any():
             usable = np.isfinite(scale) & (scale > 0)
             unit = np.where(usable, scale, 0.0)  # a series with no scale borrows a 0 width
-            for b in range(len(self.bands)):  # loop over bands: each pools all series at once
+            for b in chosen:  # loop over bands: each pools all series at once
                 z = self._ring[:, b][usable] / unit[usable, None]
                 z = z[np.isfinite(z)]
                 if not z.size:
@@ -157,8 +170,11 @@ class ResidualCalibrator:
             mean = np.where(pooled, 0.0, mean)
         # Anomalies are judged at the fixed top level, not the adapted one: a run of
         # outliers must not lift the bar it is measured against.
-        top = np.full((self.n, 1), float(self.levels[-1]))
-        anomaly_q = _from_sorted(ordered[:, 0], self._count[:, 0], top, finite_sample)[:, 0]
+        if 0 in ordered:
+            top = np.full((self.n, 1), float(self.levels[-1]))
+            anomaly_q = _from_sorted(ordered[0], self._count[:, 0], top, finite_sample)[:, 0]
+        else:
+            anomaly_q = self._anomaly_q
         return quant, mean, pooled, anomaly_q
 
     @property
@@ -167,14 +183,16 @@ class ResidualCalibrator:
         return self._stale
 
     def residual_quantiles(
-        self, scale: FloatArray, horizons: int | None = None
+        self, scale: FloatArray, horizons: int | None = None, fresh: bool = True
     ) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Residual quantiles (series, horizon, levels), mean residual, and pooled-use mask.
 
         Computed afresh when residuals arrived since the last refresh, without replacing
-        the quantiles in force: forecasting is read-only.
+        the quantiles in force: forecasting is read-only. With ``fresh=False`` the
+        quantiles in force are used as they are (at most one refresh period old), which
+        spares a sort of every ring on each call.
         """
-        if self._stale or self._quantiles is None:
+        if self._quantiles is None or (self._stale and fresh):
             quant, mean, pooled, _ = self._compute(scale)
         else:
             quant, mean, pooled = self._quantiles, self._mean, self._pooled

@@ -77,6 +77,11 @@ class ForecastEngine(Forecaster):
         self.upper = upper
         self.anomaly_run = anomaly_run
         self.spread_window = spread_window
+        # False: forecast() uses the residual quantiles as last refreshed (every horizon
+        # steps) instead of re-sorting all residuals; for callers forecasting every step.
+        self.fresh_quantiles = True
+        # True: refresh one horizon band at a time (see _step), for a steady step cost.
+        self.stagger_refresh = False
         # Where no model is valid for a series, this simpler one answers, and the note says so.
         self.fallback = fallback if fallback is not None else LastValue()
         self._n: int | None = None
@@ -164,7 +169,15 @@ class ForecastEngine(Forecaster):
         if self.steps > 1:
             # Residual quantiles move slowly: recompute them every H steps (sorting every
             # ring is the costliest thing the engine does), and forecast() when stale.
-            if self.calibrator.adds_since_refresh >= H:
+            bands = len(self.calibrator.bands)
+            period = max(1, H // bands)
+            if self.stagger_refresh and self.calibrator.counts.size and self.steps > H:
+                # One band every H / bands steps: every band is as fresh as with a full
+                # refresh every H steps, but no single step pays for all the sorting.
+                if self.steps % period == 0:
+                    band = (self.steps // period) % bands
+                    self.calibrator.refresh(self._pool_scale(), [band])
+            elif self.calibrator.adds_since_refresh >= H:
                 self.calibrator.refresh(self._pool_scale())
             offset = self.calibrator.upper_one_step()
             self._upper1 = self._paths[t % H, :, 0] + offset * self._spreads[t % H]
@@ -240,7 +253,9 @@ class ForecastEngine(Forecaster):
         if not 1 <= H <= self.horizon:
             raise ForecastError(f"horizon must be between 1 and {self.horizon} (configured)")
         path = self._paths[(self.steps - 1) % self.horizon, :, :H]
-        rq, rmean, pooled = self.calibrator.residual_quantiles(self._pool_scale(), H)
+        rq, rmean, pooled = self.calibrator.residual_quantiles(
+            self._pool_scale(), H, fresh=self.fresh_quantiles
+        )
         spread = self._spreads[(self.steps - 1) % self.horizon]
         rq = rq * spread[:, None, None]
         rmean = rmean * spread[:, None]
