@@ -108,7 +108,7 @@ def check(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return out
 
 
-def decision_step(n: int = 10_000, warm: int = 150, timed: int = 24) -> dict[str, float]:
+def decision_step(n: int = 10_000, warm: int = 150, timed: int = 48) -> dict[str, float]:
     """CPU seconds of one decision step (observe, shortfall, recommend) for n VMs."""
     rng = np.random.default_rng(0)
     level = np.exp(rng.normal(np.log(8.0), 1.0, n))

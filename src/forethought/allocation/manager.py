@@ -32,6 +32,7 @@ from forethought.core.resources import Resource
 from forethought.forecast.anomaly import Anomaly
 from forethought.forecast.base import DEFAULT_LEVELS, BoolArray, FloatArray
 from forethought.forecast.engine import ForecastEngine, make_forecaster
+from forethought.forecast.models.markov import MarkovChain
 
 DAY_SECONDS = 86_400
 ACTION_CODE = {AnomalyAction.ALERT: 0, AnomalyAction.SCALE_UP: 1, AnomalyAction.ISOLATE: 2}
@@ -145,6 +146,9 @@ class PredictiveRecommender:
         # steps rather than re-sorting every residual ring at each decision.
         self.engine.fresh_quantiles = False
         self.engine.stagger_refresh = True
+        for model in self.engine.models:  # and the Markov chains refit a slice per step
+            if isinstance(model, MarkovChain):
+                model.stagger = True
         self.level_index = np.searchsorted(np.array(levels), s.quantile)
         self.upper = np.minimum(s.maximum, self.capacity)
         self.alloc = self.capacity.copy()  # a new VM gets its full size

@@ -30,6 +30,9 @@ class MarkovChain(PointModel):
         self.window = window
         self.refit_every = refit_every
         self.smoothing = smoothing
+        # True: after the first fit, refit 1/refit_every of the series at each step (every
+        # series still refits every refit_every steps), for a steady cost per step.
+        self.stagger = False
         self.history_needed = window
         self.min_history = 4 * states
 
@@ -41,18 +44,31 @@ class MarkovChain(PointModel):
         self._fitted = np.zeros(n, dtype=bool)
         self._since_fit = self.refit_every
         self._median_paths = np.zeros((n, s, 0))  # median path from each starting state
+        self._fitted_once = False
 
     def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
         self._since_fit += 1
-        if self._since_fit >= self.refit_every and history.length >= self.min_history:
+        self._step = getattr(self, "_step", 0) + 1
+        if self.stagger and self._fitted_once:
+            rows = np.flatnonzero(
+                np.arange(history.n) % self.refit_every == self._step % self.refit_every
+            )
+            if rows.size:
+                self._fit(history, rows)
+        elif self._since_fit >= self.refit_every and history.length >= self.min_history:
             self._since_fit = 0
             self._fit(history)
+            self._fitted_once = True
 
     def state_of(self, x: FloatArray) -> np.ndarray:
         """State index of each value of ``x`` (series, k) under each series' bins."""
         return np.asarray((x[:, :, None] > self._edges[:, None, :]).sum(axis=2))
 
-    def _fit(self, history: History) -> None:
+    def _fit(self, history: History | _Rows, subset: np.ndarray | None = None) -> None:
+        if subset is not None:
+            assert isinstance(history, History)
+            self._fit_rows(history, subset)
+            return
         x = history.window(self.window)
         n, length = x.shape
         s = self.states
@@ -76,6 +92,19 @@ class MarkovChain(PointModel):
             )
         self._fitted = ordered[:, -1] > ordered[:, 0]
         self._median_paths = np.zeros((n, s, 0))  # invalidate the cached paths
+
+    def _fit_rows(self, history: History, rows: np.ndarray) -> None:
+        """Refit some series only, and refresh their cached median paths."""
+        full = (self._edges, self._values, self._matrix, self._fitted, self._median_paths)
+        sub = MarkovChain(self.states, self.window, self.refit_every, self.smoothing)
+        sub.reset(rows.size)
+        sub._fit(_Rows(history, rows))
+        self._edges[rows], self._values[rows] = sub._edges, sub._values
+        self._matrix[rows], self._fitted[rows] = sub._matrix, sub._fitted
+        horizon = full[4].shape[2]
+        if horizon:
+            sub._ensure_paths(horizon)
+            self._median_paths[rows] = sub._median_paths
 
     def _ensure_paths(self, horizon: int) -> None:
         """Cache the median path from every starting state (series, states, horizon).
@@ -123,3 +152,14 @@ class MarkovChain(PointModel):
         current = self.state_of(history.window(1))[:, 0]
         path = self._median_paths[np.arange(n), current]
         return Prediction(path, self._fitted.copy(), "constant series: a single state")
+
+
+class _Rows:
+    """A view of some series of a history, enough for :meth:`MarkovChain._fit`."""
+
+    def __init__(self, history: History, rows: np.ndarray) -> None:
+        self.history, self.rows = history, rows
+        self.n = rows.size
+
+    def window(self, w: int) -> FloatArray:
+        return np.asarray(self.history.window(w)[self.rows])
