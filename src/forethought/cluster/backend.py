@@ -79,9 +79,17 @@ class ResizeOutcome:
 
 @dataclass(frozen=True)
 class Migrate:
+    """Live-migrate ``vm`` to ``target``.
+
+    ``bandwidth_mbps`` caps the Mbit/s the transfer may use, so an orchestrator can share a
+    constrained inter-site tunnel among concurrent migrations; None leaves the rate to the
+    backend (a real driver maps it to the hypervisor's migration speed limit).
+    """
+
     vm: str
     target: str
     reason: str = ""
+    bandwidth_mbps: float | None = None
 
 
 class MigrationState(Enum):
@@ -93,7 +101,11 @@ class MigrationState(Enum):
 
 @dataclass(frozen=True)
 class MigrationStatus:
-    """A live migration as the backend sees it; ``expected_end`` is its own estimate."""
+    """A live migration as the backend sees it; ``expected_end`` is its own estimate.
+
+    ``ended`` is when it completed, failed or was aborted, if the backend knows; callers
+    that measure durations prefer it to the time they happened to look.
+    """
 
     id: str
     vm: str
@@ -103,6 +115,7 @@ class MigrationStatus:
     expected_end: float
     state: MigrationState
     message: str = ""
+    ended: float | None = None
 
 
 class Backend(Protocol):

@@ -3,8 +3,11 @@
 It plays a CPU trace against a :class:`~forethought.cluster.model.Cluster`: each VM demands
 its type's MIPS times its trace utilisation, capped by its allocation and shared out on
 an over-committed host; migrations take RAM over half the bandwidth of the slower link end
-and complete when time passes them; a failure can be injected for the next migrations, a
-host can be marked full, and a link can be cut, to exercise the callers' rollback paths.
+(or the cap the caller asks for, if lower) and complete when time passes them; a failure
+can be injected for the next migrations, the next migrations can be slowed past their
+expected end, a host can be marked full and a link cut (which also fails the migrations
+in flight through them when they come to switch over), to exercise the callers' rollback
+and timeout paths.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ class SimulatedBackend:
         self._ids = itertools.count(1)
         self._migrations: dict[str, MigrationStatus] = {}
         self._fail_next = 0
+        self._slow_next: list[float] = []
+        # When each running migration really ends; differs from its expected_end only for
+        # a slowed one, whose status keeps the estimate the caller was promised.
+        self._true_end: dict[str, float] = {}
         self.full_hosts: set[int] = set()
         self.cut_links: set[tuple[int, int]] = set()
 
@@ -166,6 +173,15 @@ class SimulatedBackend:
         """Inject failures: the next ``count`` migrations abort at their end."""
         self._fail_next += count
 
+    def slow_next_migrations(self, count: int = 1, factor: float = 3.0) -> None:
+        """Inject slowness: the next ``count`` migrations take ``factor`` times as long as
+        their status's ``expected_end`` says, as a congested or dirtying VM would."""
+        if count < 0 or not factor > 0:
+            raise ForethoughtError(
+                f"slow_next_migrations: count must be >= 0 and factor > 0, got {count}, {factor}"
+            )
+        self._slow_next.extend([float(factor)] * count)
+
     def migrate(self, action: Migrate) -> MigrationStatus:
         v, d = self._vm(action.vm), self._host(action.target)
         s = int(self.host_of[v])
@@ -182,19 +198,30 @@ class SimulatedBackend:
         mbps = min(self.bandwidth[s], self.bandwidth[d])
         if link is not None:  # across sites the slower of the hosts and the link
             mbps = min(mbps, link.bandwidth_mbps)
-        rate = mbps / 8.0 / 2.0  # MB/s: half the bandwidth carries migrations
+        mbps = mbps / 2.0  # half the bandwidth carries migrations
+        if action.bandwidth_mbps is not None:
+            if not action.bandwidth_mbps > 0:
+                raise BackendError(
+                    f"migrate {action.vm}: bandwidth cap must be > 0 Mbit/s, "
+                    f"got {action.bandwidth_mbps}"
+                )
+            mbps = min(mbps, action.bandwidth_mbps)
+        rate = mbps / 8.0  # MB/s
+        duration = float(self.memory[v] / rate)
         status = MigrationStatus(
             id=f"mig-{next(self._ids)}",
             vm=action.vm,
             source=self.host_id(s),
             target=action.target,
             started=self.time,
-            expected_end=self.time + float(self.memory[v] / rate),
+            expected_end=self.time + duration,
             state=MigrationState.RUNNING,
         )
         if self._fail_next:
             self._fail_next -= 1
             status = _with(status, message="inject:fail")
+        factor = self._slow_next.pop(0) if self._slow_next else 1.0
+        self._true_end[status.id] = self.time + duration * factor
         self._migrations[status.id] = status
         return status
 
@@ -208,8 +235,11 @@ class SimulatedBackend:
         status = self.migration(migration_id)
         if status.state is not MigrationState.RUNNING:
             return status
-        status = _with(status, state=MigrationState.ABORTED, message="aborted on request")
+        status = _with(
+            status, state=MigrationState.ABORTED, message="aborted on request", ended=self.time
+        )
         self._migrations[migration_id] = status
+        self._true_end.pop(migration_id, None)
         return status
 
     def advance(self, seconds: float) -> list[MigrationStatus]:
@@ -219,14 +249,24 @@ class SimulatedBackend:
         self.time += seconds
         ended = []
         for key, m in list(self._migrations.items()):
-            if m.state is not MigrationState.RUNNING or m.expected_end > self.time:
+            end = self._true_end.get(key, m.expected_end)
+            if m.state is not MigrationState.RUNNING or end > self.time:
                 continue
+            s, d = self._host(m.source), self._host(m.target)
+            failure = ""
             if m.message == "inject:fail":
-                m = _with(m, state=MigrationState.FAILED, message="failed (injected)")
+                failure = "failed (injected)"
+            elif (min(s, d), max(s, d)) in self.cut_links:
+                failure = f"link between {m.source} and {m.target} cut mid-transfer"
+            elif d in self.full_hosts:
+                failure = f"{m.target} filled up before switch-over (target full)"
+            if failure:
+                m = _with(m, state=MigrationState.FAILED, message=failure, ended=end)
             else:
-                self.host_of[self._vm(m.vm)] = self._host(m.target)
-                m = _with(m, state=MigrationState.COMPLETED)
+                self.host_of[self._vm(m.vm)] = d
+                m = _with(m, state=MigrationState.COMPLETED, message="", ended=end)
             self._migrations[key] = m
+            self._true_end.pop(key, None)
             ended.append(m)
         return ended
 
