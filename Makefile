@@ -16,7 +16,7 @@ $(VENV)/.dev: pyproject.toml $(BIN)/forethought
 	touch $@
 
 run: $(BIN)/forethought
-	$(BIN)/forethought compare bundled:planetlab-20110303 --policies thr-mmt,lr-mmt,oracle-mmt
+	$(BIN)/forethought compare bundled:planetlab-20110303 --policies thr-mmt,lr-mmt,predictive,oracle
 
 test: $(VENV)/.dev lint typecheck unit
 

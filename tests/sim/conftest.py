@@ -32,8 +32,14 @@ def data_centre(
     u: FloatArray, hosts: int, name: str = "dvfs", parameter: float | None = None
 ) -> CloudSimDataCentre:
     """CloudSim's PlanetLab data centre of ``hosts`` hosts running trace ``u`` under a policy."""
-    test = policy(name).build(parameter)
-    return CloudSimDataCentre(cloudsim_planetlab(u.shape[0], hosts), u, test, name=name)
+    spec = policy(name)
+    return CloudSimDataCentre(
+        cloudsim_planetlab(u.shape[0], hosts),
+        u,
+        spec.build(parameter),
+        name=name,
+        planner=spec.build_planner(parameter),
+    )
 
 
 def run(

@@ -573,7 +573,8 @@ def _simulation_options(func: Callable[..., None]) -> Callable[..., None]:
     type=float,
     default=None,
     help="The policy's threshold or safety parameter (defaults: thr 0.8, iqr 1.5, "
-    "mad 2.5, lr and lrr 1.2, oracle 1.0).",
+    "mad 2.5, lr and lrr 1.2, oracle-mmt 1.0; predictive and oracle: the overload "
+    "threshold as a share of host capacity, 1.0).",
 )
 @_simulation_options
 @_trace_help
@@ -605,9 +606,15 @@ def simulate_cmd(
     Policies: dvfs, thr-mmt, iqr-mmt, mad-mmt, lr-mmt, lrr-mmt, and oracle-mmt, the
     oracle hook: overload judged on the true load of the next interval instead of a
     forecast, to show what a perfect forecast would reach.
+    predictive is forethought's own planner: every VM's demand forecast as a
+    distribution over the next hour, joint host scenarios, the probability that each
+    host overloads (its pressure), relief moves ahead of predicted overloads and
+    consolidation only where the VMs fit for the whole hour, with cooldowns and budgets
+    against ping-pong and thresholds learned online. oracle is the same planner fed the
+    true demand of the next hour.
     Examples:
       forethought simulate bundled:planetlab-20110303 --policy thr-mmt --param 0.8
-      forethought simulate DAY_DIR --policy lr-mmt --json --report day.html
+      forethought simulate DAY_DIR --policy predictive --json --report day.html
     """
     with _errors():
         telemetry, results = _run_policies(

@@ -39,6 +39,7 @@ from forethought.cluster.model import Cluster
 from forethought.cluster.power import power_of
 from forethought.core.errors import ForethoughtError
 from forethought.forecast.base import BoolArray, FloatArray
+from forethought.migration.planner import ClusterView, PredictivePlanner
 from forethought.sim.metrics import Accumulator, SimResult
 from forethought.sim.overload import LocalRegression, Oracle, OverloadTest, StaticThreshold
 
@@ -69,7 +70,9 @@ class CloudSimDataCentre:
 
     ``utilisation`` is (vms, samples) in [0, 1] at ``interval`` seconds. ``test`` is the
     overload test of a migration policy (MMT selection and PABFD placement follow), or None
-    for the ``dvfs`` baseline: first-fit placement and no migration at all.
+    for the ``dvfs`` baseline: first-fit placement and no migration at all. A ``planner``
+    (forethought's predictive policy) replaces the test, selection and placement; the
+    data centre's mechanics and accounting stay CloudSim's.
     """
 
     def __init__(
@@ -80,7 +83,10 @@ class CloudSimDataCentre:
         *,
         interval: float = 300.0,
         name: str = "",
+        planner: PredictivePlanner | None = None,
     ) -> None:
+        if test is not None and planner is not None:
+            raise ForethoughtError("a run takes an overload test or a planner, not both")
         u = np.asarray(utilisation, dtype=np.float64)
         if u.ndim != 2 or u.shape[0] != cluster.n_vms:
             raise ForethoughtError(
@@ -101,6 +107,7 @@ class CloudSimDataCentre:
                 f"the interval must be a positive number of seconds; got {interval}"
             )
         self.cluster, self.test, self.interval = cluster, test, interval
+        self.planner = planner
         self.name = name or (test.name if test is not None else "dvfs")
         # CloudSim appends a copy of the last sample so the last interval interpolates.
         self.u = np.concatenate([u, u[:, -1:]], axis=1)
@@ -201,9 +208,9 @@ class CloudSimDataCentre:
                     f"VM {v} ({need:.0f} MIPS, {self.ram[v]:.0f} MB) fits on no host: "
                     "the cluster is too small for the trace"
                 )
-            if self.test is None:
+            if self.test is None and self.planner is None:
                 h = int(np.argmax(ok))  # first fit, as CloudSim's simple policy
-            else:
+            else:  # a planner starts from the same placement as the heuristics
                 # No host has been updated yet, so CloudSim's power-aware best fit compares
                 # the power after adding the VM (at the full MIPS of the VMs created so
                 # far) with idle power: empty hosts look cheapest, and VMs spread out.
@@ -236,7 +243,7 @@ class CloudSimDataCentre:
             acc.host_entry(state.host_mips > 0, t)
             prev = (t, state, *self._record(state))
             self._remove_finished(state)
-            if self.test is not None:
+            if self.test is not None or self.planner is not None:
                 t0 = time.perf_counter()
                 plan = self._optimise(state, t)
                 self.policy_seconds.append(time.perf_counter() - t0)
@@ -267,7 +274,13 @@ class CloudSimDataCentre:
                 progress(k, steps)
         return acc.result(
             name=self.name,
-            parameter=None if self.test is None else self.test.parameter,
+            parameter=(
+                self.test.parameter
+                if self.test is not None
+                else self.planner.settings.threshold
+                if self.planner is not None
+                else None
+            ),
             migrations=self.migrations,
             n_vms=self.cluster.n_vms,
             n_hosts=self.cluster.n_hosts,
@@ -335,11 +348,46 @@ class CloudSimDataCentre:
 
     # -- the policy step ---------------------------------------------------------------
     def _optimise(self, state: _State, t: float) -> list[tuple[int, int]]:
+        if self.planner is not None:
+            return self._plan(state, t)
         assert self.test is not None
         future = None
         if isinstance(self.test, Oracle):  # the oracle hook: the true next interval
             future = np.where(self.alive, self.mips * self.utilisation_at(t + self.interval), 0)
         return _PolicyStep(self, state, future).plan()
+
+    def _plan(self, state: _State, t: float) -> list[tuple[int, int]]:
+        """forethought's predictive planner on this data centre's state."""
+        assert self.planner is not None
+        live = self.alive
+        placed = np.where(live, np.where(self.target >= 0, self.target, self.host_of), -1)
+        future = None
+        if self.planner.oracle:
+            h = self.planner.settings.horizon
+            future = np.stack(
+                [self.utilisation_at(t + j * self.interval) for j in range(1, h + 1)], axis=1
+            )
+            future = np.where(live[:, None], future * self.mips[:, None], 0.0)
+        view = ClusterView(
+            time=t,
+            demand=np.where(live, state.req, 0.0),
+            placed=placed,
+            movable=live & (self.target < 0),
+            vm_mips=self.mips,
+            vm_ram=self.ram,
+            host_mips=self.total,
+            host_core=self.pe,
+            # CloudSim requests RAM through a null utilisation model after placement, so
+            # memory never binds a migration; a planner on real hosts sees real RAM.
+            host_ram=np.full(self.cluster.n_hosts, np.inf),
+            host_kind=self.kind,
+            host_bandwidth=self.host_bw,
+            power_table=self.table,
+            interval=self.interval,
+            future=future,
+        )
+        moves = self.planner.plan(view, len(self.policy_seconds))
+        return [(m.vm, m.target) for m in moves]
 
 
 class _PolicyStep:

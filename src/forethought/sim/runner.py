@@ -52,10 +52,16 @@ def simulate(
     """Run ``policy_name`` on the CloudSim-compatible data centre over the trace's CPU."""
     spec = policy(policy_name)
     test = spec.build(parameter)
+    planner = spec.build_planner(parameter)
     u = cpu_utilisation(telemetry)
     cluster = cloudsim_planetlab(u.shape[0], hosts)
     dc = CloudSimDataCentre(
-        cluster, u, test, interval=float(telemetry.step_seconds), name=spec.name
+        cluster,
+        u,
+        test,
+        interval=float(telemetry.step_seconds),
+        name=spec.name,
+        planner=planner,
     )
     return dc.run(progress=progress)
 

@@ -1,0 +1,1 @@
+"""Predictive migration: pressure and benefit scores, the network map, the orchestrator."""
