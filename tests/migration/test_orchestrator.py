@@ -199,6 +199,11 @@ def test_preconditions_reject_with_the_reason_and_touch_nothing(tmp_path: Path) 
 def test_a_powered_off_target_is_refused(tmp_path: Path) -> None:
     rig = make(tmp_path, placement=np.arange(N_VMS) % 7)  # host-7 runs nothing
     [d] = rig.orch.submit([prop("vm-6", "host-6", "host-7")], 0.0)
+    assert d.accepted  # an idle host is in standby and wakes for the VM
+    (tmp_path / "down").mkdir()
+    rig = make(tmp_path / "down", placement=np.arange(N_VMS) % 7)
+    rig.backend.down_hosts.add(7)  # switched off
+    [d] = rig.orch.submit([prop("vm-6", "host-6", "host-7")], 0.0)
     assert d.reason == "target host-7 is powered off"
 
 

@@ -75,6 +75,9 @@ class SimulatedBackend:
         # a slowed one, whose status keeps the estimate the caller was promised.
         self._true_end: dict[str, float] = {}
         self.full_hosts: set[int] = set()
+        # Hosts switched off or failed (injectable). A host merely without VMs is in
+        # standby and takes VMs (it wakes, as CloudSim's idle hosts do), so it is on.
+        self.down_hosts: set[int] = set()
         self.cut_links: set[tuple[int, int]] = set()
 
     # -- identities --------------------------------------------------------------------
@@ -112,7 +115,6 @@ class SimulatedBackend:
 
     def inventory(self) -> Inventory:
         assert self.cluster.host_site is not None
-        used = np.bincount(self.host_of, minlength=self.cluster.n_hosts) > 0
         ram = self.cluster.host_column("ram_mb")
         hosts = tuple(
             HostInfo(
@@ -121,7 +123,7 @@ class SimulatedBackend:
                 float(self.capacity[h]),
                 float(ram[h]),
                 float(self.bandwidth[h]),
-                bool(used[h]),
+                h not in self.down_hosts,
             )
             for h in range(self.cluster.n_hosts)
         )

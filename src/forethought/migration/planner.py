@@ -27,7 +27,7 @@ future demand instead of forecasts: the bound a forecast can approach.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -152,8 +152,7 @@ class PlannerStats:
     relief: int = 0
     consolidation: int = 0
     unplaced: int = 0
-    refused_budget: int = 0
-    seconds: list[float] = field(default_factory=list)
+    rejected: int = 0
 
 
 class PredictivePlanner:
@@ -184,6 +183,7 @@ class PredictivePlanner:
         self._next_overload: tuple[np.ndarray, FloatArray] | None = None
         self._pending: list[_Pending] = []
         self.moves: list[Move] = []
+        self._before: dict[int, tuple[int, bool]] = {}
 
     # -- state -------------------------------------------------------------------------
     def _allocate(self, view: ClusterView) -> None:
@@ -264,6 +264,9 @@ class PredictivePlanner:
         hot = hot[np.argsort(-pressure[hot], kind="stable")]
         moves = ctx.relieve(hot, pressure)
         moves += ctx.consolidate(active, hot, pressure)
+        self._before = {
+            m.vm: (int(self.last_moved[m.vm]), bool(self.relieved[m.vm])) for m in moves
+        }
         for m in moves:
             self.last_moved[m.vm] = step
             self.relieved[m.vm] = m.kind == "relief"
@@ -281,6 +284,21 @@ class PredictivePlanner:
         self.stats.steps += 1
         self.moves.extend(moves)
         return moves
+
+    def rejected(self, moves: list[Move]) -> None:
+        """Moves of the last plan that were not carried out (refused by the orchestrator's
+        pre-conditions or limits): they do not count against budgets or cooldowns."""
+        for m in moves:
+            last, relieved = self._before.get(m.vm, (int(self.last_moved[m.vm]), False))
+            self.last_moved[m.vm] = last
+            self.relieved[m.vm] = relieved
+            self.vm_moves[m.vm] -= 1
+            self.host_moves[m.source] -= 1
+            self.host_moves[m.target] -= 1
+            self._pending = [
+                p for p in self._pending if (p.vm, p.source, p.target) != (m.vm, m.source, m.target)
+            ]
+            self.stats.rejected += 1
 
     def _learn(self, view: ClusterView, step: int) -> None:
         """Compare last step's predictions and past moves with what happened."""

@@ -1,0 +1,257 @@
+"""The control loop on a simulated hybrid cluster: two sites, and injected failures.
+
+The private site's hosts are older (HP ML110 G4, 4 GB), the public site's newer and
+larger (G5 with 8 GB, so more VMs fit on each), and the link between the sites is slow and
+priced per GB. Most VMs start on the private site, some on the public one. A planner that
+ranks targets by energy alone is drawn to the roomier public hosts; one that knows the
+network weighs each move's transfer time and price and crosses only when it pays. The same run
+can inject failures every few steps (aborted migrations, migrations that overrun their
+expected time, a target that fills up, the inter-site link going down) to show each one
+rolled back by the orchestrator with no VM lost.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from forethought.cluster.model import (
+    CLOUDSIM_VM_TYPES,
+    G4,
+    G5,
+    Cluster,
+    Link,
+    Site,
+)
+from forethought.cluster.power import power_of
+from forethought.cluster.simulated import SimulatedBackend
+from forethought.core.errors import ForethoughtError
+from forethought.forecast.base import FloatArray
+from forethought.migration.log import ActionLog, ActionState
+from forethought.migration.loop import MigrationLoop
+from forethought.migration.network import NetworkMap
+from forethought.migration.orchestrator import Limits, Orchestrator
+from forethought.migration.planner import PlannerSettings, PredictivePlanner
+
+FAILURE_KINDS = ("abort", "overrun", "target-full", "link-down")
+
+
+@dataclass(frozen=True)
+class HybridSetup:
+    """The two sites and the link between them."""
+
+    private_hosts: int = 50
+    public_hosts: int = 50
+    link_mbps: float = 100.0
+    link_latency_ms: float = 30.0
+    cost_per_gb: float = 0.09
+    public_share: float = 0.3  # share of the VMs (the last ones) that start on the public site
+    failure_every: int = 0  # steps between injected failures; 0 injects none
+
+    def __post_init__(self) -> None:
+        if self.private_hosts < 1 or self.public_hosts < 1:
+            raise ForethoughtError("each site needs at least one host")
+        if not self.link_mbps > 0 or self.link_latency_ms < 0 or self.cost_per_gb < 0:
+            raise ForethoughtError("the link needs bandwidth > 0, latency and cost >= 0")
+        if not 0.0 <= self.public_share < 1.0:
+            raise ForethoughtError("public_share must be in [0, 1)")
+        if self.failure_every < 0:
+            raise ForethoughtError("failure_every must be >= 0")
+
+
+def two_site_cluster(n_vms: int, setup: HybridSetup) -> Cluster:
+    """Private G4 hosts, then public G5 hosts with 8 GB; CloudSim's four VM types by quarter."""
+    if n_vms < 1:
+        raise ForethoughtError("the trace has no VM")
+    hosts = setup.private_hosts + setup.public_hosts
+    site = (np.arange(hosts) >= setup.private_hosts).astype(np.int64)
+    quarter = -(-n_vms // 4)
+    return Cluster(
+        host_types=[G4, replace(G5, name="public G5, 8 GB", ram_mb=8192.0)],
+        vm_types=list(CLOUDSIM_VM_TYPES),
+        host_type=site.copy(),
+        vm_type=np.arange(n_vms, dtype=np.int64) // quarter,
+        sites=[Site("private"), Site("public", "public")],
+        host_site=site,
+        links=[
+            Link(
+                "private",
+                "public",
+                latency_ms=setup.link_latency_ms,
+                bandwidth_mbps=setup.link_mbps,
+                cost_per_gb=setup.cost_per_gb,
+            )
+        ],
+    )
+
+
+def initial_placement(cluster: Cluster, setup: HybridSetup) -> np.ndarray:
+    """First fit by memory and full CPU: the first VMs on the private site, the last
+    ``public_share`` of them on the public one."""
+    ram, mips = cluster.vm_column("ram_mb"), cluster.vm_column("mips")
+    free_ram = cluster.host_column("ram_mb").copy()
+    free_cpu = cluster.host_column("mips").copy()
+    first_public = cluster.n_vms - round(setup.public_share * cluster.n_vms)
+    placement = np.empty(cluster.n_vms, dtype=np.int64)
+    for v in range(cluster.n_vms):
+        site = (
+            slice(0, setup.private_hosts) if v < first_public else slice(setup.private_hosts, None)
+        )
+        fits = np.flatnonzero((free_ram[site] >= ram[v]) & (free_cpu[site] >= mips[v]))
+        if not fits.size:
+            raise ForethoughtError(f"VM {v} fits on no host of its site: give the site more hosts")
+        h = int(fits[0]) + (site.start or 0)
+        placement[v] = h
+        free_ram[h] -= ram[v]
+        free_cpu[h] -= mips[v]
+    return placement
+
+
+@dataclass
+class HybridResult:
+    """What one run did; ``to_dict`` is its JSON."""
+
+    ranking: str  # "network-aware" or "network-blind"
+    steps: int
+    vms: int
+    proposed: int = 0
+    started: int = 0
+    completed: int = 0
+    cross_site_completed: int = 0
+    rejected: int = 0
+    rolled_back: int = 0
+    failed: int = 0
+    still_running: int = 0
+    unmet_share: float = 0.0
+    energy_kwh: float = 0.0
+    mean_active_hosts: float = 0.0
+    migration_seconds: float = 0.0  # time VMs spent in migration (degraded), all moves
+    cross_site_gb: float = 0.0
+    transfer_cost: float = 0.0
+    vms_lost: int = 0
+    injected: dict[str, int] = field(default_factory=dict)
+    failures_rolled_back: bool = True
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def run_hybrid(
+    utilisation: FloatArray,
+    setup: HybridSetup,
+    *,
+    network_aware: bool,
+    log_path: str | Path,
+    steps: int | None = None,
+    interval: float = 300.0,
+    seed: int = 0,
+) -> HybridResult:
+    """Run the control loop over ``utilisation`` (vms, samples in [0, 1]) for ``steps``."""
+    u = np.asarray(utilisation, dtype=np.float64)
+    if u.ndim != 2 or not np.isfinite(u).all() or (u < 0).any() or (u > 1).any():
+        raise ForethoughtError("utilisation must be a finite (vms, samples) array in [0, 1]")
+    steps = u.shape[1] if steps is None else min(steps, u.shape[1])
+    cluster = two_site_cluster(u.shape[0], setup)
+    backend = SimulatedBackend(cluster, u, initial_placement(cluster, setup), interval=interval)
+    network = NetworkMap(cluster)
+    limits = Limits(per_host=2, per_link=4, total=16)
+    settings = PlannerSettings(max_per_host=limits.per_host)
+    planner = PredictivePlanner(settings, network=network if network_aware else None)
+    log = ActionLog.open(log_path)
+    orchestrator = Orchestrator(backend, network, log, limits)
+    loop = MigrationLoop(backend, cluster, planner, orchestrator, interval=interval)
+    result = HybridResult("network-aware" if network_aware else "network-blind", steps, u.shape[0])
+    rng = np.random.default_rng(seed)
+    kinds = itertools.cycle(FAILURE_KINDS)
+    capacity = cluster.host_column("mips")
+    table, kind = cluster.power_table, cluster.host_type
+    demand = granted = 0.0
+    hosts_sum = 0
+    link_down_until = -1
+    full_until: dict[int, int] = {}
+    private = np.arange(setup.private_hosts)
+    public = np.arange(setup.private_hosts, cluster.n_hosts)
+    for k in range(steps):
+        now = k * interval
+        if k:
+            backend.advance(interval)
+        # Undo injections whose time is up, then inject the next one.
+        if k == link_down_until:
+            backend.cut_links.clear()
+            network.mark_up("private", "public")
+        for h, until in list(full_until.items()):
+            if k >= until:
+                backend.full_hosts.discard(h)
+                del full_until[h]
+        if setup.failure_every and k and k % setup.failure_every == 0:
+            what = next(kinds)
+            result.injected[what] = result.injected.get(what, 0) + 1
+            if what == "abort":
+                backend.fail_next_migrations(2)
+            elif what == "overrun":
+                backend.slow_next_migrations(2, 4.0)
+            elif what == "target-full":
+                busy = np.unique(backend.host_of)
+                for h in rng.choice(busy, size=min(5, busy.size), replace=False).tolist():
+                    backend.full_hosts.add(int(h))
+                    full_until[int(h)] = k + 2
+            else:  # the link fails under the migrations crossing it; the map learns later
+                backend.cut_links.update(
+                    (int(a), int(b)) for a, b in itertools.product(private, public)
+                )
+                link_down_until = k + 2
+        report = loop.step(now)
+        result.proposed += len(report.moves)
+        result.started += sum(d.accepted for d in report.decisions)
+        result.rejected += sum(not d.accepted for d in report.decisions)
+        demand += report.demand_mips
+        granted += report.granted_mips
+        hosts_sum += report.active_hosts
+        result.migration_seconds += sum(o.actual_seconds or 0.0 for o in report.outcomes)
+        obs = backend.telemetry()
+        load = np.bincount(backend.host_of, obs.granted[:, 0], cluster.n_hosts) / capacity
+        on = np.bincount(backend.host_of, minlength=cluster.n_hosts) > 0
+        watts = np.where(on, power_of(table, kind, np.clip(load, 0.0, 1.0)), 0.0)
+        result.energy_kwh += float(watts.sum()) * interval / 3.6e6
+    # Let the last migrations settle, then read the outcome from the durable log.
+    backend.advance(interval * 2)
+    for o in orchestrator.poll(steps * interval + interval * 2):
+        result.migration_seconds += o.actual_seconds or 0.0
+    latest = ActionLog.read(log_path)
+    log.close()
+    final: dict[str, tuple[ActionState, str, str]] = {}
+    saw_failure: set[str] = set()
+    for record in latest:
+        final[record.action] = (record.state, record.source, record.target)
+        if record.state in (ActionState.FAILED, ActionState.ABORTED):
+            saw_failure.add(record.action)
+    site = cluster.host_site
+    assert site is not None
+    ram = dict(zip(loop.vm_ids, loop.vm_ram.tolist(), strict=True))
+    vm_of = {record.action: record.vm for record in latest}
+    for action, (state, source, target) in final.items():
+        if state is ActionState.COMPLETED:
+            result.completed += 1
+            s, t = network.index(source), network.index(target)
+            if site[s] != site[t]:
+                result.cross_site_completed += 1
+                gb = ram[vm_of[action]] / 1024.0
+                result.cross_site_gb += gb
+                result.transfer_cost += gb * setup.cost_per_gb
+        elif state is ActionState.ROLLED_BACK:
+            result.rolled_back += 1
+        elif state is ActionState.FAILED:
+            result.failed += 1
+        elif state is ActionState.STARTED:
+            result.still_running += 1
+    result.failures_rolled_back = all(final[a][0] is ActionState.ROLLED_BACK for a in saw_failure)
+    inventory = backend.inventory()
+    known = {h.id for h in inventory.hosts}
+    seen = [v.id for v in inventory.vms if v.host in known]
+    result.vms_lost = u.shape[0] - len(set(seen))
+    result.unmet_share = (demand - granted) / demand if demand > 0 else 0.0
+    result.mean_active_hosts = hosts_sum / max(steps, 1)
+    return result

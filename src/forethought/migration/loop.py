@@ -1,0 +1,150 @@
+"""The migration control loop over any backend: observe, forecast, decide, act, learn.
+
+Each step polls the orchestrator (migrations that ended are settled, failures rolled back,
+and the network map learns from the transfers), reads the backend's inventory and
+telemetry, lets the planner forecast and choose moves, and hands them to the orchestrator
+as proposals. Moves the orchestrator refuses are returned to the planner, so they count
+against no budget. The same loop drives the simulated backend and a hypervisor driver:
+only the :class:`~forethought.cluster.backend.Backend` differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forethought.cluster.backend import Backend
+from forethought.cluster.model import Cluster
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource
+from forethought.migration.log import ActionState
+from forethought.migration.orchestrator import Decision, Orchestrator, Outcome, Proposal
+from forethought.migration.planner import ClusterView, Move, PredictivePlanner
+
+
+@dataclass
+class LoopStep:
+    """What one step saw and did."""
+
+    time: float
+    demand_mips: float
+    granted_mips: float
+    active_hosts: int
+    moves: list[Move] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class MigrationLoop:
+    """Runs ``planner`` through ``orchestrator`` on ``backend``.
+
+    ``cluster`` describes the hardware (host types, power curves, sites): what a planner
+    needs and an inventory does not say. ``vm_ids`` names the cluster's VM rows as the
+    backend does (``vm-<i>`` by default).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        cluster: Cluster,
+        planner: PredictivePlanner,
+        orchestrator: Orchestrator,
+        *,
+        interval: float = 300.0,
+        vm_ids: Sequence[str] | None = None,
+    ) -> None:
+        if planner.oracle:
+            raise ForethoughtError("the control loop runs on forecasts; the oracle is offline")
+        self.backend, self.cluster = backend, cluster
+        self.planner, self.orchestrator = planner, orchestrator
+        self.network = orchestrator.network
+        self.interval = interval
+        ids = [f"vm-{v}" for v in range(cluster.n_vms)] if vm_ids is None else list(vm_ids)
+        if len(ids) != cluster.n_vms:
+            raise ForethoughtError(f"vm_ids must name each of the {cluster.n_vms} VMs")
+        self.vm_ids = ids
+        self._vm_row = {vm: i for i, vm in enumerate(ids)}
+        self.steps = 0
+        self.vm_mips = cluster.vm_column("mips")
+        self.vm_ram = cluster.vm_column("ram_mb")
+
+    def _row(self, vm: str) -> int:
+        try:
+            return self._vm_row[vm]
+        except KeyError:
+            raise ForethoughtError(f"the backend reports a VM the cluster lacks: {vm}") from None
+
+    def step(self, now: float) -> LoopStep:
+        outcomes = self.orchestrator.poll(now)
+        for o in outcomes:
+            if o.state in (ActionState.COMPLETED, ActionState.ROLLED_BACK, ActionState.FAILED):
+                self.planner.learner.observe_move(o.state is ActionState.COMPLETED)
+        inventory = self.backend.inventory()
+        obs = self.backend.telemetry()
+        n = self.cluster.n_vms
+        placed = np.full(n, -1, dtype=np.int64)
+        movable = np.zeros(n, dtype=bool)
+        for vm in inventory.vms:
+            row = self._row(vm.id)
+            placed[row] = self.network.index(vm.host)
+            movable[row] = not vm.migrating
+        if Resource.CPU not in obs.resources:
+            raise ForethoughtError(f"{self.backend.name}: telemetry has no CPU demand")
+        cpu = obs.resources.index(Resource.CPU)
+        demand = np.zeros(n)
+        granted = np.zeros(n)
+        rows = np.array([self._row(v) for v in obs.vm_ids], dtype=np.int64)
+        demand[rows] = obs.demand[:, cpu]
+        granted[rows] = obs.granted[:, cpu]
+        view = ClusterView(
+            time=now,
+            demand=demand,
+            placed=placed,
+            movable=movable,
+            vm_mips=self.vm_mips,
+            vm_ram=self.vm_ram,
+            host_mips=self.cluster.host_column("mips"),
+            host_core=self.cluster.host_column("pe_mips"),
+            host_ram=self.cluster.host_column("ram_mb"),
+            host_kind=self.cluster.host_type,
+            host_bandwidth=self.cluster.host_column("bandwidth_mbps"),
+            power_table=self.cluster.power_table,
+            interval=self.interval,
+        )
+        moves = self.planner.plan(view, self.steps)
+        self.steps += 1
+        proposals = {
+            id(m): Proposal(
+                vm=self.vm_ids[m.vm],
+                source=self.network.host_id(m.source),
+                target=self.network.host_id(m.target),
+                benefit=m.benefit_wh,
+                pressure=m.source_pressure,
+                ram_mb=float(self.vm_ram[m.vm]),
+                reason=m.kind,
+                predicted={
+                    "target_pressure_after": m.target_pressure_after,
+                    "seconds": m.seconds,
+                    "benefit_wh": m.benefit_wh,
+                },
+            )
+            for m in moves
+        }
+        decisions = self.orchestrator.submit(list(proposals.values()), now)
+        accepted = {id(d.proposal) for d in decisions if d.accepted}
+        self.planner.rejected([m for m in moves if id(proposals[id(m)]) not in accepted])
+        return LoopStep(
+            time=now,
+            demand_mips=float(demand.sum()),
+            granted_mips=float(granted.sum()),
+            active_hosts=int(np.unique(placed[placed >= 0]).size),
+            moves=moves,
+            decisions=decisions,
+            outcomes=outcomes,
+        )
+
+    @property
+    def hosts(self) -> int:
+        return self.cluster.n_hosts

@@ -1,0 +1,53 @@
+"""End-to-end tests of `forethought hybrid` on a slice of the bundled PlanetLab day."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from forethought.cli.main import main
+
+SLICE = ["bundled:planetlab-20110303", "--vms", "60", "--steps", "36"]
+
+
+def test_json_has_one_object_per_ranking(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["hybrid", *SLICE, "--json", "--log-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.output)
+    assert [r["ranking"] for r in runs] == ["network-aware", "network-blind"]
+    for r in runs:
+        assert r["vms"] == 60
+        assert r["steps"] == 36
+        assert r["vms_lost"] == 0
+        assert 0.0 <= r["unmet_share"] <= 1.0
+    # The durable logs are kept where asked, one per ranking.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "network-aware.jsonl",
+        "network-blind.jsonl",
+    ]
+
+
+def test_table_with_failures_says_they_were_rolled_back() -> None:
+    result = CliRunner().invoke(main, ["hybrid", *SLICE, "--fail-every", "3"])
+    assert result.exit_code == 0, result.output
+    assert "of them across sites" in result.output
+    assert "injected: abort" in result.output
+    assert "all rolled back" in result.output
+
+
+def test_bad_input_exits_with_a_message(tmp_path: Path) -> None:
+    runner = CliRunner()
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a directory")
+    result = runner.invoke(main, ["hybrid", *SLICE, "--log-dir", str(a_file)])
+    assert result.exit_code != 0
+    result = runner.invoke(main, ["hybrid", str(tmp_path / "nowhere"), "--steps", "2"])
+    assert result.exit_code == 1
+    assert "nowhere" in result.output
+    result = runner.invoke(main, ["hybrid", *SLICE, "--private-hosts", "1"])
+    assert result.exit_code == 1
+    assert "fits on no host" in result.output
+    result = runner.invoke(main, ["hybrid", *SLICE, "--link-mbps", "0"])
+    assert result.exit_code == 2
