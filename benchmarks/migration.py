@@ -10,8 +10,11 @@ heuristic's, energy no higher than LR-MMT's, at most a tenth of LR-MMT's migrati
 within 10 % of the oracle's at the same SLATAH; one decision step for 1,000 VMs on 800 hosts
 in at most 50 ms.
 
-"At the same SLATAH" is checked by sweeping the oracle's overload threshold and
-interpolating its energy at the predictive run's SLATAH (``--oracle-sweep``).
+"At the same SLATAH" is checked by sweeping the oracle's overload threshold
+(``--oracle-sweep``) and taking the lowest energy of the oracle runs whose SLATAH is no
+higher than the predictive run's (if none is, the oracle run with the lowest SLATAH).
+The oracle's SLATAH is not monotone in its threshold (much of it is CloudSim's charge for
+incoming migrations), so its energy is not interpolated between runs.
 
 Example::
 
@@ -87,11 +90,14 @@ def run(u: np.ndarray, name: str, parameter: float | None = None) -> dict[str, f
     }
 
 
-def energy_at(sweep: list[dict[str, float]], slatah: float) -> float:
-    """The oracle's energy interpolated at a given SLATAH (clamped to the swept range)."""
-    pts = sorted((s["slatah"], s["energy_kwh"]) for s in sweep)
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    return float(np.interp(slatah, xs, ys))
+def energy_at(sweep: list[dict[str, float]], slatah: float) -> tuple[float, float]:
+    """(energy, threshold): the oracle's lowest energy at a SLATAH no higher than given."""
+    within = [s for s in sweep if s["slatah"] <= slatah]
+    if within:
+        best = min(within, key=lambda s: s["energy_kwh"])
+    else:
+        best = min(sweep, key=lambda s: s["slatah"])
+    return best["energy_kwh"], best["parameter"]
 
 
 def main() -> int:
@@ -100,7 +106,7 @@ def main() -> int:
     ap.add_argument("--days", default=",".join(DAYS))
     ap.add_argument(
         "--oracle-sweep",
-        default="0.8,0.9,1.0",
+        default="0.85,0.9,0.95,1.0",
         help="overload thresholds of the oracle runs (energy interpolated at equal SLATAH)",
     )
     ap.add_argument("--json", type=Path, default=None)
@@ -124,7 +130,7 @@ def main() -> int:
             next(s for s in sweep if s["parameter"] == 1.0) if 1.0 in sweep_values else sweep[-1]
         )
         best_esv, best_name, lr_energy, lr_migrations = CLOUDSIM[day]
-        oracle_energy = energy_at(sweep, pred["slatah"])
+        oracle_energy, oracle_threshold = energy_at(sweep, pred["slatah"])
         checks = {
             "esv_tenth_of_best": pred["esv"] <= best_esv / 10,
             "energy_le_lr": pred["energy_kwh"] <= lr_energy,
@@ -136,6 +142,7 @@ def main() -> int:
             "predictive": pred,
             "oracle_sweep": sweep,
             "oracle_energy_at_same_slatah": oracle_energy,
+            "oracle_threshold_at_same_slatah": oracle_threshold,
             "cloudsim": {
                 "best_esv": best_esv,
                 "best_esv_policy": best_name,
@@ -165,7 +172,10 @@ def main() -> int:
             f"| {day} | {n} | CloudSim best ESV ({ref[1]}) / LR-MMT | {ref[2]:.2f} (LR) | | "
             f"| {ref[0]:.6f} | {ref[3]:,} (LR) | | |"
         )
-    print("\n| day | ESV / best | energy / LR | migrations / LR | energy / oracle at same SLATAH |")
+    print(
+        "\n| day | ESV / best | energy / LR | migrations / LR "
+        "| energy / oracle at no higher SLATAH (oracle threshold) |"
+    )
     print("|---|---|---|---|---|")
     for day, _, pred, _, oracle_energy, ref, checks in rows:
         mark = {True: "met", False: "MISSED"}
@@ -174,7 +184,8 @@ def main() -> int:
             f"| {pred['energy_kwh'] / ref[2]:.3f} ({mark[checks['energy_le_lr']]}) "
             f"| {pred['migrations'] / ref[3]:.4f} ({mark[checks['migrations_tenth_of_lr']]}) "
             f"| {pred['energy_kwh'] / oracle_energy:.3f} "
-            f"({mark[checks['energy_within_10pct_of_oracle']]}) |"
+            f"({mark[checks['energy_within_10pct_of_oracle']]}; "
+            f"{out['days'][day]['oracle_threshold_at_same_slatah']:g}) |"  # type: ignore[index]
         )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")

@@ -56,8 +56,8 @@ class PlannerSettings:
     horizon: int = 12
     draws: int = 48
     threshold: float = 1.0
-    max_pressure: float = 0.10
-    target_pressure: float = 0.02
+    max_pressure: float = 0.25
+    target_pressure: float = 0.10
     cooldown_steps: int = 12
     settle_steps: int = 3
     vm_budget_per_day: int = 8
