@@ -114,3 +114,21 @@ def test_an_unknown_overload_test_is_a_clear_error() -> None:
         make_test("xyz", 1.0)
     with pytest.raises(ForethoughtError, match="unknown overload test"):
         make_test("xyz")
+
+
+@pytest.mark.parametrize("name", ["predictive", "oracle"])
+def test_planner_policies_build_a_planner_not_a_test(name: str) -> None:
+    spec = policy(name)
+    assert spec.build() is None
+    planner = spec.build_planner(0.9)
+    assert planner is not None
+    assert planner.oracle == (name == "oracle")
+    assert planner.settings.threshold == 0.9
+    assert policy("lr-mmt").build_planner() is None
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, 2.0, float("nan")])
+def test_planner_threshold_out_of_range_is_rejected(value: float) -> None:
+    with pytest.raises(ForethoughtError, match="share of host") as err:
+        policy("predictive").build_planner(value)
+    assert "predictive" in str(err.value)
