@@ -13,6 +13,7 @@ from forethought.allocation.manager import (
 from forethought.allocation.policy import VmInfo, parse_policy
 from forethought.cluster.backend import Resize
 from forethought.core.resources import Resource
+from forethought.forecast.anomaly import Anomaly
 
 STEP = 300
 
@@ -107,6 +108,7 @@ def test_scale_up_on_anomaly_is_recorded_with_evidence() -> None:
     alloc = feed(rec, usage)
     assert any(a.vm == 1 and a.action == "scale_up" for a in rec.anomalies)
     record = next(a for a in rec.anomalies if a.vm == 1)
+    assert isinstance(record.evidence, Anomaly)
     assert len(record.evidence.observed) == 3
     assert alloc[1, -1] >= 80.0
 
@@ -138,3 +140,21 @@ def test_hosts_with_room_grant_everything() -> None:
     )
     assert granted.tolist() == desired.tolist()
     assert not too_big.any()
+
+
+def test_a_cross_resource_anomaly_is_acted_on_as_the_policy_says() -> None:
+    from forethought.allocation.cross import CrossReport
+    from forethought.forecast.anomaly import CrossAnomaly
+
+    rec = recommender(n=3, anomaly="scale_up")
+    event = CrossAnomaly(1, 99, ("cpu", "memory"), ((1.0, -1.0),) * 3, (20.0,) * 3, 10.0, "cpu")
+    flags = np.zeros((3, 200), dtype=bool)
+    flags[1, 99:102] = True
+    rec.cross = CrossReport(("cpu", "memory"), 10.0, [event], {99: [event]}, flags)
+    usage = np.full((3, 100), 10.0)
+    before = feed(rec, usage[:, :99])[:, -1]
+    after = feed(rec, usage[:, 99:100])[:, -1]
+    crossed = [a for a in rec.anomalies if isinstance(a.evidence, CrossAnomaly)]
+    assert [(a.vm, a.action) for a in crossed] == [(1, "scale_up")]
+    assert after[1] >= before[1] * 1.2 - 1e-9  # scaled up by the group's scale_up_by
+    assert after[0] <= before[0] + 1e-9

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from forethought.allocation.cross import CrossReport
 from forethought.allocation.policy import AnomalyAction, Group, Policy
 from forethought.cluster.backend import Resize
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
-from forethought.forecast.anomaly import Anomaly
+from forethought.forecast.anomaly import Anomaly, CrossAnomaly
 from forethought.forecast.base import DEFAULT_LEVELS, BoolArray, FloatArray
 from forethought.forecast.engine import ForecastEngine, make_forecaster
 from forethought.forecast.models.markov import MarkovChain
@@ -92,7 +93,7 @@ class AnomalyRecord:
     resource: str
     step: int
     action: str
-    evidence: Anomaly
+    evidence: Anomaly | CrossAnomaly
 
 
 @dataclass
@@ -131,6 +132,9 @@ class PredictiveRecommender:
         self.model = model
         self.floor_memory_seconds = floor_memory_seconds
         self.anomalies: list[AnomalyRecord] = []
+        # Cross-resource anomalies found over all of the VMs' resources (see
+        # forethought.allocation.cross), acted on here like this resource's own.
+        self.cross: CrossReport | None = None
 
     def reset(self, n: int, capacity: FloatArray, step_seconds: int) -> None:
         s = self.settings
@@ -224,21 +228,35 @@ class PredictiveRecommender:
         return self.alloc
 
     def _react_to_anomalies(self, new: FloatArray, reason: np.ndarray) -> FloatArray:
-        s = self.settings
         events = self.engine.events
         fresh, self._events_seen = events[self._events_seen :], len(events)
-        for event in fresh:  # anomalies are rare: a loop over them, never over all VMs
-            v = event.series
-            code = int(s.anomaly_action[v])
-            action = list(ACTION_CODE)[code]
-            self.anomalies.append(AnomalyRecord(v, self.resource.value, self.step, action, event))
-            if code == ACTION_CODE[AnomalyAction.SCALE_UP]:
-                new[v] = min(max(new[v], self.alloc[v] * (1.0 + s.scale_up_by[v])), self.upper[v])
-                reason[v] = 3
-        # Isolation lasts while the forecaster still flags the VM's run.
+        # The step just observed is self.step - 1: its cross-resource anomalies count too.
+        t = self.step - 1
+        crossed = self.cross.by_step.get(t, []) if self.cross is not None else []
+        evidence: list[tuple[int, Anomaly | CrossAnomaly]] = [(e.series, e) for e in fresh]
+        evidence += [(e.vm, e) for e in crossed]
+        for v, event in evidence:  # anomalies are rare: a loop over them, never over all VMs
+            self._act(v, event, new, reason)
+        # Isolation lasts while the forecaster (or the cross-resource pass) flags the VM.
         flagged = self.engine.anomalies.flags
+        if self.cross is not None and 0 <= t < self.cross.flags.shape[1]:
+            flagged = flagged | self.cross.flags[:, t]
+        s = self.settings
         self.isolated = flagged & (s.anomaly_action == ACTION_CODE[AnomalyAction.ISOLATE])
         return new
+
+    def _act(
+        self, v: int, event: Anomaly | CrossAnomaly, new: FloatArray, reason: np.ndarray
+    ) -> None:
+        """Record one anomaly and apply the VM's group reaction (alert, scale up, isolate)."""
+        s = self.settings
+        code = int(s.anomaly_action[v])
+        self.anomalies.append(
+            AnomalyRecord(v, self.resource.value, self.step, list(ACTION_CODE)[code], event)
+        )
+        if code == ACTION_CODE[AnomalyAction.SCALE_UP]:
+            new[v] = min(max(new[v], self.alloc[v] * (1.0 + s.scale_up_by[v])), self.upper[v])
+            reason[v] = 3
 
     def actions(self, vm_ids: list[str], previous: FloatArray) -> list[Resize]:
         """Typed resize actions for the VMs whose allocation changed, each with its reason."""

@@ -42,6 +42,8 @@ class RightsizeScores:
     resizes: int
     cpu_seconds: float
     decision_ms_mean: float
+    anomalies: int = 0  # anomalies the recommender recorded and acted on
+    cross_resource_anomalies: int = 0  # of them, found across the VM's resources
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from forethought.allocation.base import Recommender
+from forethought.allocation.cross import cross_resource_anomalies
 from forethought.allocation.manager import PredictiveRecommender, Settings
 from forethought.allocation.policy import DEFAULT_POLICY_YAML, Policy, VmInfo, parse_policy
 from forethought.allocation.replay import RightsizeScores, replay
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource, Unit
+from forethought.forecast.anomaly import CrossAnomaly
 from forethought.telemetry.series import Telemetry
 
 #: Resources a rightsizing run sizes by default, where the trace has them.
@@ -64,13 +67,30 @@ def rightsize(
     resources: list[str] | None = None,
     resize_delay: int = 0,
     warmup: int | None = None,
+    cross_resource: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, RightsizeScores]:
-    """Replay every chosen resource; policy and groups are checked before anything runs."""
+    """Replay every chosen resource; policy and groups are checked before anything runs.
+
+    With forethought's manager and two or more resources, a first pass finds the
+    cross-resource anomalies (``cross_resource``), and every resource's manager acts on
+    them as its policy says.
+    """
     chosen = resources_of(telemetry, resources)
     if not chosen:
         raise ForethoughtError(f"{telemetry.source}: no cpu or memory series to rightsize")
     built = [(r, recommender_for(telemetry, r, policy, baseline, resize_delay)) for r in chosen]
+    cross = None
+    if cross_resource and baseline is None and len(chosen) > 1:
+        report = None if progress is None else _bind(progress, "cross-resource")
+        cross = cross_resource_anomalies(
+            {r: percent_series(telemetry, r) for r in chosen},
+            step_seconds=telemetry.step_seconds,
+            progress=report,
+        )
+        for _, rec in built:
+            if isinstance(rec, PredictiveRecommender):
+                rec.cross = cross
     out: dict[str, RightsizeScores] = {}
     for resource, rec in built:
         values, mask = percent_series(telemetry, resource)
@@ -86,6 +106,14 @@ def rightsize(
             warmup=warmup,
             progress=report,
         )
+        if isinstance(rec, PredictiveRecommender):
+            out[resource.value] = replace(
+                out[resource.value],
+                anomalies=len(rec.anomalies),
+                cross_resource_anomalies=sum(
+                    isinstance(a.evidence, CrossAnomaly) for a in rec.anomalies
+                ),
+            )
     return out
 
 

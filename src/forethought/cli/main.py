@@ -757,6 +757,13 @@ def policy_check_cmd(policy_file: str, trace: str | None, fmt: str | None, as_js
     default=None,
     help="Steps left out of the scores at the start (default: a day, at most half the trace).",
 )
+@click.option(
+    "--cross-resource/--no-cross-resource",
+    default=True,
+    show_default=True,
+    help="With two or more resources, also detect anomalies across each VM's resources "
+    "and act on them as the policy says.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by resource.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @_skip_option
@@ -770,6 +777,7 @@ def rightsize_cmd(
     resources: tuple[str, ...],
     resize_delay: int,
     warmup: int | None,
+    cross_resource: bool,
     as_json: bool,
     progress: bool,
     skip_bad: bool,
@@ -791,6 +799,8 @@ def rightsize_cmd(
       unmet_share              demand above allocation over all demand
       resizes_per_vm_hour      changes of allocation per VM and hour
       vms_over_1pct            VMs under-provisioned in more than 1 % of intervals
+      anomalies                anomalies forethought's manager recorded and acted on
+      cross_resource_anomalies of them, found across the VM's resources at once
 
     \b
     Examples:
@@ -823,6 +833,7 @@ def rightsize_cmd(
                 resources=list(resources) or None,
                 resize_delay=resize_delay,
                 warmup=warmup,
+                cross_resource=cross_resource,
                 progress=lambda label, done, total: advance(done, total),
             )
     if as_json:
@@ -840,6 +851,8 @@ def rightsize_cmd(
         ("resizes per VM-hour", "resizes_per_vm_hour", "{:.3f}"),
         ("VMs short > 1 % of the time", "vms_over_1pct", "{:.1%}"),
         ("decision step (ms)", "decision_ms_mean", "{:.2f}"),
+        ("anomalies acted on", "anomalies", "{:,}"),
+        ("  of them cross-resource", "cross_resource_anomalies", "{:,}"),
     ]
     for label, key, fmt_ in rows:
         table.add_row(label, *(fmt_.format(s.to_dict()[key]) for s in scores.values()))

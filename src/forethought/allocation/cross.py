@@ -1,0 +1,101 @@
+"""Cross-resource anomalies of a trace: one forecasting pass over all of a VM's resources.
+
+The allocation manager sizes each resource on its own, but an anomaly often shows only in
+how a VM's resources move together: CPU climbing while memory falls, network silent while
+CPU is busy. This pass forecasts every (VM, resource) series one step ahead with the same
+engine as the manager, feeds each step's residual vectors to a
+:class:`~forethought.forecast.anomaly.CrossResourceDetector`, and returns the anomalies
+with their evidence, by step, for the per-resource managers to act on as their policy
+says (alert, scale up, isolate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource
+from forethought.forecast.anomaly import CrossAnomaly, CrossResourceDetector
+from forethought.forecast.base import BoolArray, FloatArray
+from forethought.forecast.engine import make_forecaster
+from forethought.forecast.models.markov import MarkovChain
+
+
+@dataclass
+class CrossReport:
+    """Every cross-resource anomaly, by the step it fired, and who was flagged when."""
+
+    resources: tuple[str, ...]
+    threshold: float
+    events: list[CrossAnomaly] = field(default_factory=list)
+    by_step: dict[int, list[CrossAnomaly]] = field(default_factory=dict)
+    flags: BoolArray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "resources": list(self.resources),
+            "threshold": self.threshold,
+            "count": len(self.events),
+            "events": [
+                {
+                    "vm": e.vm,
+                    "step": e.step,
+                    "dominant": e.dominant,
+                    "distance": list(e.distance),
+                    "residuals": [list(r) for r in e.residuals],
+                }
+                for e in self.events
+            ],
+        }
+
+
+def cross_resource_anomalies(
+    series: dict[Resource, tuple[FloatArray, BoolArray]],
+    *,
+    step_seconds: int,
+    run: int = 3,
+    level: float = 0.999,
+    model: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> CrossReport:
+    """Detect cross-resource anomalies in ``series``: resource -> (values, mask), each
+    (vms, steps) on one grid."""
+    if len(series) < 2:
+        raise ForethoughtError("cross-resource anomalies need at least two resources")
+    resources = tuple(series)
+    shapes = {values.shape for values, _ in series.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ForethoughtError("every resource must be a (vms, steps) array on the same grid")
+    n, T = next(iter(shapes))
+    R = len(resources)
+    values = np.concatenate([np.asarray(series[r][0], dtype=np.float64) for r in resources])
+    mask = np.concatenate([np.asarray(series[r][1], dtype=bool) for r in resources])
+    mask &= np.isfinite(values)
+    engine = make_forecaster(model, step_seconds=step_seconds, horizon=1, lower=0.0)
+    engine.fresh_quantiles = False
+    engine.stagger_refresh = True
+    for m in engine.models:
+        if isinstance(m, MarkovChain):
+            m.stagger = True
+    detector = CrossResourceDetector(n, tuple(r.value for r in resources), run=run, level=level)
+    report = CrossReport(detector.resources, detector.threshold)
+    flags = np.zeros((n, T), dtype=bool)
+    predicted = np.full(n * R, np.nan)
+    for t in range(T):
+        y, seen = values[:, t], mask[:, t]
+        residual = np.where(seen, y - predicted, np.nan)
+        fired = detector.check(t, residual.reshape(R, n).T, seen.reshape(R, n).T)
+        if fired.any():
+            fresh = detector.events[len(report.events) :]
+            report.events.extend(fresh)
+            report.by_step[t] = list(fresh)
+        flags[:, t] = detector.flags
+        engine.update(np.where(seen, y, np.nan)[:, None], seen[:, None])
+        predicted = np.asarray(engine.forecast(1).median[:, 0])
+        if progress is not None and (t % 64 == 0 or t == T - 1):
+            progress(t + 1, T)
+    report.flags = flags
+    return report
