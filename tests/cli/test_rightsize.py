@@ -90,3 +90,24 @@ def test_policy_check_names_field_and_line(tmp_path: Path) -> None:
     assert code == 1
     assert "line 6" in out
     assert "min (50) is above max (20)" in out
+
+
+def test_cross_resource_anomalies_are_counted_and_can_be_turned_off(fixtures_dir: Path) -> None:
+    trace = str(fixtures_dir / "bitbrains")
+    runner = CliRunner()
+    on = runner.invoke(main, ["rightsize", trace, "--json", "--no-progress", "--warmup", "0"])
+    off = runner.invoke(
+        main,
+        ["rightsize", trace, "--json", "--no-progress", "--warmup", "0", "--no-cross-resource"],
+    )
+    assert on.exit_code == 0, on.output
+    assert off.exit_code == 0, off.output
+    with_cross, without = json.loads(on.output), json.loads(off.output)
+    for resource in ("cpu", "memory"):
+        assert with_cross[resource]["anomalies"] >= with_cross[resource]["cross_resource_anomalies"]
+        assert without[resource]["cross_resource_anomalies"] == 0
+        # Per-series anomalies do not depend on the cross-resource pass.
+        per_series = (
+            with_cross[resource]["anomalies"] - with_cross[resource]["cross_resource_anomalies"]
+        )
+        assert per_series == without[resource]["anomalies"]

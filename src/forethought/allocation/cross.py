@@ -18,7 +18,7 @@ import numpy as np
 
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
-from forethought.forecast.anomaly import CrossAnomaly, CrossResourceDetector
+from forethought.forecast.anomaly import Anomaly, CrossAnomaly, CrossResourceDetector
 from forethought.forecast.base import BoolArray, FloatArray
 from forethought.forecast.engine import make_forecaster
 from forethought.forecast.models.markov import MarkovChain
@@ -26,25 +26,42 @@ from forethought.forecast.models.markov import MarkovChain
 
 @dataclass
 class CrossReport:
-    """Every cross-resource anomaly, by the step it fired, and who was flagged when."""
+    """Every cross-resource anomaly, by the step it fired, and who was flagged when.
+
+    ``series_events`` are the same pass's per-series anomalies (a resource above its own
+    one-step p99 for three steps), as (VM, resource, evidence).
+    """
 
     resources: tuple[str, ...]
     threshold: float
     events: list[CrossAnomaly] = field(default_factory=list)
     by_step: dict[int, list[CrossAnomaly]] = field(default_factory=dict)
     flags: BoolArray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    series_events: list[tuple[int, str, Anomaly]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "resources": list(self.resources),
-            "threshold": self.threshold,
+            "threshold_floor": self.threshold,
+            "series": [
+                {
+                    "vm": vm,
+                    "resource": resource,
+                    "step": e.step,
+                    "observed": list(e.observed),
+                    "upper": list(e.upper),
+                    "level": e.level,
+                }
+                for vm, resource, e in self.series_events
+            ],
             "count": len(self.events),
             "events": [
                 {
                     "vm": e.vm,
                     "step": e.step,
                     "dominant": e.dominant,
-                    "distance": list(e.distance),
+                    "score": list(e.distance),
+                    "bar": e.threshold,
                     "residuals": [list(r) for r in e.residuals],
                 }
                 for e in self.events
@@ -98,4 +115,7 @@ def cross_resource_anomalies(
         if progress is not None and (t % 64 == 0 or t == T - 1):
             progress(t + 1, T)
     report.flags = flags
+    report.series_events = [
+        (e.series % n, resources[e.series // n].value, e) for e in engine.events
+    ]
     return report

@@ -1016,3 +1016,127 @@ def hybrid_cmd(
         injected = ", ".join(f"{k} x{v}" for k, v in results[0].injected.items())
         verdict = "all rolled back" if all(r.failures_rolled_back for r in results) else "NOT all"
         stdout.print(f"injected: {injected}; failed migrations: {verdict}")
+
+
+@main.command(name="anomalies")
+@click.argument("trace", default="bundled:planetlab-20110303")
+@_format_option
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    type=_RESOURCE_CHOICE,
+    help="Resource to watch (repeatable; default: every resource of the trace).",
+)
+@click.option(
+    "--run",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Consecutive steps a deviation must last to count.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Anomalies listed in the table (all of them with --json).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print every anomaly with its evidence.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@_skip_option
+@_limit_option
+@_trace_help
+def anomalies_cmd(
+    trace: str,
+    fmt: str | None,
+    resources: tuple[str, ...],
+    run: int,
+    top: int,
+    as_json: bool,
+    progress: bool,
+    skip_bad: bool,
+    limit: int | None,
+) -> None:
+    """Find the anomalies in TRACE, per series and across each VM's resources.
+
+    Every (VM, resource) series is forecast one step ahead from its past only, as the
+    allocation manager does. A series is anomalous when it stays above its own one-step
+    p99 for --run steps. A VM is anomalous across resources when one resource's error,
+    given the others' (its partial residual against their usual relation, learned per
+    VM), stays above the VM's own 0.999 quantile of that score for --run steps: CPU
+    surging while memory falls, network silent while CPU is busy. That catches breaks
+    that stay inside every resource's own band, and lets a burst that keeps the usual
+    relation pass. Each anomaly keeps its evidence (observations and bounds, or the
+    residuals and scores of the run). Resources are taken in percent of each VM's
+    capacity where the trace knows it, else in their own unit (KB/s for disk and
+    network); a VM needs a day of history before it can be flagged across resources.
+
+    \b
+    Examples:
+      forethought anomalies path/to/bitbrains/2013-8 --resource cpu --resource memory
+      forethought anomalies path/to/bitbrains/2013-8 --json > anomalies.json
+    """
+    from forethought.allocation.cross import cross_resource_anomalies
+    from forethought.allocation.runner import percent_series
+
+    with _errors():
+        telemetry = _load(trace, fmt, skip_bad, limit)
+        chosen = [Resource(r) for r in resources] or list(telemetry.resources)
+        missing = [r.value for r in chosen if r not in telemetry.resources]
+        if missing:
+            _fail(f"{telemetry.source}: no {', '.join(missing)} series in the trace")
+        if len(set(chosen)) < 2:
+            _fail(
+                f"{telemetry.source}: anomalies across resources need two or more "
+                f"(the trace has {', '.join(r.value for r in telemetry.resources)})"
+            )
+        series = {}
+        for r in dict.fromkeys(chosen):
+            try:  # in percent of each VM's capacity where the trace knows it
+                series[r] = percent_series(telemetry, r)
+            except ForethoughtError:  # else in the resource's own unit (KB/s for I/O)
+                series[r] = telemetry.series(r)
+        with _progress(progress and not as_json, "forecasting") as advance:
+            report = cross_resource_anomalies(
+                series,
+                step_seconds=telemetry.step_seconds,
+                run=run,
+                progress=advance,
+            )
+    if as_json:
+        out = report.to_dict()
+        out["vm_ids"] = list(telemetry.vm_ids)
+        out["step_seconds"] = telemetry.step_seconds
+        click.echo(json.dumps(out, indent=2))
+        return
+    ids = telemetry.vm_ids
+    days = telemetry.n_steps * telemetry.step_seconds / 86_400
+    summary = Table(title=f"anomalies in {trace} ({telemetry.n_vms} VMs, {days:.1f} days)")
+    summary.add_column("kind")
+    summary.add_column("anomalies", justify="right")
+    summary.add_column("per VM-day", justify="right")
+    vm_days = max(telemetry.n_vms * days, 1e-9)
+    for name in report.resources:
+        count = sum(1 for _, res, _ in report.series_events if res == name)
+        summary.add_row(f"{name} above its own p99", f"{count:,}", f"{count / vm_days:.3f}")
+    n = len(report.events)
+    summary.add_row("across resources", f"{n:,}", f"{n / vm_days:.3f}")
+    stdout.print(summary)
+    if top and report.events:
+        listed = sorted(report.events, key=lambda e: -max(e.distance))[:top]
+        table = Table(title=f"strongest {len(listed)} across resources")
+        table.add_column("VM")
+        table.add_column("step", justify="right")
+        table.add_column("broke ranks")
+        table.add_column("errors, last step (" + ", ".join(report.resources) + ")")
+        table.add_column("score / bar", justify="right")
+        for e in listed:
+            table.add_row(
+                ids[e.vm],
+                str(e.step),
+                e.dominant,
+                ", ".join(f"{x:+.1f}" for x in e.residuals[-1]),
+                f"{e.distance[-1]:.0f} / {e.threshold:.0f}",
+            )
+        stdout.print(table)
