@@ -49,6 +49,66 @@ class RightsizeScores:
         return asdict(self)
 
 
+class AllocationScorer:
+    """Accumulates the rightsizing figures step by step, wherever allocations are applied.
+
+    The replay below uses it, and so does the simulator when the allocation manager runs
+    inside a full simulation, so both report the same figures by the same definitions.
+    Call ``step`` once per step with the allocation in force and the usage observed, and
+    ``resized`` with each new allocation as it takes effect.
+    """
+
+    def __init__(self, n: int, warmup: int, step_seconds: int) -> None:
+        self.n, self.warmup, self.step_seconds = n, warmup, step_seconds
+        self.alloc_sum = self.unused_sum = self.used_sum = self.unmet_sum = 0.0
+        self.short_count = np.zeros(n, dtype=np.int64)
+        self.scored_count = np.zeros(n, dtype=np.int64)
+        self.resizes = 0
+        self.steps = 0
+        self.decision_seconds = 0.0
+
+    def resized(self, t: int, before: FloatArray, after: FloatArray) -> None:
+        """A new allocation takes effect at step t (counted after the warm-up)."""
+        if t >= self.warmup:
+            self.resizes += int(np.count_nonzero(~np.isclose(after, before, rtol=1e-9, atol=1e-9)))
+
+    def step(self, t: int, applied: FloatArray, used: FloatArray, observed: BoolArray) -> BoolArray:
+        """Score step t; returns the VMs whose demand exceeded their allocation."""
+        short = observed & (used > applied * (1 + 1e-9) + 1e-12)
+        self.steps = max(self.steps, t + 1)
+        if t >= self.warmup:
+            obs = observed
+            self.alloc_sum += float(applied[obs].sum())
+            self.unused_sum += float(np.maximum(applied - used, 0.0)[obs].sum())
+            self.used_sum += float(used[obs].sum())
+            self.unmet_sum += float(np.maximum(used - applied, 0.0)[obs].sum())
+            self.short_count += short
+            self.scored_count += obs
+        return np.asarray(short)
+
+    def scores(self, resource: str, recommender: str, cpu_seconds: float) -> RightsizeScores:
+        n, T, warm = self.n, self.steps, self.warmup
+        scored = int(self.scored_count.sum())
+        hours = (T - warm) * self.step_seconds / 3600.0
+        share = np.divide(
+            self.short_count, self.scored_count, out=np.zeros(n), where=self.scored_count > 0
+        )
+        return RightsizeScores(
+            resource=resource,
+            recommender=recommender,
+            slack=self.unused_sum / self.alloc_sum if self.alloc_sum else 0.0,
+            under_provisioned_share=float(self.short_count.sum()) / scored if scored else 0.0,
+            unmet_share=self.unmet_sum / self.used_sum if self.used_sum else 0.0,
+            resizes_per_vm_hour=self.resizes / (n * hours) if hours > 0 else 0.0,
+            vms_over_1pct=float(np.mean(share > 0.01)) if n else 0.0,
+            n_vms=n,
+            scored_steps=max(T - warm, 0),
+            resizes=self.resizes,
+            cpu_seconds=cpu_seconds,
+            decision_ms_mean=1000.0 * self.decision_seconds / max(T, 1),
+        )
+
+
 def replay(
     values: FloatArray,
     observed: BoolArray,
@@ -78,47 +138,19 @@ def replay(
     recommender.reset(n, capacity, step_seconds)
     applied = capacity.copy()
     pending: deque[tuple[int, FloatArray]] = deque()
-    alloc_sum = unused_sum = used_sum = unmet_sum = 0.0
-    short_count = np.zeros(n, dtype=np.int64)
-    scored_count = np.zeros(n, dtype=np.int64)
-    resizes = 0
-    decision_seconds = 0.0
+    scorer = AllocationScorer(n, warm, step_seconds)
     for t in range(T):
         while pending and pending[0][0] <= t:
             new = pending.popleft()[1]
-            if t >= warm:
-                resizes += int(np.count_nonzero(~np.isclose(new, applied, rtol=1e-9, atol=1e-9)))
+            scorer.resized(t, applied, new)
             applied = new
         used, obs = clean[:, t], observed[:, t]
-        short = obs & (used > applied * (1 + 1e-9) + 1e-12)
-        if t >= warm:
-            alloc_sum += float(applied[obs].sum())
-            unused_sum += float(np.maximum(applied - used, 0.0)[obs].sum())
-            used_sum += float(used[obs].sum())
-            unmet_sum += float(np.maximum(used - applied, 0.0)[obs].sum())
-            short_count += short
-            scored_count += obs
+        short = scorer.step(t, applied, used, obs)
         d0 = time.perf_counter()
         recommender.observe(used, obs)
         recommender.shortfall(short)
         pending.append((t + 1 + resize_delay, np.asarray(recommender.recommend(), dtype=float)))
-        decision_seconds += time.perf_counter() - d0
+        scorer.decision_seconds += time.perf_counter() - d0
         if progress is not None and (t % 64 == 0 or t == T - 1):
             progress(t + 1, T)
-    scored = int(scored_count.sum())
-    hours = (T - warm) * step_seconds / 3600.0
-    share = np.divide(short_count, scored_count, out=np.zeros(n), where=scored_count > 0)
-    return RightsizeScores(
-        resource=resource,
-        recommender=recommender.name,
-        slack=unused_sum / alloc_sum if alloc_sum else 0.0,
-        under_provisioned_share=float(short_count.sum()) / scored if scored else 0.0,
-        unmet_share=unmet_sum / used_sum if used_sum else 0.0,
-        resizes_per_vm_hour=resizes / (n * hours) if hours > 0 else 0.0,
-        vms_over_1pct=float(np.mean(share > 0.01)) if n else 0.0,
-        n_vms=n,
-        scored_steps=T - warm,
-        resizes=resizes,
-        cpu_seconds=time.process_time() - cpu0,
-        decision_ms_mean=1000.0 * decision_seconds / T,
-    )
+    return scorer.scores(resource, recommender.name, time.process_time() - cpu0)
