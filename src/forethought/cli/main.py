@@ -466,7 +466,27 @@ def _sim_table(results: list[SimResult], title: str) -> Table:
     ]
     for label, cell in rows:
         table.add_row(label, *(cell(r) for r in results))
+    if any(r.allocation is not None for r in results):
+        for label, key, fmt_ in ALLOCATION_ROWS:
+            table.add_row(
+                label,
+                *(
+                    "" if r.allocation is None else fmt_.format(getattr(r.allocation, key))
+                    for r in results
+                ),
+            )
     return table
+
+
+#: The rightsizing figures shown when an allocation recommender ran in the simulation.
+ALLOCATION_ROWS = (
+    ("allocation: recommender", "recommender", "{}"),
+    ("allocation: slack", "slack", "{:.1%}"),
+    ("allocation: intervals short", "under_provisioned_share", "{:.2%}"),
+    ("allocation: unmet demand", "unmet_share", "{:.3%}"),
+    ("allocation: resizes per VM-hour", "resizes_per_vm_hour", "{:.3f}"),
+    ("allocation: VMs short > 1 %", "vms_over_1pct", "{:.1%}"),
+)
 
 
 def _run_policies(
@@ -477,14 +497,30 @@ def _run_policies(
     runs: list[tuple[str, float | None]],
     hosts: int,
     show_progress: bool,
+    allocate: str | None = None,
+    allocation_policy: str | None = None,
 ) -> tuple[Telemetry, list[SimResult]]:
+    from forethought.allocation.policy import load_policy
     from forethought.sim.runner import simulate
 
+    if allocation_policy is not None and allocate != "forethought":
+        _fail("--allocation-policy goes with --allocate forethought")
+    policy = load_policy(allocation_policy) if allocation_policy else None
     telemetry = _load(trace, fmt, skip_bad, limit)
     results = []
     for name, param in runs:
         with _progress(show_progress, f"simulating {name}") as advance:
-            results.append(simulate(telemetry, name, param, hosts=hosts, progress=advance))
+            results.append(
+                simulate(
+                    telemetry,
+                    name,
+                    param,
+                    hosts=hosts,
+                    allocate=allocate,
+                    allocation_policy=policy,
+                    progress=advance,
+                )
+            )
     return telemetry, results
 
 
@@ -536,11 +572,38 @@ _timeline_option = click.option(
 )
 
 
+_allocate_option = click.option(
+    "--allocate",
+    type=click.Choice(
+        [
+            "forethought",
+            "vpa",
+            "autopilot-peak",
+            "autopilot-percentile",
+            "autopilot-ml",
+            "static-peak",
+            "reactive",
+        ]
+    ),
+    default=None,
+    help="Also run an allocation recommender inside the simulation: each VM's CPU is capped "
+    "at the allocation it decided from the past, and the rightsizing figures are reported.",
+)
+_allocation_policy_option = click.option(
+    "--allocation-policy",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Scaling policy file for --allocate forethought (default: the default policy).",
+)
+
+
 def _simulation_options(func: Callable[..., None]) -> Callable[..., None]:
     """The options simulate and compare share: data centre size, outputs, input handling."""
     for option in reversed(
         (
             _hosts_option,
+            _allocate_option,
+            _allocation_policy_option,
             click.option(
                 "--json", "as_json", is_flag=True, help="Print JSON (one object per policy)."
             ),
@@ -584,6 +647,8 @@ def simulate_cmd(
     policy_name: str,
     param: float | None,
     hosts: int,
+    allocate: str | None,
+    allocation_policy: str | None,
     as_json: bool,
     report: str | None,
     timeline: str | None,
@@ -612,13 +677,27 @@ def simulate_cmd(
     consolidation only where the VMs fit for the whole hour, with cooldowns and budgets
     against ping-pong and thresholds learned online. oracle is the same planner fed the
     true demand of the next hour.
+    --allocate runs an allocation recommender inside the simulation (forethought's manager
+    or a rightsizing baseline): each VM's CPU is capped at the allocation it decided from
+    the past, and the table, JSON and report add its rightsizing figures (see
+    `forethought rightsize --help`). CloudSim's figures then see the capped requests;
+    demand above a cap counts in the allocation's unmet share.
     Examples:
       forethought simulate bundled:planetlab-20110303 --policy thr-mmt --param 0.8
       forethought simulate DAY_DIR --policy predictive --json --report day.html
+      forethought simulate DAY_DIR --policy predictive --allocate forethought
     """
     with _errors():
         telemetry, results = _run_policies(
-            trace, fmt, skip_bad, limit, [(policy_name, param)], hosts, progress and not as_json
+            trace,
+            fmt,
+            skip_bad,
+            limit,
+            [(policy_name, param)],
+            hosts,
+            progress and not as_json,
+            allocate,
+            allocation_policy,
         )
         _outputs(telemetry, results, as_json, report, timeline, f"simulation of {trace}")
 
@@ -639,6 +718,8 @@ def compare_cmd(
     fmt: str | None,
     policies: str,
     hosts: int,
+    allocate: str | None,
+    allocation_policy: str | None,
     as_json: bool,
     report: str | None,
     timeline: str | None,
@@ -670,7 +751,15 @@ def compare_cmd(
         _fail("--policies: name at least one policy")
     with _errors():
         telemetry, results = _run_policies(
-            trace, fmt, skip_bad, limit, runs, hosts, progress and not as_json
+            trace,
+            fmt,
+            skip_bad,
+            limit,
+            runs,
+            hosts,
+            progress and not as_json,
+            allocate,
+            allocation_policy,
         )
         _outputs(telemetry, results, as_json, report, timeline, f"policies compared on {trace}")
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forethought.allocation.base import Recommender
+from forethought.allocation.replay import AllocationScorer
 from forethought.cluster.model import Cluster
 from forethought.cluster.power import power_of
 from forethought.core.errors import ForethoughtError
@@ -57,12 +59,13 @@ def _f(values: np.ndarray) -> FloatArray:
 class _State:
     """What one update of all hosts computes: requests, allocations, host load."""
 
-    req: FloatArray  # requested MIPS per VM (uncapped)
+    req: FloatArray  # requested MIPS per VM (capped only by an allocation, if one runs)
     alloc_src: FloatArray  # MIPS granted on the VM's own (source) host
     alloc_dst: FloatArray  # MIPS granted on the target, where migrating
     host_mips: FloatArray  # utilised MIPS per host (CloudSim's getUtilizationMips)
     host_req: FloatArray  # requested MIPS per host
     sched: FloatArray  # MIPS counted against each host's scheduler
+    demand: FloatArray  # what each VM's workload wants, before any allocation cap
 
 
 class CloudSimDataCentre:
@@ -84,6 +87,8 @@ class CloudSimDataCentre:
         interval: float = 300.0,
         name: str = "",
         planner: PredictivePlanner | None = None,
+        allocator: Recommender | None = None,
+        allocation_warmup: int | None = None,
     ) -> None:
         if test is not None and planner is not None:
             raise ForethoughtError("a run takes an overload test or a planner, not both")
@@ -108,6 +113,19 @@ class CloudSimDataCentre:
             )
         self.cluster, self.test, self.interval = cluster, test, interval
         self.planner = planner
+        # An allocation manager inside the run: each VM's CPU is capped at the allocation
+        # it decided from the past (a CPU limit), and its figures are scored as
+        # `forethought rightsize` scores them. CloudSim's figures then see the capped
+        # requests; demand above a cap is the allocation's unmet share.
+        self.allocator = allocator
+        self.alloc_pct = np.full(cluster.n_vms, 100.0)
+        steps = u.shape[1]
+        warm = min(288, steps // 2) if allocation_warmup is None else allocation_warmup
+        if not 0 <= warm < steps:
+            raise ForethoughtError(
+                f"the allocation warm-up ({warm} steps) must be shorter than the trace ({steps})"
+            )
+        self.scorer = AllocationScorer(cluster.n_vms, warm, int(interval))
         self.name = name or (test.name if test is not None else "dvfs")
         # CloudSim appends a copy of the last sample so the last interval interpolates.
         self.u = np.concatenate([u, u[:, -1:]], axis=1)
@@ -148,7 +166,10 @@ class CloudSimDataCentre:
 
     def _update(self, t: float) -> _State:
         H = self.cluster.n_hosts
-        req = np.where(self.alive, self.mips * self.utilisation_at(t), 0.0)
+        demand = np.where(self.alive, self.mips * self.utilisation_at(t), 0.0)
+        req = demand
+        if self.allocator is not None:
+            req = np.minimum(demand, self.alloc_pct / 100.0 * self.mips)
         src = self.host_of
         moving = self.target >= 0
         cap_src = np.minimum(req, self.pe[src])
@@ -178,7 +199,7 @@ class CloudSimDataCentre:
             host_req += np.bincount(d, req[m], H)
             if k == 0:
                 alloc_dst[m] = a
-        return _State(req, alloc_src, alloc_dst, _f(host_mips), _f(host_req), _f(sched))
+        return _State(req, alloc_src, alloc_dst, _f(host_mips), _f(host_req), _f(sched), _f(demand))
 
     def _cpu_fraction(self, host_mips: FloatArray) -> FloatArray:
         u = host_mips / self.total
@@ -229,6 +250,11 @@ class CloudSimDataCentre:
         steps = self.u.shape[1] - 2  # updates at 1..steps intervals (+0.1 s)
         limit = (self.u.shape[1] - 1) * self.interval if horizon is None else horizon
         self._place_initial()
+        if self.allocator is not None:
+            self.allocator.reset(
+                self.cluster.n_vms, np.full(self.cluster.n_vms, 100.0), int(self.interval)
+            )
+        alloc_cpu = 0.0
         acc = Accumulator(self.cluster.n_hosts, self.cluster.n_vms)
         prev: tuple[float, _State, FloatArray, FloatArray, BoolArray] | None = None
         for k in range(1, steps + 1):
@@ -236,6 +262,10 @@ class CloudSimDataCentre:
             if t > limit:
                 break
             state = self._update(t)
+            if self.allocator is not None:
+                c0 = time.process_time()
+                self._allocate(k - 1, t)
+                alloc_cpu += time.process_time() - c0
             self.history[:, 1:] = self.history[:, :-1]
             self.history[:, 0] = state.req / self.mips
             if prev is not None:
@@ -286,7 +316,25 @@ class CloudSimDataCentre:
             n_hosts=self.cluster.n_hosts,
             wall_seconds=time.perf_counter() - wall0,
             policy_seconds=self.policy_seconds,
+            allocation=(
+                None
+                if self.allocator is None
+                else self.scorer.scores("cpu", self.allocator.name, alloc_cpu)
+            ),
         )
+
+    def _allocate(self, k: int, t: float) -> None:
+        """Score interval k's demand against the allocations in force, then decide the next."""
+        assert self.allocator is not None
+        demand = np.where(self.alive, 100.0 * self.utilisation_at(t), 0.0)
+        short = self.scorer.step(k, self.alloc_pct, demand, self.alive)
+        d0 = time.perf_counter()
+        self.allocator.observe(demand, self.alive.copy())
+        self.allocator.shortfall(short)
+        new = np.asarray(self.allocator.recommend(), dtype=np.float64).copy()
+        self.scorer.decision_seconds += time.perf_counter() - d0
+        self.scorer.resized(k + 1, self.alloc_pct, new)
+        self.alloc_pct = new
 
     def _frame_ends(
         self, prev: tuple[float, _State, FloatArray, FloatArray, BoolArray], now: _State
@@ -317,8 +365,9 @@ class CloudSimDataCentre:
         return state.alloc_src, state.req, self.target >= 0
 
     def _remove_finished(self, state: _State) -> None:
-        """CloudSim destroys the VMs that request nothing and are not migrating."""
-        self.alive &= ~((state.req == 0) & (self.target < 0))
+        """CloudSim destroys the VMs that request nothing and are not migrating (a VM
+        capped to nothing by an allocation still has work, so it stays)."""
+        self.alive &= ~((state.demand == 0) & (self.target < 0))
 
     # -- migrations --------------------------------------------------------------------
     def _start(self, plan: list[tuple[int, int]], t: float) -> None:

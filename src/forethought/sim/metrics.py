@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from forethought.allocation.replay import RightsizeScores
 from forethought.forecast.base import BoolArray, FloatArray
 
 JOULES_PER_KWH = 3.6e6
@@ -50,11 +51,16 @@ class SimResult:
     timeline: dict[str, list[float]] = field(default_factory=dict)
     #: (intervals, hosts) CPU utilisation of every host after each policy step, float32.
     host_utilisation: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    #: The rightsizing figures of the allocation manager, when it ran in the simulation
+    #: (the same keys as ``forethought rightsize --json``); None otherwise.
+    allocation: RightsizeScores | None = None
 
     def to_dict(self, timeline: bool = False) -> dict[str, object]:
         out = {k: v for k, v in asdict(self).items() if k != "host_utilisation"}
         if not timeline:
             out.pop("timeline")
+        if self.allocation is None:
+            out.pop("allocation")
         return out
 
 
@@ -152,6 +158,7 @@ class Accumulator:
         n_hosts: int,
         wall_seconds: float,
         policy_seconds: list[float],
+        allocation: RightsizeScores | None = None,
     ) -> SimResult:
         self._commit()
         slatah = self.violation_time / self.active_time if self.active_time else 0.0
@@ -186,4 +193,5 @@ class Accumulator:
             policy_step_seconds_max=float(np.max(policy_seconds)) if policy_seconds else 0.0,
             timeline=self.timeline,
             host_utilisation=np.array(self.host_fraction, dtype=np.float32),
+            allocation=allocation,
         )

@@ -103,6 +103,40 @@ def figures(results: list[SimResult]) -> list[tuple[str, str]]:
     return out
 
 
+#: The rightsizing figures of an allocation recommender that ran inside the simulation.
+ALLOCATION_COLUMNS = (
+    ("recommender", "recommender", "{}"),
+    ("slack", "slack", "{:.1%}"),
+    ("under_provisioned_share", "intervals short", "{:.2%}"),
+    ("unmet_share", "unmet demand", "{:.3%}"),
+    ("resizes_per_vm_hour", "resizes per VM-hour", "{:.3f}"),
+    ("vms_over_1pct", "VMs short > 1 %", "{:.1%}"),
+)
+
+
+def _allocation_table(results: list[SimResult]) -> str:
+    """The allocation figures (as `forethought rightsize` reports them), if any run has them."""
+    ran = [r for r in results if r.allocation is not None]
+    if not ran:
+        return ""
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in ALLOCATION_COLUMNS)
+    rows = []
+    for r in ran:
+        assert r.allocation is not None
+        figures_ = r.allocation.to_dict()
+        cells = "".join(
+            f"<td>{html.escape(fmt.format(figures_[key]))}</td>"
+            for key, _, fmt in ALLOCATION_COLUMNS
+        )
+        rows.append(f"<tr><th>{html.escape(r.policy)}</th>{cells}</tr>")
+    return (
+        "<section><h2>Allocation inside the simulation (CPU, % of each VM's size)</h2>"
+        "<p>Each VM's CPU was capped at the allocation the recommender decided from the "
+        "past; demand above a cap is the unmet share.</p>"
+        f"<table><tr><th>policy</th>{head}</tr>{''.join(rows)}</table></section>"
+    )
+
+
 def render(results: list[SimResult], title: str, source: str) -> str:
     """The whole report as one HTML document."""
     if not results:
@@ -114,7 +148,7 @@ def render(results: list[SimResult], title: str, source: str) -> str:
         cells = "".join(f"<td>{fmt.format(d[key])}</td>" for key, _, fmt in COLUMNS)
         param = "" if r.parameter is None else f" {r.parameter:g}"
         rows.append(f"<tr><th>{html.escape(r.policy + param)}</th>{cells}</tr>")
-    body = "".join(
+    body = _allocation_table(results) + "".join(
         f"<section><h2>{html.escape(t)}</h2>{svg}</section>" for t, svg in figures(results)
     )
     return (

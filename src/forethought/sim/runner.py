@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from forethought.allocation.policy import Policy
 from forethought.cluster.model import cloudsim_planetlab
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource, Unit
@@ -47,12 +48,27 @@ def simulate(
     parameter: float | None = None,
     *,
     hosts: int = 800,
+    allocate: str | None = None,
+    allocation_policy: Policy | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimResult:
-    """Run ``policy_name`` on the CloudSim-compatible data centre over the trace's CPU."""
+    """Run ``policy_name`` on the CloudSim-compatible data centre over the trace's CPU.
+
+    ``allocate`` runs an allocation recommender inside the simulation: ``forethought``
+    (with ``allocation_policy``, or the default policy) or one of the rightsizing
+    baselines; each VM's CPU is then capped at the allocation it decided.
+    """
     spec = policy(policy_name)
     test = spec.build(parameter)
     planner = spec.build_planner(parameter)
+    allocator = None
+    if allocate is not None:
+        from forethought.allocation.runner import recommender_for
+
+        if allocate != "forethought" and allocation_policy is not None:
+            raise ForethoughtError("an allocation policy file goes with forethought's manager")
+        baseline = None if allocate == "forethought" else allocate
+        allocator = recommender_for(telemetry, Resource.CPU, allocation_policy, baseline, 0)
     u = cpu_utilisation(telemetry)
     cluster = cloudsim_planetlab(u.shape[0], hosts)
     dc = CloudSimDataCentre(
@@ -62,6 +78,7 @@ def simulate(
         interval=float(telemetry.step_seconds),
         name=spec.name,
         planner=planner,
+        allocator=allocator,
     )
     return dc.run(progress=progress)
 
