@@ -1,0 +1,355 @@
+"""A libvirt backend: forethought's control loop on real hypervisors (KVM/QEMU first).
+
+One libvirt connection per host (``qemu+ssh://host/system``, ``qemu:///system`` ...). The
+backend implements the same protocol as the simulator, so a policy that runs in the
+simulator runs unchanged here:
+
+- **inventory**: each connection's node info (CPUs x MHz as the host's MIPS, memory) and
+  its running domains (vCPUs x the host's MHz, current memory);
+- **telemetry**: CPU from each domain's cumulative CPU time between two calls (the first
+  call has no interval yet and reports zero), memory from the balloon statistics
+  (``actual - unused``); what a domain used is also what it was granted, since a real
+  hypervisor does not report demand it could not serve;
+- **resize**: live where the hypervisor allows it, and it says when it does not. CPU by
+  vCPU hot-plug (``setVcpusFlags(..., AFFECT_LIVE)``); memory by the balloon
+  (``setMemoryFlags(..., AFFECT_LIVE)``) up to the domain's maximum. A change the running
+  domain refuses is written to its persistent configuration instead, and the outcome
+  says it takes effect at the next restart. Nothing is restarted behind the caller's back;
+- **migrate**: ``migrateToURI3`` with ``VIR_MIGRATE_LIVE | PEER2PEER | PERSIST_DEST |
+  UNDEFINE_SOURCE`` and the orchestrator's tunnel share as the bandwidth cap (MiB/s). It
+  runs in a worker thread, since libvirt's call blocks until the migration ends, and
+  ``migration(id)`` reports its state; ``abort`` asks libvirt to abort the job.
+
+Install with ``pip install 'forethought[libvirt]'`` (needs libvirt's C library and
+headers, Debian's ``libvirt-dev``). Without libvirt-python, constructing the backend is a
+clear error, and the simulator stands in (``Backend.simulated`` says which one runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from forethought.cluster.backend import (
+    HostInfo,
+    Inventory,
+    Migrate,
+    MigrationState,
+    MigrationStatus,
+    Observation,
+    Resize,
+    ResizeOutcome,
+    VmInfo,
+)
+from forethought.cluster.simulated import BackendError
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource
+
+KIB_PER_MB = 1024
+
+
+def _libvirt() -> Any:
+    try:
+        import libvirt
+    except ImportError as exc:
+        raise ForethoughtError(
+            "the libvirt backend needs libvirt-python: pip install 'forethought[libvirt]' "
+            "(it builds against libvirt's C library: Debian's libvirt-dev)"
+        ) from exc
+    # libvirt prints every error to stderr by default; forethought reports them itself.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    return libvirt
+
+
+@dataclass
+class _Host:
+    uri: str
+    id: str
+    site: str
+    conn: Any
+    mhz: float
+    cpus: int
+    memory_mb: float
+    bandwidth_mbps: float
+
+
+@dataclass
+class _Flight:
+    status: MigrationStatus
+    domain: Any
+    future: Future[None]
+
+
+class LibvirtBackend:
+    """Hosts reached through libvirt; ``sites`` maps a URI to its site (default "private"),
+    ``bandwidth_mbps`` is each host's migration network (libvirt does not report it)."""
+
+    name = "libvirt"
+    simulated = False
+
+    def __init__(
+        self,
+        uris: Sequence[str],
+        *,
+        sites: Mapping[str, str] | None = None,
+        bandwidth_mbps: float = 1000.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not uris:
+            raise ForethoughtError("the libvirt backend needs at least one connection URI")
+        if not bandwidth_mbps > 0:
+            raise ForethoughtError(f"bandwidth_mbps must be positive; got {bandwidth_mbps}")
+        self._lv = _libvirt()
+        self.clock = clock
+        self.hosts: list[_Host] = []
+        for uri in uris:
+            try:
+                conn = self._lv.open(uri)
+                _, memory_mb, cpus, mhz = conn.getInfo()[:4]
+                hostname = conn.getHostname()
+            except self._lv.libvirtError as exc:
+                self.close()
+                raise BackendError(f"cannot reach the hypervisor at {uri}: {_why(exc)}") from None
+            host_id = hostname if hostname not in {h.id for h in self.hosts} else uri
+            self.hosts.append(
+                _Host(
+                    uri,
+                    host_id,
+                    (sites or {}).get(uri, "private"),
+                    conn,
+                    float(mhz),
+                    int(cpus),
+                    float(memory_mb),
+                    bandwidth_mbps,
+                )
+            )
+        self._ids = itertools.count(1)
+        self._flights: dict[str, _Flight] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="forethought-migrate")
+        self._cpu_seen: dict[str, tuple[float, float]] = {}  # domain -> (cpu ns, wall s)
+
+    def close(self) -> None:
+        for h in self.hosts:
+            with contextlib.suppress(Exception):  # closing a dead connection is not news
+                h.conn.close()
+        if hasattr(self, "_pool"):
+            self._pool.shutdown(wait=False)
+
+    # -- lookups ---------------------------------------------------------------------
+    def _host(self, host_id: str) -> _Host:
+        for h in self.hosts:
+            if h.id == host_id:
+                return h
+        raise BackendError(f"unknown host {host_id!r}")
+
+    def _domains(self) -> list[tuple[_Host, Any]]:
+        out: list[tuple[_Host, Any]] = []
+        for h in self.hosts:
+            try:
+                domains = h.conn.listAllDomains(self._lv.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            except self._lv.libvirtError as exc:
+                raise BackendError(f"{h.uri}: cannot list domains: {_why(exc)}") from None
+            out.extend((h, d) for d in domains)
+        return out
+
+    def _find(self, vm: str) -> tuple[_Host, Any]:
+        for h, d in self._domains():
+            if d.name() == vm:
+                return h, d
+        raise BackendError(f"unknown VM {vm!r} (not running on any connected host)")
+
+    def _moving(self) -> set[str]:
+        with self._lock:
+            return {
+                f.status.vm
+                for f in self._flights.values()
+                if f.status.state is MigrationState.RUNNING
+            }
+
+    # -- reads -----------------------------------------------------------------------
+    def inventory(self) -> Inventory:
+        hosts = tuple(
+            HostInfo(h.id, h.site, h.cpus * h.mhz, h.memory_mb, h.bandwidth_mbps, True)
+            for h in self.hosts
+        )
+        moving = self._moving()
+        vms = []
+        for h, d in self._domains():
+            _, _, memory_kib, vcpus, _ = d.info()
+            vms.append(
+                VmInfo(d.name(), h.id, vcpus * h.mhz, memory_kib / KIB_PER_MB, d.name() in moving)
+            )
+        return Inventory(hosts, tuple(vms))
+
+    def telemetry(self) -> Observation:
+        now = self.clock()
+        ids, rows = [], []
+        for h, d in self._domains():
+            name = d.name()
+            _, _, memory_kib, vcpus, cpu_ns = d.info()
+            try:
+                cpu_ns = float(d.getCPUStats(True)[0]["cpu_time"])
+            except (self._lv.libvirtError, KeyError, IndexError):
+                cpu_ns = float(cpu_ns)
+            before = self._cpu_seen.get(name)
+            self._cpu_seen[name] = (cpu_ns, now)
+            busy = 0.0
+            if before is not None and now > before[1]:
+                used_s = (cpu_ns - before[0]) / 1e9
+                busy = float(np.clip(used_s / ((now - before[1]) * vcpus), 0.0, 1.0))
+            try:
+                stats = d.memoryStats()
+                used_kib = float(stats.get("actual", memory_kib)) - float(stats.get("unused", 0))
+            except self._lv.libvirtError:
+                used_kib = float(memory_kib)
+            ids.append(name)
+            rows.append((busy * vcpus * h.mhz, used_kib / KIB_PER_MB))
+        demand = np.array(rows, dtype=np.float64).reshape(len(rows), 2)
+        return Observation(now, tuple(ids), (Resource.CPU, Resource.MEMORY), demand, demand)
+
+    # -- actions ---------------------------------------------------------------------
+    def resize(self, action: Resize) -> ResizeOutcome:
+        h, d = self._find(action.vm)
+        if not (math.isfinite(action.amount) and action.amount > 0):
+            raise BackendError(f"resize {action.vm}: the amount must be positive")
+        lv = self._lv
+        if action.resource is Resource.CPU:
+            vcpus = max(1, math.ceil(action.amount / h.mhz))
+            try:
+                d.setVcpusFlags(vcpus, lv.VIR_DOMAIN_AFFECT_LIVE)
+                return ResizeOutcome(action, True, True, f"{vcpus} vCPUs, hot-plugged live")
+            except lv.libvirtError as live_refused:
+                return self._persist(
+                    action,
+                    lambda: d.setVcpusFlags(vcpus, lv.VIR_DOMAIN_AFFECT_CONFIG),
+                    f"{vcpus} vCPUs",
+                    live_refused,
+                )
+        if action.resource is Resource.MEMORY:
+            kib = int(action.amount * KIB_PER_MB)
+            if kib <= d.maxMemory():
+                try:
+                    d.setMemoryFlags(kib, lv.VIR_DOMAIN_AFFECT_LIVE)
+                    return ResizeOutcome(action, True, True, f"{kib} KiB by the balloon, live")
+                except lv.libvirtError as live_refused:
+                    refused = live_refused
+            else:
+                refused = None
+
+            def persist() -> None:
+                flags = lv.VIR_DOMAIN_AFFECT_CONFIG
+                d.setMemoryFlags(kib, flags | lv.VIR_DOMAIN_MEM_MAXIMUM)
+                d.setMemoryFlags(kib, flags)
+
+            return self._persist(action, persist, f"{kib} KiB (above the live maximum)", refused)
+        return ResizeOutcome(
+            action, False, False, f"{action.resource.value}: libvirt has no live limit here"
+        )
+
+    def _persist(
+        self, action: Resize, write: Callable[[], None], what: str, why: Exception | None
+    ) -> ResizeOutcome:
+        """Write a change the running domain refused into its configuration, and say so."""
+        reason = f"live change refused ({_why(why)})" if why is not None else "beyond live"
+        try:
+            write()
+        except self._lv.libvirtError as exc:
+            return ResizeOutcome(
+                action,
+                False,
+                False,
+                f"{what}: {reason}, and the configuration refused too: {_why(exc)}",
+            )
+        return ResizeOutcome(
+            action,
+            True,
+            False,
+            f"{what}: {reason}; set in the configuration, takes effect "
+            "at the next restart (not restarted)",
+        )
+
+    def migrate(self, action: Migrate) -> MigrationStatus:
+        source, d = self._find(action.vm)
+        target = self._host(action.target)
+        if target is source:
+            raise BackendError(f"{action.vm} already runs on {action.target}")
+        if action.vm in self._moving():
+            raise BackendError(f"{action.vm} is already migrating")
+        lv = self._lv
+        mbps = min(source.bandwidth_mbps, target.bandwidth_mbps)
+        if action.bandwidth_mbps is not None:
+            mbps = min(mbps, action.bandwidth_mbps)
+        params = {lv.VIR_MIGRATE_PARAM_BANDWIDTH: max(1, int(mbps / 8.0))}  # MiB/s
+        flags = (
+            lv.VIR_MIGRATE_LIVE
+            | lv.VIR_MIGRATE_PEER2PEER
+            | lv.VIR_MIGRATE_PERSIST_DEST
+            | lv.VIR_MIGRATE_UNDEFINE_SOURCE
+        )
+        memory_mb = d.info()[2] / KIB_PER_MB
+        now = self.clock()
+        status = MigrationStatus(
+            id=f"libvirt-{next(self._ids)}",
+            vm=action.vm,
+            source=source.id,
+            target=target.id,
+            started=now,
+            expected_end=now + memory_mb / (mbps / 8.0),
+            state=MigrationState.RUNNING,
+        )
+        future = self._pool.submit(d.migrateToURI3, target.uri, params, flags)
+        with self._lock:
+            self._flights[status.id] = _Flight(status, d, future)
+        return status
+
+    def migration(self, migration_id: str) -> MigrationStatus:
+        with self._lock:
+            flight = self._flights.get(migration_id)
+        if flight is None:
+            raise BackendError(f"unknown migration {migration_id!r}")
+        if flight.status.state is MigrationState.RUNNING and flight.future.done():
+            exc = flight.future.exception()
+            end = self.clock()
+            if exc is None:
+                flight.status = replace(flight.status, state=MigrationState.COMPLETED, ended=end)
+            else:
+                flight.status = replace(
+                    flight.status,
+                    state=MigrationState.FAILED,
+                    message=f"libvirt: {_why(exc)}",
+                    ended=end,
+                )
+        return flight.status
+
+    def abort(self, migration_id: str) -> MigrationStatus:
+        status = self.migration(migration_id)
+        if status.state is not MigrationState.RUNNING:
+            return status
+        with self._lock:
+            flight = self._flights[migration_id]
+        try:
+            flight.domain.abortJob()
+        except self._lv.libvirtError as exc:
+            raise BackendError(f"cannot abort {migration_id}: {_why(exc)}") from None
+        flight.status = replace(
+            status, state=MigrationState.ABORTED, message="aborted on request", ended=self.clock()
+        )
+        return flight.status
+
+
+def _why(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    message = getattr(exc, "get_error_message", None)
+    text = message() if callable(message) else None
+    return str(text or exc)

@@ -1,0 +1,49 @@
+"""`forethought hosts`: real hypervisors through libvirt (its test driver here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from forethought.cli.main import main
+
+needs_libvirt = pytest.mark.skipif(
+    importlib.util.find_spec("libvirt") is None,
+    reason="libvirt-python is not installed (forethought[libvirt])",
+)
+
+
+def test_without_libvirt_python_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "libvirt", None)  # import libvirt now fails
+    result = CliRunner().invoke(main, ["hosts", "--connect", "test:///default"])
+    assert result.exit_code == 1
+    assert "forethought[libvirt]" in result.output
+
+
+@needs_libvirt
+def test_the_test_hypervisor_is_listed() -> None:
+    result = CliRunner().invoke(
+        main, ["hosts", "--connect", "test:///default", "--site", "test:///default=lab", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert [h["site"] for h in out["hosts"]] == ["lab"]
+    assert [v["id"] for v in out["vms"]] == ["test"]
+    assert out["vms"][0]["memory_used_mb"] > 0
+
+
+@needs_libvirt
+def test_bad_connections_and_sites_are_clear_errors() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["hosts", "--connect", "test:///nowhere/node.xml"])
+    assert result.exit_code == 1
+    assert "cannot reach the hypervisor at test:///nowhere/node.xml" in result.output
+    result = runner.invoke(main, ["hosts", "--connect", "test:///default", "--site", "lab"])
+    assert result.exit_code == 1
+    assert "URI=SITE" in result.output
