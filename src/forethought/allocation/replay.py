@@ -49,6 +49,16 @@ class RightsizeScores:
         return asdict(self)
 
 
+#: The rightsizing figures as every table shows them: (field, label, format).
+FIGURES = (
+    ("slack", "slack", "{:.1%}"),
+    ("under_provisioned_share", "under-provisioned intervals", "{:.2%}"),
+    ("unmet_share", "unmet demand", "{:.3%}"),
+    ("resizes_per_vm_hour", "resizes per VM-hour", "{:.3f}"),
+    ("vms_over_1pct", "VMs short > 1 % of the time", "{:.1%}"),
+)
+
+
 class AllocationScorer:
     """Accumulates the rightsizing figures step by step, wherever allocations are applied.
 

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from forethought import __version__
+from forethought.allocation.replay import FIGURES
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource, Unit
 from forethought.evaluation.backtest import BacktestConfig, BacktestResult, backtest
@@ -469,26 +470,15 @@ def _sim_table(results: list[SimResult], title: str) -> Table:
     for label, cell in rows:
         table.add_row(label, *(cell(r) for r in results))
     if any(r.allocation is not None for r in results):
-        for label, key, fmt_ in ALLOCATION_ROWS:
+        for key, label, fmt_ in (("recommender", "recommender", "{}"), *FIGURES):
             table.add_row(
-                label,
+                f"allocation: {label}",
                 *(
                     "" if r.allocation is None else fmt_.format(getattr(r.allocation, key))
                     for r in results
                 ),
             )
     return table
-
-
-#: The rightsizing figures shown when an allocation recommender ran in the simulation.
-ALLOCATION_ROWS = (
-    ("allocation: recommender", "recommender", "{}"),
-    ("allocation: slack", "slack", "{:.1%}"),
-    ("allocation: intervals short", "under_provisioned_share", "{:.2%}"),
-    ("allocation: unmet demand", "unmet_share", "{:.3%}"),
-    ("allocation: resizes per VM-hour", "resizes_per_vm_hour", "{:.3f}"),
-    ("allocation: VMs short > 1 %", "vms_over_1pct", "{:.1%}"),
-)
 
 
 def _run_policies(
@@ -936,16 +926,12 @@ def rightsize_cmd(
     for resource in scores:
         table.add_column(resource, justify="right")
     rows = [
-        ("slack", "slack", "{:.1%}"),
-        ("under-provisioned intervals", "under_provisioned_share", "{:.2%}"),
-        ("unmet demand", "unmet_share", "{:.3%}"),
-        ("resizes per VM-hour", "resizes_per_vm_hour", "{:.3f}"),
-        ("VMs short > 1 % of the time", "vms_over_1pct", "{:.1%}"),
-        ("decision step (ms)", "decision_ms_mean", "{:.2f}"),
-        ("anomalies acted on", "anomalies", "{:,}"),
-        ("  of them cross-resource", "cross_resource_anomalies", "{:,}"),
+        *FIGURES,
+        ("decision_ms_mean", "decision step (ms)", "{:.2f}"),
+        ("anomalies", "anomalies acted on", "{:,}"),
+        ("cross_resource_anomalies", "  of them cross-resource", "{:,}"),
     ]
-    for label, key, fmt_ in rows:
+    for key, label, fmt_ in rows:
         table.add_row(label, *(fmt_.format(s.to_dict()[key]) for s in scores.values()))
     stdout.print(table)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from forethought.allocation.replay import FIGURES
 from forethought.core.errors import ForethoughtError
 from forethought.sim.metrics import SimResult
 
@@ -104,14 +105,7 @@ def figures(results: list[SimResult]) -> list[tuple[str, str]]:
 
 
 #: The rightsizing figures of an allocation recommender that ran inside the simulation.
-ALLOCATION_COLUMNS = (
-    ("recommender", "recommender", "{}"),
-    ("slack", "slack", "{:.1%}"),
-    ("under_provisioned_share", "intervals short", "{:.2%}"),
-    ("unmet_share", "unmet demand", "{:.3%}"),
-    ("resizes_per_vm_hour", "resizes per VM-hour", "{:.3f}"),
-    ("vms_over_1pct", "VMs short > 1 %", "{:.1%}"),
-)
+ALLOCATION_COLUMNS = (("recommender", "recommender", "{}"), *FIGURES)
 
 
 def _allocation_table(results: list[SimResult]) -> str:
