@@ -990,6 +990,12 @@ def rightsize_cmd(
     default=None,
     help="Keep each run's durable action log (JSON lines) in this directory.",
 )
+@click.option(
+    "--allocate",
+    is_flag=True,
+    help="Also size every VM's CPU with forethought's allocation manager (default policy); "
+    "its resizes go to the backend, which says whether each was applied live.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per ranking.")
 @_skip_option
 @_trace_help
@@ -1006,6 +1012,7 @@ def hybrid_cmd(
     cost_per_gb: float,
     fail_every: int,
     log_dir: str | None,
+    allocate: bool,
     as_json: bool,
     skip_bad: bool,
 ) -> None:
@@ -1023,7 +1030,9 @@ def hybrid_cmd(
     count against its benefit) and a network-blind one (energy and risk only), and the
     table sets them side by side: cross-site moves, GB and money sent across, time spent
     migrating, unmet demand, energy. --fail-every injects failures to show each one
-    rolled back with no VM lost.
+    rolled back with no VM lost. --allocate adds the allocation manager to the same loop:
+    each VM's CPU is resized through the backend, which reports each change as applied
+    live or needing a restart.
 
     \b
     Examples:
@@ -1063,6 +1072,7 @@ def hybrid_cmd(
                         network_aware=aware,
                         log_path=where / f"{name}.jsonl",
                         steps=steps,
+                        allocate=allocate,
                     )
                 )
     if as_json:
@@ -1086,6 +1096,13 @@ def hybrid_cmd(
         ("energy (kWh)", lambda r: f"{r.energy_kwh:.1f}"),
         ("mean active hosts", lambda r: f"{r.mean_active_hosts:.1f}"),
     ]
+    if allocate:
+        rows.append(
+            (
+                "resizes live / need restart / refused",
+                lambda r: f"{r.resizes_live:,} / {r.resizes_restart:,} / {r.resizes_refused:,}",
+            )
+        )
     for label, cell in rows:
         table.add_row(label, *(cell(r) for r in results))
     stdout.print(table)

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from forethought.allocation.base import Recommender
+from forethought.allocation.manager import PredictiveRecommender, Settings
+from forethought.allocation.policy import DEFAULT_POLICY_YAML, VmInfo, parse_policy
 from forethought.cluster.model import (
     CLOUDSIM_VM_TYPES,
     G4,
@@ -29,6 +32,7 @@ from forethought.cluster.model import (
 from forethought.cluster.power import power_of
 from forethought.cluster.simulated import SimulatedBackend
 from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource
 from forethought.forecast.base import FloatArray
 from forethought.migration.log import ActionLog, ActionState
 from forethought.migration.loop import MigrationLoop
@@ -132,6 +136,9 @@ class HybridResult:
     cross_site_gb: float = 0.0
     transfer_cost: float = 0.0
     vms_lost: int = 0
+    resizes_live: int = 0  # allocation changes applied live (with --allocate)
+    resizes_restart: int = 0  # written to the configuration, waiting for a restart
+    resizes_refused: int = 0
     injected: dict[str, int] = field(default_factory=dict)
     failures_rolled_back: bool = True
 
@@ -148,6 +155,7 @@ def run_hybrid(
     steps: int | None = None,
     interval: float = 300.0,
     seed: int = 0,
+    allocate: bool = False,
 ) -> HybridResult:
     """Run the control loop over ``utilisation`` (vms, samples in [0, 1]) for ``steps``."""
     u = np.asarray(utilisation, dtype=np.float64)
@@ -162,7 +170,15 @@ def run_hybrid(
     planner = PredictivePlanner(settings, network=network if network_aware else None)
     log = ActionLog.open(log_path)
     orchestrator = Orchestrator(backend, network, log, limits)
-    loop = MigrationLoop(backend, cluster, planner, orchestrator, interval=interval)
+    allocators: dict[Resource, Recommender] = {}
+    if allocate:  # forethought's manager with the default policy, sizing each VM's CPU
+        policy = parse_policy(DEFAULT_POLICY_YAML, "default policy")
+        names = [VmInfo(f"vm-{v}") for v in range(cluster.n_vms)]
+        sizing = Settings.from_policy(policy, policy.assign(names), Resource.CPU, int(interval))
+        allocators[Resource.CPU] = PredictiveRecommender(sizing, Resource.CPU)
+    loop = MigrationLoop(
+        backend, cluster, planner, orchestrator, interval=interval, allocators=allocators
+    )
     result = HybridResult("network-aware" if network_aware else "network-blind", steps, u.shape[0])
     rng = np.random.default_rng(seed)
     kinds = itertools.cycle(FAILURE_KINDS)
@@ -211,6 +227,13 @@ def run_hybrid(
         granted += report.granted_mips
         hosts_sum += report.active_hosts
         result.migration_seconds += sum(o.actual_seconds or 0.0 for o in report.outcomes)
+        for r in report.resizes:
+            if not r.applied:
+                result.resizes_refused += 1
+            elif r.live:
+                result.resizes_live += 1
+            else:
+                result.resizes_restart += 1
         obs = backend.telemetry()
         load = np.bincount(backend.host_of, obs.granted[:, 0], cluster.n_hosts) / capacity
         on = np.bincount(backend.host_of, minlength=cluster.n_hosts) > 0

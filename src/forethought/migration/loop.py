@@ -1,21 +1,25 @@
-"""The migration control loop over any backend: observe, forecast, decide, act, learn.
+"""The control loop over any backend: observe, forecast, decide, act, learn.
 
 Each step polls the orchestrator (migrations that ended are settled, failures rolled back,
-and the network map learns from the transfers), reads the backend's inventory and
-telemetry, lets the planner forecast and choose moves, and hands them to the orchestrator
-as proposals. Moves the orchestrator refuses are returned to the planner, so they count
-against no budget. The same loop drives the simulated backend and a hypervisor driver:
-only the :class:`~forethought.cluster.backend.Backend` differs.
+and the network map learns from the transfers) and reads the backend's inventory and
+telemetry. Allocation recommenders, if any, then size each VM's resources from the past
+and their changes go to the backend as ``Resize`` actions, whose outcomes say whether they
+were applied live or need a restart. Last, the planner forecasts and chooses moves and
+hands them to the orchestrator as proposals. Moves the orchestrator refuses are returned
+to the planner, so they count against no budget. The same loop drives the simulated
+backend and a hypervisor driver: only the :class:`~forethought.cluster.backend.Backend`
+differs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from forethought.cluster.backend import Backend
+from forethought.allocation.base import Recommender
+from forethought.cluster.backend import Backend, Resize, ResizeOutcome
 from forethought.cluster.model import Cluster
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
@@ -35,6 +39,7 @@ class LoopStep:
     moves: list[Move] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    resizes: list[ResizeOutcome] = field(default_factory=list)
 
 
 class MigrationLoop:
@@ -54,6 +59,7 @@ class MigrationLoop:
         *,
         interval: float = 300.0,
         vm_ids: Sequence[str] | None = None,
+        allocators: Mapping[Resource, Recommender] | None = None,
     ) -> None:
         if planner.oracle:
             raise ForethoughtError("the control loop runs on forecasts; the oracle is offline")
@@ -69,6 +75,16 @@ class MigrationLoop:
         self.steps = 0
         self.vm_mips = cluster.vm_column("mips")
         self.vm_ram = cluster.vm_column("ram_mb")
+        # Allocation per resource, in percent of each VM's size (CPU MIPS, memory MB).
+        self.allocators = dict(allocators or {})
+        unknown = [r.value for r in self.allocators if r not in (Resource.CPU, Resource.MEMORY)]
+        if unknown:
+            raise ForethoughtError(f"the loop sizes cpu and memory, not {', '.join(unknown)}")
+        self._size = {Resource.CPU: self.vm_mips, Resource.MEMORY: self.vm_ram}
+        self._alloc: dict[Resource, np.ndarray] = {}
+        for resource, rec in self.allocators.items():
+            rec.reset(cluster.n_vms, np.full(cluster.n_vms, 100.0), int(interval))
+            self._alloc[resource] = np.full(cluster.n_vms, 100.0)
 
     def _row(self, vm: str) -> int:
         try:
@@ -98,6 +114,7 @@ class MigrationLoop:
         rows = np.array([self._row(v) for v in obs.vm_ids], dtype=np.int64)
         demand[rows] = obs.demand[:, cpu]
         granted[rows] = obs.granted[:, cpu]
+        resizes = self._rightsize(obs.resources, obs.demand, rows)
         view = ClusterView(
             time=now,
             demand=demand,
@@ -143,7 +160,39 @@ class MigrationLoop:
             moves=moves,
             decisions=decisions,
             outcomes=outcomes,
+            resizes=resizes,
         )
+
+    def _rightsize(
+        self, resources: tuple[Resource, ...], demand: np.ndarray, rows: np.ndarray
+    ) -> list[ResizeOutcome]:
+        """Size every VM from its demand so far; send the changes to the backend."""
+        done: list[ResizeOutcome] = []
+        n = self.cluster.n_vms
+        for resource, rec in self.allocators.items():
+            if resource not in resources:
+                raise ForethoughtError(
+                    f"{self.backend.name}: telemetry has no {resource.value} to size"
+                )
+            size = self._size[resource]
+            usage = np.zeros(n)
+            seen = np.zeros(n, dtype=bool)
+            usage[rows] = 100.0 * demand[:, resources.index(resource)] / size[rows]
+            seen[rows] = True
+            before = self._alloc[resource]
+            rec.observe(usage, seen)
+            rec.shortfall(seen & (usage > before * (1 + 1e-9)))
+            after = np.asarray(rec.recommend(), dtype=np.float64).copy()
+            for v in np.flatnonzero(~np.isclose(after, before, rtol=1e-9, atol=1e-9)).tolist():
+                action = Resize(
+                    self.vm_ids[v], resource, float(after[v] / 100.0 * size[v]), "forecast"
+                )
+                try:
+                    done.append(self.backend.resize(action))
+                except ForethoughtError as exc:  # refused: reported, not retried
+                    done.append(ResizeOutcome(action, False, False, str(exc)))
+            self._alloc[resource] = after
+        return done
 
     @property
     def hosts(self) -> int:
