@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forethought.cluster.model import cloudsim_planetlab
 from forethought.core.errors import ForethoughtError
@@ -147,3 +149,45 @@ def test_learner_raises_the_minimum_benefit_with_the_miss_rate() -> None:
         ThresholdLearner(threshold=0.5, floor=0.8)
     with pytest.raises(ForethoughtError, match="tolerated"):
         ThresholdLearner(tolerated_misses=1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    vms=st.integers(2, 30),
+    hosts=st.integers(2, 12),
+    oracle_mode=st.booleans(),
+)
+def test_plans_keep_their_invariants(seed: int, vms: int, hosts: int, oracle_mode: bool) -> None:
+    """Whatever the cluster: a VM moves at most once a step, never to its own host, no host
+    takes part in more moves than allowed, and every target stays under the target
+    pressure the planner promised."""
+    rng = np.random.default_rng(seed)
+    s = PlannerSettings(horizon=HORIZON, draws=8, max_per_host=3, vm_budget_per_day=3)
+    planner = PredictivePlanner(s, oracle=oracle_mode)
+    placed = rng.integers(0, hosts, vms)
+    moved_total = np.zeros(vms, dtype=int)
+    for step in range(12):
+        future = rng.uniform(0, 600, (vms, HORIZON))
+        v = view(
+            list(rng.uniform(0, 600, vms)),
+            placed.tolist(),
+            future,
+            hosts=hosts,
+            time=300.0 * (step + 1),
+        )
+        moves = planner.plan(v, step)
+        seen = [m.vm for m in moves]
+        assert len(seen) == len(set(seen))
+        per_host = np.zeros(hosts, dtype=int)
+        for m in moves:
+            assert m.source == placed[m.vm]
+            assert m.target != m.source
+            assert 0 <= m.target < hosts
+            assert m.target_pressure_after <= s.target_pressure + 1e-12
+            per_host[m.source] += 1
+            per_host[m.target] += 1
+            placed[m.vm] = m.target
+            moved_total[m.vm] += 1
+        assert per_host.max(initial=0) <= s.max_per_host
+    assert moved_total.max(initial=0) <= s.vm_budget_per_day
