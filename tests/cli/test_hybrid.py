@@ -51,3 +51,26 @@ def test_bad_input_exits_with_a_message(tmp_path: Path) -> None:
     assert "fits on no host" in result.output
     result = runner.invoke(main, ["hybrid", *SLICE, "--link-mbps", "0"])
     assert result.exit_code == 2
+
+
+def test_report_is_one_self_contained_html_file(tmp_path: Path) -> None:
+    path = tmp_path / "two-sites.html"
+    result = CliRunner().invoke(
+        main, ["hybrid", *SLICE, "--fail-every", "6", "--report", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    assert text.count("<svg") == 6  # one timeline per figure, both rankings in each
+    for label in ("network-aware", "network-blind", "across sites", "Injected failures"):
+        assert label in text
+    # Nothing to fetch: no external scripts, styles or images (XML namespaces only).
+    for attribute in ('src="http', "src='http", 'href="http', "<link"):
+        assert attribute not in text
+
+
+def test_report_to_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing-dir" / "r.html"
+    result = CliRunner().invoke(main, ["hybrid", *SLICE, "--report", str(path)])
+    assert result.exit_code == 1
+    assert "cannot write the report" in result.output

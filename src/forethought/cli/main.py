@@ -991,6 +991,12 @@ def rightsize_cmd(
     help="Keep each run's durable action log (JSON lines) in this directory.",
 )
 @click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a self-contained HTML report (table and timelines of both runs).",
+)
+@click.option(
     "--allocate",
     is_flag=True,
     help="Also size every VM's CPU with forethought's allocation manager (default policy); "
@@ -1012,6 +1018,7 @@ def hybrid_cmd(
     cost_per_gb: float,
     fail_every: int,
     log_dir: str | None,
+    report: str | None,
     allocate: bool,
     as_json: bool,
     skip_bad: bool,
@@ -1038,6 +1045,7 @@ def hybrid_cmd(
     Examples:
       forethought hybrid bundled:planetlab-20110303 --vms 100
       forethought hybrid DAY_DIR --fail-every 6 --log-dir logs --json
+      forethought hybrid --report two-sites.html
     """
     import tempfile
     from pathlib import Path
@@ -1075,6 +1083,10 @@ def hybrid_cmd(
                         allocate=allocate,
                     )
                 )
+        if report:
+            from forethought.sim.report import write_hybrid
+
+            write_hybrid(results, Path(report), f"two-site control loop on {trace}", trace)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
         return

@@ -141,9 +141,15 @@ class HybridResult:
     resizes_refused: int = 0
     injected: dict[str, int] = field(default_factory=dict)
     failures_rolled_back: bool = True
+    #: Per step: hours, active hosts, cumulative migrations started, cumulative ones
+    #: started across sites, cumulative rollbacks, unmet share, cumulative energy (kWh).
+    timeline: dict[str, list[float]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+    def to_dict(self, timeline: bool = False) -> dict[str, object]:
+        out = asdict(self)
+        if not timeline:
+            out.pop("timeline")
+        return out
 
 
 def run_hybrid(
@@ -188,6 +194,8 @@ def run_hybrid(
     hosts_sum = 0
     link_down_until = -1
     full_until: dict[int, int] = {}
+    site = cluster.host_site
+    assert site is not None
     private = np.arange(setup.private_hosts)
     public = np.arange(setup.private_hosts, cluster.n_hosts)
     for k in range(steps):
@@ -220,8 +228,14 @@ def run_hybrid(
                 )
                 link_down_until = k + 2
         report = loop.step(now)
+        started = [d for d in report.decisions if d.accepted]
+        crossing = sum(
+            bool(site[network.index(d.proposal.source)] != site[network.index(d.proposal.target)])
+            for d in started
+        )
+        rolled = sum(o.state is ActionState.ROLLED_BACK for o in report.outcomes)
         result.proposed += len(report.moves)
-        result.started += sum(d.accepted for d in report.decisions)
+        result.started += len(started)
         result.rejected += sum(not d.accepted for d in report.decisions)
         demand += report.demand_mips
         granted += report.granted_mips
@@ -239,6 +253,20 @@ def run_hybrid(
         on = np.bincount(backend.host_of, minlength=cluster.n_hosts) > 0
         watts = np.where(on, power_of(table, kind, np.clip(load, 0.0, 1.0)), 0.0)
         result.energy_kwh += float(watts.sum()) * interval / 3.6e6
+        tl = result.timeline
+        for key, value in (
+            ("hours", now / 3600.0),
+            ("active_hosts", float(report.active_hosts)),
+            ("migrations_started", _last(tl, "migrations_started") + len(started)),
+            ("cross_site_started", _last(tl, "cross_site_started") + crossing),
+            ("rolled_back", _last(tl, "rolled_back") + rolled),
+            (
+                "unmet_share",
+                1.0 - report.granted_mips / report.demand_mips if report.demand_mips > 0 else 0.0,
+            ),
+            ("energy_kwh", result.energy_kwh),
+        ):
+            tl.setdefault(key, []).append(float(value))
     # Let the last migrations settle, then read the outcome from the durable log.
     backend.advance(interval * 2)
     for o in orchestrator.poll(steps * interval + interval * 2):
@@ -251,8 +279,6 @@ def run_hybrid(
         final[record.action] = (record.state, record.source, record.target)
         if record.state in (ActionState.FAILED, ActionState.ABORTED):
             saw_failure.add(record.action)
-    site = cluster.host_site
-    assert site is not None
     ram = dict(zip(loop.vm_ids, loop.vm_ram.tolist(), strict=True))
     vm_of = {record.action: record.vm for record in latest}
     for action, (state, source, target) in final.items():
@@ -278,3 +304,8 @@ def run_hybrid(
     result.unmet_share = (demand - granted) / demand if demand > 0 else 0.0
     result.mean_active_hosts = hosts_sum / max(steps, 1)
     return result
+
+
+def _last(timeline: dict[str, list[float]], key: str) -> float:
+    values = timeline.get(key)
+    return values[-1] if values else 0.0

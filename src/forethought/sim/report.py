@@ -15,6 +15,7 @@ import numpy as np
 
 from forethought.allocation.replay import FIGURES
 from forethought.core.errors import ForethoughtError
+from forethought.migration.hybrid import HybridResult
 from forethought.sim.metrics import SimResult
 
 COLUMNS = (
@@ -161,5 +162,73 @@ def render(results: list[SimResult], title: str, source: str) -> str:
 def write(results: list[SimResult], path: Path, title: str, source: str) -> None:
     try:
         path.write_text(render(results, title, source), encoding="utf-8")
+    except OSError as exc:
+        raise ForethoughtError(f"cannot write the report {path}: {exc.strerror}") from exc
+
+
+#: The two-site runs' figures: (field, label, format).
+HYBRID_COLUMNS = (
+    ("completed", "migrations completed", "{:,}"),
+    ("cross_site_completed", "across sites", "{:,}"),
+    ("cross_site_gb", "GB across", "{:.1f}"),
+    ("transfer_cost", "price of the GB", "{:.2f}"),
+    ("migration_seconds", "VM-s migrating", "{:,.0f}"),
+    ("rolled_back", "rolled back", "{:,}"),
+    ("failed", "failed", "{:,}"),
+    ("vms_lost", "VMs lost", "{:,}"),
+    ("unmet_share", "unmet demand", "{:.3%}"),
+    ("energy_kwh", "energy (kWh)", "{:.1f}"),
+    ("mean_active_hosts", "mean active hosts", "{:.1f}"),
+)
+
+
+def render_hybrid(results: list[HybridResult], title: str, source: str) -> str:
+    """The two-site control-loop runs as one HTML document: a table and their timelines."""
+    if not results:
+        raise ForethoughtError("nothing to report: no runs")
+    plt = _pyplot()
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in HYBRID_COLUMNS)
+    rows = []
+    for r in results:
+        d = r.to_dict()
+        cells = "".join(f"<td>{fmt.format(d[key])}</td>" for key, _, fmt in HYBRID_COLUMNS)
+        rows.append(f"<tr><th>{html.escape(r.ranking)}</th>{cells}</tr>")
+    sections = []
+    for key, label in (
+        ("active_hosts", "active hosts"),
+        ("cross_site_started", "migrations started across sites (cumulative)"),
+        ("migrations_started", "migrations started (cumulative)"),
+        ("rolled_back", "migrations rolled back (cumulative)"),
+        ("unmet_share", "unmet share of demand"),
+        ("energy_kwh", "energy (kWh, cumulative)"),
+    ):
+        fig, ax = plt.subplots(figsize=(9, 3.0))
+        for r in results:
+            ax.plot(r.timeline.get("hours", []), r.timeline.get(key, []), label=r.ranking)
+        ax.set_xlabel("hours")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+        sections.append(f"<section><h2>{html.escape(label)}</h2>{_svg(fig)}</section>")
+        plt.close(fig)
+    injected = ", ".join(f"{k} x{v}" for k, v in results[0].injected.items())
+    note = f"<p>Injected failures: {html.escape(injected)}.</p>" if injected else ""
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
+        "table{border-collapse:collapse;font-size:0.9em}"
+        "td,th{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}"
+        "svg{max-width:100%;height:auto}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>Trace: {html.escape(source)}. "
+        f"{results[0].vms} VMs, {results[0].steps} steps.</p>{note}"
+        f"<table><tr><th>ranking</th>{head}</tr>{''.join(rows)}</table>"
+        f"{''.join(sections)}</body></html>"
+    )
+
+
+def write_hybrid(results: list[HybridResult], path: Path, title: str, source: str) -> None:
+    try:
+        path.write_text(render_hybrid(results, title, source), encoding="utf-8")
     except OSError as exc:
         raise ForethoughtError(f"cannot write the report {path}: {exc.strerror}") from exc
