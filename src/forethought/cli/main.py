@@ -1105,6 +1105,7 @@ def hybrid_cmd(
         ("failed (VM not found safe)", lambda r: f"{r.failed:,}"),
         ("VMs lost", lambda r: f"{r.vms_lost:,}"),
         ("unmet demand", lambda r: f"{r.unmet_share:.3%}"),
+        ("  with the migrations' slowdown", lambda r: f"{r.unmet_share_with_migration:.4%}"),
         ("energy (kWh)", lambda r: f"{r.energy_kwh:.1f}"),
         ("mean active hosts", lambda r: f"{r.mean_active_hosts:.1f}"),
     ]

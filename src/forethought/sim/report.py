@@ -177,6 +177,7 @@ HYBRID_COLUMNS = (
     ("failed", "failed", "{:,}"),
     ("vms_lost", "VMs lost", "{:,}"),
     ("unmet_share", "unmet demand", "{:.3%}"),
+    ("unmet_share_with_migration", "with the migrations' slowdown", "{:.4%}"),
     ("energy_kwh", "energy (kWh)", "{:.1f}"),
     ("mean_active_hosts", "mean active hosts", "{:.1f}"),
 )
