@@ -1,0 +1,328 @@
+"""Allocation commands: policy check, rightsize, anomalies."""
+
+import json
+
+import click
+from rich.table import Table
+
+from forethought.allocation.replay import FIGURES
+from forethought.cli.base import (
+    _RESOURCE_CHOICE,
+    _errors,
+    _fail,
+    _format_option,
+    _limit_option,
+    _load,
+    _progress,
+    _skip_option,
+    _trace_help,
+    main,
+    stderr,
+    stdout,
+)
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource
+
+
+@main.group(name="policy")
+def policy_group() -> None:
+    """Scaling policy files: validate them and see what they will do."""
+
+
+@policy_group.command(name="check")
+@click.argument("policy_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--trace",
+    default=None,
+    help="Also check that every VM of this trace falls in a group and every group has VMs.",
+)
+@_format_option
+@click.option("--json", "as_json", is_flag=True, help="Print the validated policy as JSON.")
+def policy_check_cmd(policy_file: str, trace: str | None, fmt: str | None, as_json: bool) -> None:
+    """Validate POLICY_FILE and explain, group by group, what it will do.
+
+    A policy file is YAML: version 1, optional sla_classes (highest priority first),
+    host_capacity and defaults, and a list of groups. Each group matches VMs by name
+    pattern, tags or application, and sets per resource: min, max, the forecast quantile
+    to provision for, headroom, the horizon an allocation must hold, the tolerances that
+    trigger scaling up and down, the largest step each way, the cooldown between
+    decreases and how long the need must stay low first, its SLA class, and the reaction
+    to anomalies (alert, scale_up with scale_up_by, isolate). Errors name the file, the
+    line and the field, and exit with status 1 before anything runs.
+
+    \b
+    Example:
+      forethought policy check examples/policy.yaml --trace bundled:planetlab-20110303
+    """
+    from forethought.allocation.policy import VmInfo, load_policy
+
+    with _errors():
+        policy = load_policy(policy_file)
+        if trace is not None:
+            telemetry = _load(trace, fmt, False, None)
+            policy.assign([VmInfo(v) for v in telemetry.vm_ids])
+    if as_json:
+        click.echo(policy.model.model_dump_json(indent=2))
+        return
+    stdout.print(policy.explain(), highlight=False)
+    stdout.print("\npolicy OK", style="bold green")
+
+
+@main.command(name="rightsize")
+@click.argument("trace", default="bundled:planetlab-20110303")
+@_format_option
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Scaling policy file (default: one catch-all group with the default settings).",
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(
+        ["vpa", "autopilot-peak", "autopilot-percentile", "autopilot-ml", "static-peak", "reactive"]
+    ),
+    default=None,
+    help="Replay a baseline recommender instead of forethought.",
+)
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    type=click.Choice(["cpu", "memory"]),
+    help="Resource to size (repeatable; default: cpu and memory where the trace has them).",
+)
+@click.option(
+    "--resize-delay",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Steps between a decision and the resize taking effect.",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Steps left out of the scores at the start (default: a day, at most half the trace).",
+)
+@click.option(
+    "--cross-resource/--no-cross-resource",
+    default=True,
+    show_default=True,
+    help="With two or more resources, also detect anomalies across each VM's resources "
+    "and act on them as the policy says.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by resource.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@_skip_option
+@_limit_option
+@_trace_help
+def rightsize_cmd(
+    trace: str,
+    fmt: str | None,
+    policy_file: str | None,
+    baseline: str | None,
+    resources: tuple[str, ...],
+    resize_delay: int,
+    warmup: int | None,
+    cross_resource: bool,
+    as_json: bool,
+    progress: bool,
+    skip_bad: bool,
+    limit: int | None,
+) -> None:
+    """Replay TRACE's demand against allocations decided from the past only.
+
+    Every step the recommender sees the usage so far and sets each VM's allocation; the
+    decision takes effect --resize-delay steps later. forethought provisions for a
+    forecast quantile plus headroom with hysteresis (see `forethought policy check`);
+    the baselines are the Kubernetes VPA recommender (`vpa`), Google Autopilot's
+    moving-window and ML recommenders (`autopilot-peak`, `autopilot-percentile`,
+    `autopilot-ml`), static peak sizing (`static-peak`) and a reactive threshold scaler
+    (`reactive`). Reported per resource, in percent of each VM's provisioned size:
+
+    \b
+      slack                    unused allocation over all allocation
+      under_provisioned_share  VM-intervals with demand above allocation
+      unmet_share              demand above allocation over all demand
+      resizes_per_vm_hour      changes of allocation per VM and hour
+      vms_over_1pct            VMs under-provisioned in more than 1 % of intervals
+      anomalies                anomalies forethought's manager recorded and acted on
+      cross_resource_anomalies of them, found across the VM's resources at once
+
+    \b
+    Examples:
+      forethought rightsize bundled:planetlab-20110303
+      forethought rightsize path/to/bitbrains/2013-8 --baseline vpa --json
+    """
+    if policy_file and baseline:
+        _fail("give either --policy or --baseline, not both")
+    from forethought.allocation.policy import load_policy
+    from forethought.allocation.runner import rightsize
+
+    with _errors():
+        policy = load_policy(policy_file) if policy_file else None
+        telemetry = _load(trace, fmt, skip_bad, limit)
+        if policy is not None:
+            from forethought.allocation.policy import VmInfo
+
+            idle = policy.idle_groups([VmInfo(v) for v in telemetry.vm_ids])
+            if idle:
+                stderr.print(
+                    f"note: group(s) {', '.join(idle)} match no VM of this trace",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        with _progress(progress and not as_json, "replaying") as advance:
+            scores = rightsize(
+                telemetry,
+                policy=policy,
+                baseline=baseline,
+                resources=list(resources) or None,
+                resize_delay=resize_delay,
+                warmup=warmup,
+                cross_resource=cross_resource,
+                progress=lambda label, done, total: advance(done, total),
+            )
+    if as_json:
+        click.echo(json.dumps({k: v.to_dict() for k, v in scores.items()}, indent=2))
+        return
+    name = baseline or "forethought"
+    table = Table(title=f"rightsizing {trace} with {name}")
+    table.add_column("metric")
+    for resource in scores:
+        table.add_column(resource, justify="right")
+    rows = [
+        *FIGURES,
+        ("decision_ms_mean", "decision step (ms)", "{:.2f}"),
+        ("anomalies", "anomalies acted on", "{:,}"),
+        ("cross_resource_anomalies", "  of them cross-resource", "{:,}"),
+    ]
+    for key, label, fmt_ in rows:
+        table.add_row(label, *(fmt_.format(s.to_dict()[key]) for s in scores.values()))
+    stdout.print(table)
+
+
+@main.command(name="anomalies")
+@click.argument("trace", default="bundled:planetlab-20110303")
+@_format_option
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    type=_RESOURCE_CHOICE,
+    help="Resource to watch (repeatable; default: every resource of the trace).",
+)
+@click.option(
+    "--run",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Consecutive steps a deviation must last to count.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Anomalies listed in the table (all of them with --json).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print every anomaly with its evidence.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@_skip_option
+@_limit_option
+@_trace_help
+def anomalies_cmd(
+    trace: str,
+    fmt: str | None,
+    resources: tuple[str, ...],
+    run: int,
+    top: int,
+    as_json: bool,
+    progress: bool,
+    skip_bad: bool,
+    limit: int | None,
+) -> None:
+    """Find the anomalies in TRACE, per series and across each VM's resources.
+
+    Every (VM, resource) series is forecast one step ahead from its past only, as the
+    allocation manager does. A series is anomalous when it stays above its own one-step
+    p99 for --run steps. A VM is anomalous across resources when one resource's error,
+    given the others' (its partial residual against their usual relation, learned per
+    VM), stays above the VM's own 0.999 quantile of that score for --run steps: CPU
+    surging while memory falls, network silent while CPU is busy. That catches breaks
+    that stay inside every resource's own band, and lets a burst that keeps the usual
+    relation pass. Each anomaly keeps its evidence (observations and bounds, or the
+    residuals and scores of the run). Resources are taken in percent of each VM's
+    capacity where the trace knows it, else in their own unit (KB/s for disk and
+    network); a VM needs a day of history before it can be flagged across resources.
+
+    \b
+    Examples:
+      forethought anomalies path/to/bitbrains/2013-8 --resource cpu --resource memory
+      forethought anomalies path/to/bitbrains/2013-8 --json > anomalies.json
+    """
+    from forethought.allocation.cross import cross_resource_anomalies
+    from forethought.allocation.runner import percent_series
+
+    with _errors():
+        telemetry = _load(trace, fmt, skip_bad, limit)
+        chosen = [Resource(r) for r in resources] or list(telemetry.resources)
+        missing = [r.value for r in chosen if r not in telemetry.resources]
+        if missing:
+            _fail(f"{telemetry.source}: no {', '.join(missing)} series in the trace")
+        if len(set(chosen)) < 2:
+            _fail(
+                f"{telemetry.source}: anomalies across resources need two or more "
+                f"(the trace has {', '.join(r.value for r in telemetry.resources)})"
+            )
+        series = {}
+        for r in dict.fromkeys(chosen):
+            try:  # in percent of each VM's capacity where the trace knows it
+                series[r] = percent_series(telemetry, r)
+            except ForethoughtError:  # else in the resource's own unit (KB/s for I/O)
+                series[r] = telemetry.series(r)
+        with _progress(progress and not as_json, "forecasting") as advance:
+            report = cross_resource_anomalies(
+                series,
+                step_seconds=telemetry.step_seconds,
+                run=run,
+                progress=advance,
+            )
+    if as_json:
+        out = report.to_dict()
+        out["vm_ids"] = list(telemetry.vm_ids)
+        out["step_seconds"] = telemetry.step_seconds
+        click.echo(json.dumps(out, indent=2))
+        return
+    ids = telemetry.vm_ids
+    days = telemetry.n_steps * telemetry.step_seconds / 86_400
+    summary = Table(title=f"anomalies in {trace} ({telemetry.n_vms} VMs, {days:.1f} days)")
+    summary.add_column("kind")
+    summary.add_column("anomalies", justify="right")
+    summary.add_column("per VM-day", justify="right")
+    vm_days = max(telemetry.n_vms * days, 1e-9)
+    for name in report.resources:
+        count = sum(1 for _, res, _ in report.series_events if res == name)
+        summary.add_row(f"{name} above its own p99", f"{count:,}", f"{count / vm_days:.3f}")
+    n = len(report.events)
+    summary.add_row("across resources", f"{n:,}", f"{n / vm_days:.3f}")
+    stdout.print(summary)
+    if top and report.events:
+        listed = sorted(report.events, key=lambda e: -max(e.distance))[:top]
+        table = Table(title=f"strongest {len(listed)} across resources")
+        table.add_column("VM")
+        table.add_column("step", justify="right")
+        table.add_column("broke ranks")
+        table.add_column("errors, last step (" + ", ".join(report.resources) + ")")
+        table.add_column("score / bar", justify="right")
+        for e in listed:
+            table.add_row(
+                ids[e.vm],
+                str(e.step),
+                e.dominant,
+                ", ".join(f"{x:+.1f}" for x in e.residuals[-1]),
+                f"{e.distance[-1]:.0f} / {e.threshold:.0f}",
+            )
+        stdout.print(table)

@@ -1,0 +1,140 @@
+"""The ``forethought`` command group and what every command shares: errors, trace
+loading, common options, progress bars."""
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from inspect import cleandoc
+from typing import NoReturn
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from forethought import __version__
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import Resource
+from forethought.telemetry.load import FORMATS, load_trace
+from forethought.telemetry.series import Telemetry
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+EXIT_ERROR = 1
+
+
+def _fail(message: str) -> NoReturn:
+    # Escaped: messages quote user input and paths, where "[...]" is not markup.
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(EXIT_ERROR)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn forethought's documented errors into a message and a non-zero exit."""
+    try:
+        yield
+    except ForethoughtError as exc:
+        _fail(str(exc))
+
+
+_RESOURCE_CHOICE = click.Choice([r.value for r in Resource], case_sensitive=False)
+
+
+TRACE_HELP = (
+    "TRACE is a PlanetLab day directory, a Bitbrains GWA-T-12 directory or file (.csv or "
+    ".csv.gz), a long-format CSV or Parquet file (vm,timestamp,resource,value[,unit]), or "
+    "bundled:NAME for a dataset shipped with forethought (see `forethought datasets`)."
+)
+
+
+def _trace_help(func: Callable[..., None]) -> Callable[..., None]:
+    """Append the description of TRACE to a command's manual text."""
+    # Dedent first: click dedents the whole text by its smallest indent, which the
+    # appended paragraph (at column 0) would otherwise bring down to nothing.
+    func.__doc__ = cleandoc(func.__doc__ or "") + "\n\n" + TRACE_HELP
+    return func
+
+
+def _load(trace: str, fmt: str | None, skip_bad: bool, limit: int | None) -> Telemetry:
+    telemetry = load_trace(trace, fmt, skip_bad=skip_bad, limit=limit)
+    rep = telemetry.repairs
+    if rep.skipped:
+        stderr.print(f"skipped {len(rep.skipped)} bad record(s) (--skip-bad):", highlight=False)
+        for rec in rep.skipped[:20]:
+            where = rec.path if rec.line is None else f"{rec.path}, line {rec.line}"
+            stderr.print(f"  {where}: {rec.reason}", highlight=False)
+        if len(rep.skipped) > 20:
+            stderr.print(f"  ... and {len(rep.skipped) - 20} more", highlight=False)
+    return telemetry
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="forethought")
+def main() -> None:
+    """forethought: predict every VM's demand and act before it arrives.
+
+    forethought reads VM telemetry (CPU, memory, disk and network), forecasts every series
+    as a calibrated probability distribution, sizes VMs ahead of their demand, and moves
+    them before their hosts overload, in a CloudSim-compatible simulator, in a control
+    loop over a simulated cluster, or on real hypervisors through libvirt.
+
+    \b
+    Start here:
+      forethought datasets                      what is bundled, where the public traces are
+      forethought inspect bundled:planetlab-20110303
+      forethought backtest bundled:planetlab-20110303
+      forethought compare bundled:planetlab-20110303 --policies lr-mmt,predictive
+      forethought rightsize bundled:planetlab-20110303
+      forethought hybrid --fail-every 6 --report two-sites.html
+      forethought hosts --connect qemu:///system
+
+    Every command exits with status 0 on success, 1 on a data or usage error (the message
+    names the file, line or field), and 2 on a malformed command line.
+    """
+
+
+_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Trace format; detected from the files when omitted.",
+)
+_resource_option = click.option(
+    "--resource",
+    "resource_name",
+    type=_RESOURCE_CHOICE,
+    default="cpu",
+    show_default=True,
+    help="Which resource's series to forecast.",
+)
+_skip_option = click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Skip bad records (listed on stderr) instead of stopping at the first one.",
+)
+_limit_option = click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Read only the first N VMs."
+)
+
+
+@contextmanager
+def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]:
+    if not enabled:
+        yield lambda done, total: None
+        return
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance

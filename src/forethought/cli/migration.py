@@ -1,0 +1,301 @@
+"""Migration and hypervisor commands: hybrid (the control loop on two sites) and hosts."""
+
+import json
+from collections.abc import Callable
+
+import click
+from rich.table import Table
+
+from forethought.cli.base import (
+    _errors,
+    _fail,
+    _format_option,
+    _load,
+    _skip_option,
+    _trace_help,
+    main,
+    stdout,
+)
+
+
+@main.command(name="hybrid")
+@click.argument("trace", default="bundled:planetlab-20110303")
+@_format_option
+@click.option(
+    "--vms",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Take the trace's first N VMs.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Control-loop steps to run (default: the whole trace).",
+)
+@click.option("--private-hosts", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--public-hosts", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--public-share",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.3,
+    show_default=True,
+    help="Share of the VMs that start on the public site.",
+)
+@click.option(
+    "--link-mbps",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=100.0,
+    show_default=True,
+    help="Bandwidth of the link between the sites.",
+)
+@click.option("--latency-ms", type=click.FloatRange(min=0.0), default=30.0, show_default=True)
+@click.option(
+    "--cost-per-gb",
+    type=click.FloatRange(min=0.0),
+    default=0.09,
+    show_default=True,
+    help="Price of a GB sent across the link.",
+)
+@click.option(
+    "--fail-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Inject a failure every N steps, in turn: aborted migrations, overruns, "
+    "full targets, the link going down (0: none).",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep each run's durable action log (JSON lines) in this directory.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a self-contained HTML report (table and timelines of both runs).",
+)
+@click.option(
+    "--allocate",
+    is_flag=True,
+    help="Also size every VM's CPU with forethought's allocation manager (default policy); "
+    "its resizes go to the backend, which says whether each was applied live.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per ranking.")
+@_skip_option
+@_trace_help
+def hybrid_cmd(
+    trace: str,
+    fmt: str | None,
+    vms: int,
+    steps: int | None,
+    private_hosts: int,
+    public_hosts: int,
+    public_share: float,
+    link_mbps: float,
+    latency_ms: float,
+    cost_per_gb: float,
+    fail_every: int,
+    log_dir: str | None,
+    report: str | None,
+    allocate: bool,
+    as_json: bool,
+    skip_bad: bool,
+) -> None:
+    """Run the migration control loop on a simulated two-site cluster, twice.
+
+    The full loop, observe, forecast, decide, act, learn, drives the simulated backend:
+    the planner scores every host's overload risk from forecast distributions and proposes
+    moves, the orchestrator checks each against its pre-conditions and limits (2
+    migrations per host, 4 per link, 16 in all), shares the inter-site tunnel among the
+    migrations crossing it, logs every state to a durable log and rolls back every
+    failure. The private site has HP ML110 G4 hosts (4 GB); the public site G5 hosts with
+    8 GB, so more VMs fit on each; the link between them is slow and priced per GB.
+
+    The same run is made with a network-aware ranking (each move's transfer time and price
+    count against its benefit) and a network-blind one (energy and risk only), and the
+    table sets them side by side: cross-site moves, GB and money sent across, time spent
+    migrating, unmet demand, energy. --fail-every injects failures to show each one
+    rolled back with no VM lost. --allocate adds the allocation manager to the same loop:
+    each VM's CPU is resized through the backend, which reports each change as applied
+    live or needing a restart.
+
+    \b
+    Examples:
+      forethought hybrid bundled:planetlab-20110303 --vms 100
+      forethought hybrid DAY_DIR --fail-every 6 --log-dir logs --json
+      forethought hybrid --report two-sites.html
+    """
+    import tempfile
+    from pathlib import Path
+
+    from forethought.migration.hybrid import HybridResult, HybridSetup, run_hybrid
+    from forethought.sim.runner import cpu_utilisation
+
+    with _errors():
+        setup = HybridSetup(
+            private_hosts=private_hosts,
+            public_hosts=public_hosts,
+            link_mbps=link_mbps,
+            link_latency_ms=latency_ms,
+            cost_per_gb=cost_per_gb,
+            public_share=public_share,
+            failure_every=fail_every,
+        )
+        u = cpu_utilisation(_load(trace, fmt, skip_bad, vms))
+        results = []
+        with tempfile.TemporaryDirectory() as scratch:
+            where = Path(log_dir) if log_dir else Path(scratch)
+            try:
+                where.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                _fail(f"--log-dir {log_dir}: {exc.strerror or exc}")
+            for aware in (True, False):
+                name = "network-aware" if aware else "network-blind"
+                results.append(
+                    run_hybrid(
+                        u,
+                        setup,
+                        network_aware=aware,
+                        log_path=where / f"{name}.jsonl",
+                        steps=steps,
+                        allocate=allocate,
+                    )
+                )
+        if report:
+            from forethought.sim.report import write_hybrid
+
+            write_hybrid(results, Path(report), f"two-site control loop on {trace}", trace)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    table = Table(title=f"two-site control loop on {trace} ({u.shape[0]} VMs)")
+    table.add_column("metric")
+    for r in results:
+        table.add_column(r.ranking, justify="right")
+    rows: list[tuple[str, Callable[[HybridResult], str]]] = [
+        ("migrations proposed", lambda r: f"{r.proposed:,}"),
+        ("started (passed pre-conditions)", lambda r: f"{r.started:,}"),
+        ("completed", lambda r: f"{r.completed:,}"),
+        ("of them across sites", lambda r: f"{r.cross_site_completed:,}"),
+        ("GB sent across / price", lambda r: f"{r.cross_site_gb:.1f} / {r.transfer_cost:.2f}"),
+        ("time migrating (VM-s)", lambda r: f"{r.migration_seconds:,.0f}"),
+        ("rolled back", lambda r: f"{r.rolled_back:,}"),
+        ("failed (VM not found safe)", lambda r: f"{r.failed:,}"),
+        ("VMs lost", lambda r: f"{r.vms_lost:,}"),
+        ("unmet demand", lambda r: f"{r.unmet_share:.3%}"),
+        ("  with the migrations' slowdown", lambda r: f"{r.unmet_share_with_migration:.4%}"),
+        ("energy (kWh)", lambda r: f"{r.energy_kwh:.1f}"),
+        ("mean active hosts", lambda r: f"{r.mean_active_hosts:.1f}"),
+    ]
+    if allocate:
+        rows.append(
+            (
+                "resizes live / need restart / refused",
+                lambda r: f"{r.resizes_live:,} / {r.resizes_restart:,} / {r.resizes_refused:,}",
+            )
+        )
+    for label, cell in rows:
+        table.add_row(label, *(cell(r) for r in results))
+    stdout.print(table)
+    if fail_every:
+        injected = ", ".join(f"{k} x{v}" for k, v in results[0].injected.items())
+        verdict = "all rolled back" if all(r.failures_rolled_back for r in results) else "NOT all"
+        stdout.print(f"injected: {injected}; failed migrations: {verdict}")
+
+
+@main.command(name="hosts")
+@click.option(
+    "--connect",
+    "uris",
+    multiple=True,
+    required=True,
+    help="A libvirt connection URI, one per host (repeatable): qemu+ssh://host/system, "
+    "qemu:///system, or test:///default for libvirt's test hypervisor.",
+)
+@click.option(
+    "--site",
+    "site_pairs",
+    multiple=True,
+    help="URI=SITE: the site a host belongs to (repeatable; default: private).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the inventory and a sample as JSON.")
+def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool) -> None:
+    """Connect to real hypervisors through libvirt and show what forethought sees.
+
+    The same backend protocol the simulator implements: each host's CPUs x MHz and
+    memory, its running VMs (vCPUs, memory, migrating or not), and one telemetry sample
+    (CPU from each domain's CPU time over a second, memory from the balloon statistics).
+    Use it to check connections and permissions before pointing the control loop at a
+    fleet. Needs libvirt-python (pip install 'forethought[libvirt]'); an unreachable
+    hypervisor is an error naming its URI.
+
+    \b
+    Examples:
+      forethought hosts --connect test:///default
+      forethought hosts --connect qemu+ssh://kvm1/system --connect qemu+ssh://kvm2/system \\
+          --site qemu+ssh://kvm2/system=public --json
+    """
+    import time as _time
+
+    from forethought.cluster.libvirt_backend import LibvirtBackend
+
+    sites = {}
+    for pair in site_pairs:
+        uri, sep, site = pair.rpartition("=")
+        if not sep or not uri or not site:
+            _fail(f"--site {pair!r}: write URI=SITE")
+        sites[uri] = site
+    with _errors():
+        backend = LibvirtBackend(list(uris), sites=sites)
+        try:
+            inventory = backend.inventory()
+            backend.telemetry()
+            _time.sleep(1.0)
+            sample = backend.telemetry()
+        finally:
+            backend.close()
+    usage = dict(zip(sample.vm_ids, sample.demand.tolist(), strict=True))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "hosts": [h.__dict__ for h in inventory.hosts],
+                    "vms": [
+                        {
+                            **v.__dict__,
+                            "cpu_used_mips": usage[v.id][0],
+                            "memory_used_mb": usage[v.id][1],
+                        }
+                        for v in inventory.vms
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table(title=f"{len(inventory.hosts)} host(s) through libvirt")
+    for column in ("host", "site", "CPU (MIPS)", "memory (MB)", "VMs"):
+        table.add_column(column, justify="left" if column in ("host", "site") else "right")
+    for h in inventory.hosts:
+        count = sum(v.host == h.id for v in inventory.vms)
+        table.add_row(h.id, h.site, f"{h.cpu_mips:,.0f}", f"{h.memory_mb:,.0f}", str(count))
+    stdout.print(table)
+    vms = Table(title="running VMs")
+    for column in ("VM", "host", "CPU (MIPS)", "used", "memory (MB)", "used (MB)", "migrating"):
+        vms.add_column(column, justify="left" if column in ("VM", "host") else "right")
+    for v in inventory.vms:
+        cpu, memory = usage.get(v.id, (0.0, 0.0))
+        vms.add_row(
+            v.id,
+            v.host,
+            f"{v.cpu_mips:,.0f}",
+            f"{cpu:,.0f}",
+            f"{v.memory_mb:,.0f}",
+            f"{memory:,.0f}",
+            "yes" if v.migrating else "no",
+        )
+    stdout.print(vms)

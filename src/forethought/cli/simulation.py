@@ -1,0 +1,336 @@
+"""Commands that simulate a data centre: simulate and compare."""
+
+import json
+from collections.abc import Callable
+
+import click
+from rich.table import Table
+
+from forethought.allocation.replay import FIGURES
+from forethought.cli.base import (
+    _errors,
+    _fail,
+    _format_option,
+    _limit_option,
+    _load,
+    _progress,
+    _skip_option,
+    _trace_help,
+    main,
+    stderr,
+    stdout,
+)
+from forethought.sim.metrics import SimResult
+from forethought.sim.policies import POLICIES
+from forethought.telemetry.series import Telemetry
+
+
+def _sim_table(results: list[SimResult], title: str) -> Table:
+    """Metrics down, policies across: reads well in a terminal of any width."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for r in results:
+        name = r.policy if r.parameter is None else f"{r.policy} {r.parameter:g}"
+        table.add_column(name, justify="right")
+    rows: list[tuple[str, Callable[[SimResult], str]]] = [
+        ("energy (kWh)", lambda r: f"{r.energy_kwh:.2f}"),
+        ("SLATAH", lambda r: f"{r.slatah:.2%}"),
+        ("PDM", lambda r: f"{r.pdm:.3%}"),
+        ("SLAV", lambda r: f"{r.slav:.5%}"),
+        ("ESV", lambda r: f"{r.esv:.6f}"),
+        ("migrations", lambda r: f"{r.migrations:,}"),
+        ("host shutdowns", lambda r: f"{r.host_shutdowns:,}"),
+        ("overall SLA violation", lambda r: f"{r.overall_sla_violation:.3%}"),
+        ("mean active hosts", lambda r: f"{r.mean_active_hosts:.1f}"),
+        ("p99 unmet share (VMs)", lambda r: f"{r.unmet_share_p99_over_vms:.3%}"),
+        ("slack", lambda r: f"{r.slack:.1%}"),
+        ("policy step, mean (ms)", lambda r: f"{1000 * r.policy_step_seconds_mean:.1f}"),
+        ("wall (s)", lambda r: f"{r.wall_seconds:.2f}"),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(r) for r in results))
+    if any(r.allocation is not None for r in results):
+        for key, label, fmt_ in (("recommender", "recommender", "{}"), *FIGURES):
+            table.add_row(
+                f"allocation: {label}",
+                *(
+                    "" if r.allocation is None else fmt_.format(getattr(r.allocation, key))
+                    for r in results
+                ),
+            )
+    return table
+
+
+def _run_policies(
+    trace: str,
+    fmt: str | None,
+    skip_bad: bool,
+    limit: int | None,
+    runs: list[tuple[str, float | None]],
+    hosts: int,
+    show_progress: bool,
+    allocate: str | None = None,
+    allocation_policy: str | None = None,
+) -> tuple[Telemetry, list[SimResult]]:
+    from forethought.allocation.policy import load_policy
+    from forethought.sim.runner import simulate
+
+    if allocation_policy is not None and allocate != "forethought":
+        _fail("--allocation-policy goes with --allocate forethought")
+    policy = load_policy(allocation_policy) if allocation_policy else None
+    telemetry = _load(trace, fmt, skip_bad, limit)
+    results = []
+    for name, param in runs:
+        with _progress(show_progress, f"simulating {name}") as advance:
+            results.append(
+                simulate(
+                    telemetry,
+                    name,
+                    param,
+                    hosts=hosts,
+                    allocate=allocate,
+                    allocation_policy=policy,
+                    progress=advance,
+                )
+            )
+    return telemetry, results
+
+
+def _outputs(
+    telemetry: Telemetry,
+    results: list[SimResult],
+    as_json: bool,
+    report: str | None,
+    timeline: str | None,
+    title: str,
+) -> None:
+    from pathlib import Path
+
+    from forethought.sim import report as html_report
+    from forethought.sim.runner import write_timeline
+
+    if report:
+        html_report.write(results, Path(report), title, telemetry.source)
+    if timeline:
+        write_timeline(results, timeline)
+    if as_json:
+        payload = [r.to_dict() for r in results]
+        click.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+    else:
+        stdout.print(_sim_table(results, title))
+        for path in (report, timeline):
+            if path:
+                stderr.print(f"wrote {path}", highlight=False)
+
+
+_hosts_option = click.option(
+    "--hosts",
+    type=click.IntRange(min=1),
+    default=800,
+    show_default=True,
+    help="Hosts in the data centre (half HP ML110 G4, half G5, as in CloudSim).",
+)
+_report_option = click.option(
+    "--report",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write a self-contained HTML report with plots to this file.",
+)
+_timeline_option = click.option(
+    "--timeline",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the per-interval timeline (active hosts, energy, migrations) as Parquet.",
+)
+
+
+_allocate_option = click.option(
+    "--allocate",
+    type=click.Choice(
+        [
+            "forethought",
+            "vpa",
+            "autopilot-peak",
+            "autopilot-percentile",
+            "autopilot-ml",
+            "static-peak",
+            "reactive",
+        ]
+    ),
+    default=None,
+    help="Also run an allocation recommender inside the simulation: each VM's CPU is capped "
+    "at the allocation it decided from the past, and the rightsizing figures are reported.",
+)
+_allocation_policy_option = click.option(
+    "--allocation-policy",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Scaling policy file for --allocate forethought (default: the default policy).",
+)
+
+
+def _simulation_options(func: Callable[..., None]) -> Callable[..., None]:
+    """The options simulate and compare share: data centre size, outputs, input handling."""
+    for option in reversed(
+        (
+            _hosts_option,
+            _allocate_option,
+            _allocation_policy_option,
+            click.option(
+                "--json", "as_json", is_flag=True, help="Print JSON (one object per policy)."
+            ),
+            _report_option,
+            _timeline_option,
+            click.option(
+                "--progress/--no-progress", default=True, help="Show a progress bar on stderr."
+            ),
+            _skip_option,
+            _limit_option,
+        )
+    ):
+        func = option(func)
+    return func
+
+
+@main.command(name="simulate")
+@click.argument("trace", default="bundled:planetlab-20110303")
+@_format_option
+@click.option(
+    "--policy",
+    "policy_name",
+    type=click.Choice(list(POLICIES)),
+    default="lr-mmt",
+    show_default=True,
+    help="Consolidation policy.",
+)
+@click.option(
+    "--param",
+    type=float,
+    default=None,
+    help="The policy's threshold or safety parameter (defaults: thr 0.8, iqr 1.5, "
+    "mad 2.5, lr and lrr 1.2, oracle-mmt 1.0; predictive and oracle: the overload "
+    "threshold as a share of host capacity, 1.0).",
+)
+@_simulation_options
+@_trace_help
+def simulate_cmd(
+    trace: str,
+    fmt: str | None,
+    policy_name: str,
+    param: float | None,
+    hosts: int,
+    allocate: str | None,
+    allocation_policy: str | None,
+    as_json: bool,
+    report: str | None,
+    timeline: str | None,
+    progress: bool,
+    skip_bad: bool,
+    limit: int | None,
+) -> None:
+    """Simulate a data centre running TRACE's VMs under a consolidation policy.
+
+    The data centre is CloudSim 3.0.3's power-aware one (Beloglazov and Buyya 2012):
+    800 hosts, half HP ProLiant ML110 G4 and half G5 with their SPECpower curves, VMs of
+    four EC2-like types in trace order, one policy step per trace interval, live migration
+    taking RAM over half the host bandwidth with a 10 % slowdown. The figures reproduce
+    CloudSim's accounting: energy (kWh), SLATAH, PDM, SLAV = SLATAH x PDM, ESV = energy x
+    SLAV, migrations, host shutdowns and the overall SLA violation (fractions, not percent,
+    in --json), plus mean active hosts, the p99 over VMs of their unmet demand share, and
+    slack (the share of active capacity left unused).
+
+    \b
+    Policies: dvfs, thr-mmt, iqr-mmt, mad-mmt, lr-mmt, lrr-mmt, and oracle-mmt, the
+    oracle hook: overload judged on the true load of the next interval instead of a
+    forecast, to show what a perfect forecast would reach.
+    predictive is forethought's own planner: every VM's demand forecast as a
+    distribution over the next hour, joint host scenarios, the probability that each
+    host overloads (its pressure), relief moves ahead of predicted overloads and
+    consolidation only where the VMs fit for the whole hour, with cooldowns and budgets
+    against ping-pong and thresholds learned online. oracle is the same planner fed the
+    true demand of the next hour.
+    --allocate runs an allocation recommender inside the simulation (forethought's manager
+    or a rightsizing baseline): each VM's CPU is capped at the allocation it decided from
+    the past, and the table, JSON and report add its rightsizing figures (see
+    `forethought rightsize --help`). CloudSim's figures then see the capped requests;
+    demand above a cap counts in the allocation's unmet share.
+    Examples:
+      forethought simulate bundled:planetlab-20110303 --policy thr-mmt --param 0.8
+      forethought simulate DAY_DIR --policy predictive --json --report day.html
+      forethought simulate DAY_DIR --policy predictive --allocate forethought
+    """
+    with _errors():
+        telemetry, results = _run_policies(
+            trace,
+            fmt,
+            skip_bad,
+            limit,
+            [(policy_name, param)],
+            hosts,
+            progress and not as_json,
+            allocate,
+            allocation_policy,
+        )
+        _outputs(telemetry, results, as_json, report, timeline, f"simulation of {trace}")
+
+
+@main.command(name="compare")
+@click.argument("trace", default="bundled:planetlab-20110303")
+@_format_option
+@click.option(
+    "--policies",
+    default="dvfs,thr-mmt,iqr-mmt,mad-mmt,lr-mmt",
+    show_default=True,
+    help="Comma-separated policies; NAME:PARAM sets one's parameter (thr-mmt:0.9).",
+)
+@_simulation_options
+@_trace_help
+def compare_cmd(
+    trace: str,
+    fmt: str | None,
+    policies: str,
+    hosts: int,
+    allocate: str | None,
+    allocation_policy: str | None,
+    as_json: bool,
+    report: str | None,
+    timeline: str | None,
+    progress: bool,
+    skip_bad: bool,
+    limit: int | None,
+) -> None:
+    """Simulate TRACE under several policies and put them side by side.
+
+    Every policy runs on the same data centre and the same trace (see `forethought
+    simulate --help` for the model and the metrics); the table, the JSON list and the HTML
+    report hold one row per policy.
+
+    \b
+    Example:
+      forethought compare bundled:planetlab-20110303 --policies thr-mmt,lr-mmt:1.1 \\
+          --report compare.html
+    """
+    runs: list[tuple[str, float | None]] = []
+    for item in filter(None, (p.strip() for p in policies.split(","))):
+        name, _, value = item.partition(":")
+        if name not in POLICIES:
+            _fail(f"--policies: unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+        try:
+            runs.append((name, float(value) if value else None))
+        except ValueError:
+            _fail(f"--policies: {item!r}: the parameter after ':' must be a number")
+    if not runs:
+        _fail("--policies: name at least one policy")
+    with _errors():
+        telemetry, results = _run_policies(
+            trace,
+            fmt,
+            skip_bad,
+            limit,
+            runs,
+            hosts,
+            progress and not as_json,
+            allocate,
+            allocation_policy,
+        )
+        _outputs(telemetry, results, as_json, report, timeline, f"policies compared on {trace}")

@@ -1,0 +1,325 @@
+"""Commands on traces and forecasts: datasets, inspect, backtest, forecast."""
+
+import json
+
+import click
+import numpy as np
+from rich.table import Table
+
+from forethought.cli.base import (
+    _errors,
+    _format_option,
+    _limit_option,
+    _load,
+    _progress,
+    _resource_option,
+    _skip_option,
+    _trace_help,
+    main,
+    stdout,
+)
+from forethought.core.resources import Resource, Unit
+from forethought.evaluation.backtest import BacktestConfig, BacktestResult, backtest
+from forethought.forecast.engine import make_forecaster, model_names
+from forethought.telemetry.datasets import DATASETS
+from forethought.telemetry.series import Telemetry
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def datasets(as_json: bool) -> None:
+    """List the datasets bundled with forethought and the public traces it reads.
+
+    Bundled datasets are used as `bundled:NAME` wherever a TRACE is expected. The full
+    public traces are not shipped; the ORIGIN column says where to download them.
+    """
+    if as_json:
+        click.echo(json.dumps([d.__dict__ for d in DATASETS], indent=2))
+        return
+    table = Table(title="datasets")
+    for col in ("name", "bundled", "description", "origin", "licence"):
+        table.add_column(col, overflow="fold")
+    for d in DATASETS:
+        table.add_row(d.name, "yes" if d.bundled else "no", d.description, d.origin, d.licence)
+    stdout.print(table)
+
+
+@main.command()
+@click.argument("trace")
+@_format_option
+@_skip_option
+@_limit_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@_trace_help
+def inspect(trace: str, fmt: str | None, skip_bad: bool, limit: int | None, as_json: bool) -> None:
+    """Read TRACE and describe it: VMs, resources, units, grid, and what was repaired."""
+    with _errors():
+        t = _load(trace, fmt, skip_bad, limit)
+    info: dict[str, object] = {
+        "source": t.source,
+        "vms": t.n_vms,
+        "steps": t.n_steps,
+        "step_seconds": t.step_seconds,
+        "start": t.start,
+        "resources": {r.value: u.value for r, u in zip(t.resources, t.units, strict=True)},
+        "observed_share": float(t.mask.mean()) if t.mask.size else 0.0,
+        "repairs": t.repairs.to_dict(),
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        if key != "repairs":
+            stdout.print(f"{key:>15}: {value}", highlight=False)
+    rep = t.repairs
+    stdout.print(
+        f"{'repairs':>15}: clipped {rep.clipped}, duplicates merged {rep.duplicates_merged}, "
+        f"gaps {rep.gaps}, skipped {len(rep.skipped)}",
+        highlight=False,
+    )
+    for note in rep.notes:
+        stdout.print(f"{'':>15}  {note}", highlight=False)
+
+
+def _series(t: Telemetry, resource: Resource, percent: bool) -> tuple[np.ndarray, np.ndarray, Unit]:
+    values, mask = t.series(resource)
+    unit = t.unit(resource)
+    if percent and unit is not Unit.PERCENT:
+        values = t.percent_of_capacity(resource)
+        unit = Unit.PERCENT
+    return values, mask, unit
+
+
+def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
+    table = Table(title=title)
+    cols = [
+        ("h", "h"),
+        ("mae", "MAE"),
+        ("rmse", "RMSE"),
+        ("mase", "MASE"),
+        ("pinball_95", "pinball@0.95"),
+        ("coverage_95", "p95 coverage"),
+        ("under_provisioning", "under-prov."),
+        ("over_provisioning", "over-prov."),
+    ]
+    for _, header in cols:
+        table.add_column(header, justify="right")
+    for row in result.scores.per_horizon:
+        table.add_row(*(f"{int(row['h'])}" if k == "h" else f"{row[k]:.3f}" for k, _ in cols))
+    overall = result.scores.overall
+    table.add_row(*("all" if k == "h" else f"{overall[k]:.3f}" for k, _ in cols), style="bold")
+    stdout.print(table)
+    stdout.print(
+        f"{result.n_series} series x {result.n_origins} origins; errors in {unit.value}; "
+        f"CPU {result.cpu_seconds:.2f} s = "
+        f"{result.cpu_per_1k_series_per_origin:.3f} s per 1,000 series per origin; "
+        f"{result.anomalies} anomalies flagged",
+        highlight=False,
+    )
+    for text, count in sorted(result.notes.items(), key=lambda kv: -kv[1])[:8]:
+        stdout.print(f"  {count} series: {text}", highlight=False)
+
+
+@main.command(name="backtest")
+@click.argument("trace", default="bundled:planetlab-20110303")
+@_format_option
+@_resource_option
+@click.option(
+    "--percent",
+    is_flag=True,
+    help="Express the resource in percent of each VM's provisioned capacity.",
+)
+@click.option(
+    "--horizon",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Steps ahead to forecast from each origin.",
+)
+@click.option(
+    "--first-origin",
+    type=click.IntRange(min=2),
+    default=144,
+    show_default=True,
+    help="Step index of the first forecast origin (history before it warms up).",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Steps between successive origins.",
+)
+@click.option(
+    "--model",
+    type=click.Choice(model_names()),
+    default="auto",
+    show_default=True,
+    help="Model to evaluate; auto is the adaptive ensemble of all of them.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@_skip_option
+@_limit_option
+@_trace_help
+def backtest_cmd(
+    trace: str,
+    fmt: str | None,
+    resource_name: str,
+    percent: bool,
+    horizon: int,
+    first_origin: int,
+    every: int,
+    model: str,
+    as_json: bool,
+    skip_bad: bool,
+    limit: int | None,
+) -> None:
+    """Evaluate forecasts on TRACE by rolling-origin backtest.
+
+    From each origin t = FIRST_ORIGIN, FIRST_ORIGIN + EVERY, ... the model, having seen
+    only samples before t, forecasts the next HORIZON steps; the samples up to the next
+    origin are then fed to it, as a live service would see them. Scores, overall and per
+    horizon step:
+
+    \b
+      mae, rmse            error of the median forecast, in the resource's unit
+      mase                 MAE over the in-sample one-step naive MAE, mean over series/origins
+      pinball_95           quantile loss of the p95 forecast
+      coverage_95          share of actuals at or below the p95 forecast (target 0.95)
+      under_provisioning   share of actuals above p95 (demand a p95 allocation would miss)
+      over_provisioning    mean amount by which p95 exceeds the actual (slack)
+
+    CPU time covers every update and forecast, reported per 1,000 series per origin.
+    With no TRACE the bundled PlanetLab day is used.
+    """
+    with _errors():
+        t = _load(trace, fmt, skip_bad, limit)
+        resource = Resource(resource_name.lower())
+        values, mask, unit = _series(t, resource, percent)
+        cfg = BacktestConfig(horizon=horizon, first_origin=first_origin, every=every)
+        upper = 100.0 if unit is Unit.PERCENT else None
+        label = f"backtest {model}"
+        with _progress(not as_json, label) as advance:
+            result = backtest(
+                lambda: make_forecaster(
+                    model, step_seconds=t.step_seconds, horizon=horizon, upper=upper
+                ),
+                values,
+                mask,
+                cfg,
+                progress=advance,
+            )
+    if as_json:
+        out = {
+            "trace": t.source,
+            "resource": resource.value,
+            "unit": unit.value,
+            "model": model,
+            "horizon": horizon,
+            "first_origin": first_origin,
+            "every": every,
+            **result.to_dict(),
+        }
+        click.echo(json.dumps(out, indent=2))
+        return
+    _print_backtest(result, f"{model} on {t.source} ({resource.value})", unit)
+
+
+@main.command(name="forecast")
+@click.argument("trace")
+@_format_option
+@_resource_option
+@click.option(
+    "--horizon",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Steps ahead to forecast after the last sample.",
+)
+@click.option(
+    "--model",
+    type=click.Choice(model_names()),
+    default="auto",
+    show_default=True,
+    help="Model to use; auto is the adaptive ensemble.",
+)
+@click.option(
+    "--level",
+    "levels",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    multiple=True,
+    help="Quantile level to forecast (repeatable; default 0.5 0.9 0.95 0.99).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per VM (JSON lines).")
+@_skip_option
+@_limit_option
+@_trace_help
+def forecast_cmd(
+    trace: str,
+    fmt: str | None,
+    resource_name: str,
+    horizon: int,
+    model: str,
+    levels: tuple[float, ...],
+    as_json: bool,
+    skip_bad: bool,
+    limit: int | None,
+) -> None:
+    """Forecast the next HORIZON steps of every VM in TRACE after its last sample.
+
+    For each VM: the mean and the quantiles per step, the note of any fallback that shaped
+    the forecast (too little history, a constant series, a model that could not fit) and
+    whether the VM is in an anomalous spell (its last observations above the p99 forecast).
+    """
+    from forethought.forecast.base import DEFAULT_LEVELS
+
+    with _errors():
+        t = _load(trace, fmt, skip_bad, limit)
+        resource = Resource(resource_name.lower())
+        values, mask, unit = _series(t, resource, False)
+        engine = make_forecaster(
+            model,
+            step_seconds=t.step_seconds,
+            horizon=horizon,
+            levels=tuple(levels) or DEFAULT_LEVELS,
+            upper=100.0 if unit is Unit.PERCENT else None,
+        )
+        engine.update(values, mask)
+        fc = engine.forecast(horizon)
+    flags = engine.anomalies.flags
+    if as_json:
+        for i, vm in enumerate(t.vm_ids):
+            click.echo(
+                json.dumps(
+                    {
+                        "vm": vm,
+                        "resource": resource.value,
+                        "unit": unit.value,
+                        "step_seconds": t.step_seconds,
+                        "mean": np.round(fc.mean[i], 4).tolist(),
+                        "quantiles": {
+                            str(q): np.round(fc.quantiles[i, :, k], 4).tolist()
+                            for k, q in enumerate(fc.levels)
+                        },
+                        "anomalous": bool(flags[i]),
+                        "note": fc.notes[i],
+                    }
+                )
+            )
+        return
+    table = Table(title=f"{resource.value} forecast, next {horizon} steps ({unit.value})")
+    for col in ("vm", "median h=1", f"median h={horizon}", "p95 max", "p99 max", "note"):
+        table.add_column(col, overflow="fold")
+    p95 = fc.quantile(0.95) if 0.95 in fc.levels else fc.quantiles[:, :, -1]
+    for i, vm in enumerate(t.vm_ids[:50]):
+        table.add_row(
+            vm,
+            f"{fc.median[i, 0]:.2f}",
+            f"{fc.median[i, -1]:.2f}",
+            f"{p95[i].max():.2f}",
+            f"{fc.quantiles[i, :, -1].max():.2f}",
+            ("ANOMALY; " if flags[i] else "") + fc.notes[i],
+        )
+    stdout.print(table)
+    if t.n_vms > 50:
+        stdout.print(f"(first 50 of {t.n_vms} VMs; use --json for all)")
