@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from forethought.core.errors import ForethoughtError
-from forethought.forecast.base import BoolArray, FloatArray
+from forethought.forecast.base import FloatArray
 
 
 class HostPressure:
@@ -56,10 +56,6 @@ class HostPressure:
             self.load[rows] = np.add.reduceat(capped, starts, axis=0)
             over = self.vm_peak[vms] > core[hs][:, None]
             self.over_core[rows] = np.logical_or.reduceat(over, starts, axis=0)
-
-    @property
-    def draws(self) -> int:
-        return int(self.load.shape[1])
 
     def pressure(self, rows: np.ndarray) -> FloatArray:
         """Probability of overload within the horizon for each host in ``rows``."""
@@ -115,9 +111,3 @@ class HostPressure:
         step = min(1, self.load.shape[2] - 1)
         over = self.load[rows, :, step] > self.limit[rows, None]
         return np.asarray(over.mean(axis=1))
-
-
-def empty_mask(host_of: np.ndarray, n_hosts: int, alive: BoolArray) -> BoolArray:
-    """Hosts that run no live VM."""
-    count = np.bincount(host_of[alive & (host_of >= 0)], minlength=n_hosts)
-    return np.asarray(count == 0)
