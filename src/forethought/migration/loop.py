@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forethought.allocation.base import Recommender
+from forethought.allocation.manager import allocate_on_hosts
 from forethought.cluster.backend import Backend, Resize, ResizeOutcome
 from forethought.cluster.model import Cluster
 from forethought.core.errors import ForethoughtError
@@ -114,7 +115,7 @@ class MigrationLoop:
         rows = np.array([self._row(v) for v in obs.vm_ids], dtype=np.int64)
         demand[rows] = obs.demand[:, cpu]
         granted[rows] = obs.granted[:, cpu]
-        resizes = self._rightsize(obs.resources, obs.demand, rows)
+        resizes, oversized = self._rightsize(obs.resources, obs.demand, rows, placed)
         view = ClusterView(
             time=now,
             demand=demand,
@@ -129,6 +130,7 @@ class MigrationLoop:
             host_bandwidth=self.cluster.host_column("bandwidth_mbps"),
             power_table=self.cluster.power_table,
             interval=self.interval,
+            oversized=oversized,
         )
         moves = self.planner.plan(view, self.steps)
         self.steps += 1
@@ -164,11 +166,25 @@ class MigrationLoop:
         )
 
     def _rightsize(
-        self, resources: tuple[Resource, ...], demand: np.ndarray, rows: np.ndarray
-    ) -> list[ResizeOutcome]:
-        """Size every VM from its demand so far; send the changes to the backend."""
+        self,
+        resources: tuple[Resource, ...],
+        demand: np.ndarray,
+        rows: np.ndarray,
+        placed: np.ndarray,
+    ) -> tuple[list[ResizeOutcome], np.ndarray]:
+        """Size every VM from its demand so far and send the changes to the backend.
+
+        Desired allocations are granted within each host's capacity, higher SLA classes
+        first (:func:`~forethought.allocation.manager.allocate_on_hosts`); a VM whose
+        desire alone exceeds its host is capped and returned as a migration candidate.
+        """
         done: list[ResizeOutcome] = []
         n = self.cluster.n_vms
+        oversized = np.zeros(n, dtype=bool)
+        capacity = {
+            Resource.CPU: self.cluster.host_column("mips"),
+            Resource.MEMORY: self.cluster.host_column("ram_mb"),
+        }
         for resource, rec in self.allocators.items():
             if resource not in resources:
                 raise ForethoughtError(
@@ -182,17 +198,26 @@ class MigrationLoop:
             before = self._alloc[resource]
             rec.observe(usage, seen)
             rec.shortfall(seen & (usage > before * (1 + 1e-9)))
-            after = np.asarray(rec.recommend(), dtype=np.float64).copy()
+            wanted = np.asarray(rec.recommend(), dtype=np.float64) / 100.0 * size
+            on = placed >= 0
+            priority = getattr(getattr(rec, "settings", None), "priority", None)
+            classes = np.zeros(n, dtype=np.int64) if priority is None else np.asarray(priority)
+            granted = wanted.copy()
+            too_big = np.zeros(n, dtype=bool)
+            granted[on], too_big[on] = allocate_on_hosts(
+                wanted[on], placed[on], capacity[resource], classes[on]
+            )
+            oversized |= too_big
+            after = 100.0 * granted / size
             for v in np.flatnonzero(~np.isclose(after, before, rtol=1e-9, atol=1e-9)).tolist():
-                action = Resize(
-                    self.vm_ids[v], resource, float(after[v] / 100.0 * size[v]), "forecast"
-                )
+                why = "forecast" if granted[v] >= wanted[v] - 1e-9 else "host short: SLA class"
+                action = Resize(self.vm_ids[v], resource, float(granted[v]), why)
                 try:
                     done.append(self.backend.resize(action))
                 except ForethoughtError as exc:  # refused: reported, not retried
                     done.append(ResizeOutcome(action, False, False, str(exc)))
             self._alloc[resource] = after
-        return done
+        return done, oversized
 
     @property
     def hosts(self) -> int:

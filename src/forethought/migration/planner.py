@@ -120,6 +120,9 @@ class ClusterView:
     power_table: FloatArray
     interval: float
     future: FloatArray | None = None
+    #: VMs whose allocation alone exceeds their host (from the allocation manager): they
+    #: must move, and the planner finds them a host before anything else.
+    oversized: BoolArray | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class Move:
     vm: int
     source: int
     target: int
-    kind: str  # "relief" or "consolidation"
+    kind: str  # "relief", "consolidation" or "oversized"
     benefit_wh: float
     source_pressure: float
     target_pressure_after: float
@@ -153,6 +156,7 @@ class PlannerStats:
     consolidation: int = 0
     unplaced: int = 0
     rejected: int = 0
+    oversized: int = 0
 
 
 class PredictivePlanner:
@@ -260,9 +264,10 @@ class PredictivePlanner:
         on = view.placed >= 0
         ram_used = np.bincount(view.placed[on], view.vm_ram[on], H).astype(np.float64)
         ctx = _Step(self, view, hp, members, step, step_moves, ram_used)
+        moves = ctx.rehome(view.oversized)
         hot = active[pressure[active] > s.max_pressure]
         hot = hot[np.argsort(-pressure[hot], kind="stable")]
-        moves = ctx.relieve(hot, pressure)
+        moves += ctx.relieve(hot, pressure)
         moves += ctx.consolidate(active, hot, pressure)
         self._before = {
             m.vm: (int(self.last_moved[m.vm]), bool(self.relieved[m.vm])) for m in moves
@@ -277,8 +282,10 @@ class PredictivePlanner:
             self._pending.append(_Pending(m.vm, m.source, m.target, step + s.horizon))
             if m.kind == "relief":
                 self.stats.relief += 1
-            else:
+            elif m.kind == "consolidation":
                 self.stats.consolidation += 1
+            else:
+                self.stats.oversized += 1
         rows = np.flatnonzero(ctx.count > 0)
         self._next_overload = (rows, hp.next_step_overload(rows))
         self.stats.steps += 1
@@ -455,6 +462,31 @@ class _Step:
         self._commit(v, target, source)
         self.step_moves[source] -= 2
         self.step_moves[target] -= 2
+
+    # -- oversized VMs -----------------------------------------------------------------
+    def rehome(self, oversized: BoolArray | None) -> list[Move]:
+        """Move each VM too big for its host to a host that fits it (waking one if need be)."""
+        if oversized is None or not oversized.any():
+            return []
+        moves: list[Move] = []
+        view = self.view
+        for v in np.flatnonzero(oversized & view.movable).tolist():
+            h = int(view.placed[v])
+            if h < 0 or v in self.moved or not self._within_budget(v, h):
+                continue
+            # Only hosts that can hold the VM's whole size qualify.
+            saved = self.excluded.copy()
+            self.excluded |= view.host_mips < view.vm_mips[v]
+            target, cost, after, seconds = self._best(v, h, wake=True)
+            self.excluded = saved
+            if target < 0:
+                self.p.stats.unplaced += 1
+                continue
+            self._commit(v, h, target)
+            self.moved.add(v)
+            self.touched[target] = True
+            moves.append(Move(v, h, target, "oversized", -cost, 1.0, after, seconds))
+        return moves
 
     # -- relief ------------------------------------------------------------------------
     def relieve(self, hot: np.ndarray, pressure: FloatArray) -> list[Move]:
