@@ -333,6 +333,20 @@ _SINGLE: dict[str, Callable[[int, int], PointModel]] = {
 }
 
 
+def _statsforecast(name: str) -> Callable[[int, int], PointModel]:
+    def build(step_seconds: int, horizon: int) -> PointModel:
+        # Imported here: statsforecast is an optional extra, loaded only when asked for.
+        from forethought.forecast.models.statsforecast_adapter import StatsForecastModel
+
+        return StatsForecastModel(name)
+
+    return build
+
+
+# statsforecast's models, behind the optional extra (see models/statsforecast_adapter.py).
+_SINGLE.update({n: _statsforecast(n) for n in ("autoets", "autoarima", "autotheta")})
+
+
 def model_names() -> tuple[str, ...]:
     """Names accepted by :func:`make_forecaster`."""
     return ("auto", *_SINGLE)
