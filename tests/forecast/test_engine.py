@@ -12,13 +12,14 @@ from forethought.forecast import (
     ForecastEngine,
     make_forecaster,
     model_names,
+    native_model_names,
 )
 from forethought.forecast.base import FloatArray
 from forethought.forecast.models.simple import LastValue, MovingMedian
 
 from .conftest import random_walks, run
 
-ALL_MODELS = model_names()
+ALL_MODELS = native_model_names()
 
 
 def bounded_panel(rng: np.random.Generator, n: int = 10, steps: int = 120) -> FloatArray:
@@ -46,6 +47,9 @@ def test_model_names_lists_auto_and_every_single_model() -> None:
         "arima",
         "markov",
         "global",
+        "autoets",
+        "autoarima",
+        "autotheta",
     }
     assert len(names) == len(set(names))
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forethought.forecast import make_forecaster, model_names
 from forethought.forecast.base import FloatArray
+from forethought.forecast.engine import make_forecaster, native_model_names
 
 from .conftest import observed_rows, run
 
-ALL_MODELS = model_names()
+ALL_MODELS = native_model_names()
 STEPS = 300
 
 

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from forethought.evaluation.metrics import pinball
-from forethought.forecast import make_forecaster, model_names
 from forethought.forecast.base import FloatArray
 from forethought.forecast.calibration import ResidualCalibrator
+from forethought.forecast.engine import make_forecaster, native_model_names
 from forethought.forecast.history import History
 
 from .conftest import forward_filled
@@ -34,7 +34,7 @@ def panels(draw: st.DrawFn, max_series: int = 4, max_steps: int = 40) -> FloatAr
 @SMALL
 @given(
     values=panels(),
-    name=st.sampled_from(model_names()),
+    name=st.sampled_from(native_model_names()),
     upper=st.one_of(st.none(), st.floats(1.0, 500.0)),
     horizon=st.integers(1, 6),
 )

@@ -343,13 +343,19 @@ def _statsforecast(name: str) -> Callable[[int, int], PointModel]:
     return build
 
 
-# statsforecast's models, behind the optional extra (see models/statsforecast_adapter.py).
-_SINGLE.update({n: _statsforecast(n) for n in ("autoets", "autoarima", "autotheta")})
+#: Models that need an optional extra (statsforecast, see models/statsforecast_adapter.py).
+OPTIONAL = ("autoets", "autoarima", "autotheta")
+_SINGLE.update({n: _statsforecast(n) for n in OPTIONAL})
 
 
 def model_names() -> tuple[str, ...]:
     """Names accepted by :func:`make_forecaster`."""
     return ("auto", *_SINGLE)
+
+
+def native_model_names() -> tuple[str, ...]:
+    """The names that run with forethought's own dependencies only."""
+    return tuple(n for n in model_names() if n not in OPTIONAL)
 
 
 def make_forecaster(
