@@ -48,6 +48,7 @@ for _var in (
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import platform
 import sys
@@ -88,8 +89,11 @@ def shown(path: Path) -> str:
 
 
 MODELS = ("forethought", "ewma-q", "autoets", "persistence", "seasonal-naive")
+#: Run only when asked for with --models: forethought's engine on its optional PyTorch model.
+OPT_IN = ("forethought-lstm",)
 LABELS = {
     "forethought": "forethought auto",
+    "forethought-lstm": "forethought lstm",
     "ewma-q": "EWMA-q",
     "autoets": "AutoETS",
     "persistence": "persistence",
@@ -390,17 +394,18 @@ class Recorder(Forecaster):
         return self.inner.events
 
 
-def run_forethought(panel: Panel, progress: bool) -> tuple[ModelRun, Scores]:
+def run_forethought(panel: Panel, progress: bool, model: str = "auto") -> tuple[ModelRun, Scores]:
     made: list[Recorder] = []
+    name = "forethought" if model == "auto" else f"forethought-{model}"
 
     def make() -> Forecaster:
-        rec = Recorder(make_forecaster("auto", upper=panel.upper))
+        rec = Recorder(make_forecaster(model, upper=panel.upper))
         made.append(rec)
         return rec
 
     def tick(done: int, total: int) -> None:
         if progress:
-            say(f"  forethought: origin {done}/{total}", end="\r" if done < total else "\n")
+            say(f"  {name}: origin {done}/{total}", end="\r" if done < total else "\n")
 
     p = panel.protocol
     with warnings.catch_warnings():
@@ -414,7 +419,7 @@ def run_forethought(panel: Panel, progress: bool) -> tuple[ModelRun, Scores]:
         )
     rec = made[0]
     run = ModelRun(
-        "forethought",
+        name,
         np.stack(rec.point, axis=1),
         np.stack(rec.p95, axis=1),
         result.cpu_seconds,
@@ -734,12 +739,16 @@ def run_model(
 ) -> ModelRun | None:
     """One model on one panel; None when it does not apply (the reason goes in ``pr``)."""
     origins = panel.protocol.origins(panel.values.shape[1])
-    if name == "forethought":
-        run, bt_scores = run_forethought(panel, progress)
+    if name in ("forethought", "forethought-lstm"):
+        if name == "forethought-lstm" and importlib.util.find_spec("torch") is None:
+            pr.skipped[name] = "PyTorch is not installed (pip install -e '.[lstm]')"
+            return None
+        model = "auto" if name == "forethought" else "lstm"
+        run, bt_scores = run_forethought(panel, progress, model)
         # The recorded forecasts, scored here, must reproduce the backtest's own figures.
         mine = quiet_score(pr.actual, run.point, run.p95, pr.scale).overall
         diff = max(abs(mine[k] - bt_scores.overall[k]) for k in mine)
-        pr.checks["forethought_rescore_max_abs_diff"] = diff
+        pr.checks[f"{name}_rescore_max_abs_diff"] = diff
         if not diff < 1e-9:
             say(f"  WARNING: re-scoring forethought differs from backtest() by {diff:g}")
         return run
@@ -841,7 +850,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--models",
         default=",".join(MODELS),
-        help=f"comma-separated subset of {','.join(MODELS)} (default: all)",
+        help=f"comma-separated subset of {','.join(MODELS + OPT_IN)} (default: "
+        f"{','.join(MODELS)}; {','.join(OPT_IN)} only when named)",
     )
     p.add_argument("--json", type=Path, default=None, help="write every result to this file")
     p.add_argument("--no-progress", action="store_true")
@@ -851,9 +861,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in MODELS + OPT_IN]
     if unknown:
-        say(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+        say(f"unknown model(s) {unknown}; choose from {', '.join(MODELS + OPT_IN)}")
         return 2
     progress = not args.no_progress
     days = args.planetlab_days

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,21 @@ def test_backtest_table_and_model_choice(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert "MASE" in result.output
     assert "20 series x 4 origins" in result.output
+
+
+@pytest.mark.parametrize(
+    ("model", "module", "extra"),
+    [("lstm", "torch", "lstm"), ("autoets", "statsforecast", "statsforecast")],
+)
+def test_an_optional_model_without_its_extra_says_what_to_install(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, model: str, module: str, extra: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if the extra were not installed
+    args = ["backtest", "bundled:planetlab-20110303", "--limit", "5", "--model", model]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1
+    assert f"pip install 'forethought[{extra}]'" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_forecast_json_lines(runner: CliRunner) -> None:

@@ -155,7 +155,11 @@ def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
     type=click.Choice(model_names()),
     default="auto",
     show_default=True,
-    help="Model to evaluate; auto is the adaptive ensemble of all of them.",
+    help=(
+        "Model to evaluate; auto is the adaptive ensemble of the native models. "
+        "autoets, autoarima and autotheta need forethought[statsforecast], "
+        "lstm needs forethought[lstm] (PyTorch)."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @_skip_option
@@ -241,7 +245,11 @@ def backtest_cmd(
     type=click.Choice(model_names()),
     default="auto",
     show_default=True,
-    help="Model to use; auto is the adaptive ensemble.",
+    help=(
+        "Model to use; auto is the adaptive ensemble of the native models. "
+        "autoets, autoarima and autotheta need forethought[statsforecast], "
+        "lstm needs forethought[lstm] (PyTorch)."
+    ),
 )
 @click.option(
     "--level",

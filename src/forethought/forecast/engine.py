@@ -343,9 +343,18 @@ def _statsforecast(name: str) -> Callable[[int, int], PointModel]:
     return build
 
 
-#: Models that need an optional extra (statsforecast, see models/statsforecast_adapter.py).
-OPTIONAL = ("autoets", "autoarima", "autotheta")
-_SINGLE.update({n: _statsforecast(n) for n in OPTIONAL})
+def _lstm(step_seconds: int, horizon: int) -> PointModel:
+    # Imported here: PyTorch is an optional extra, loaded only when asked for.
+    from forethought.forecast.models.lstm import GlobalLSTM
+
+    return GlobalLSTM(max_horizon=horizon)
+
+
+#: Models that need an optional extra: statsforecast (models/statsforecast_adapter.py)
+#: or PyTorch (models/lstm.py).
+OPTIONAL = ("autoets", "autoarima", "autotheta", "lstm")
+_SINGLE.update({n: _statsforecast(n) for n in OPTIONAL if n != "lstm"})
+_SINGLE["lstm"] = _lstm
 
 
 def model_names() -> tuple[str, ...]:
