@@ -9,7 +9,12 @@ from forethought.forecast.base import horizon_bands
 from forethought.forecast.history import History
 from forethought.forecast.models.autoregressive import AutoRegressive
 from forethought.forecast.models.base import flat, has_data
-from forethought.forecast.models.global_linear import FEATURES, GlobalLinear, median_regression
+from forethought.forecast.models.global_linear import (
+    FEATURES,
+    GlobalLinear,
+    median_regression,
+    quantile_regression,
+)
 from forethought.forecast.models.markov import MarkovChain
 from forethought.forecast.models.simple import LastValue, MovingAverage, MovingMedian
 from forethought.forecast.models.smoothing import EWMA, HoltDamped
@@ -310,6 +315,37 @@ def test_median_regression_weights_rows(rng: np.random.Generator) -> None:
     weight = np.where(np.arange(n) < 300, 1.0, 1e-4)
     coef = median_regression(X, y, weight, np.zeros(2), 60)
     np.testing.assert_allclose(coef, [1.0, 1.0], atol=1e-3)
+
+
+@pytest.mark.parametrize("level", [0.1, 0.5, 0.9, 0.95])
+def test_quantile_regression_finds_the_conditional_quantile(
+    rng: np.random.Generator, level: float
+) -> None:
+    # Noise whose spread grows with x: the q-quantile line is intercept 1 + q-quantile of
+    # the unit exponential times the slope of the spread, known in closed form.
+    n = 20000
+    x = rng.uniform(1.0, 3.0, n)
+    X = np.column_stack([np.ones(n), x])
+    y = 1.0 + 2.0 * x + x * rng.exponential(1.0, n)
+    coef = quantile_regression(X, y, np.ones(n), np.zeros(2), 80, level=level)
+    true = np.array([1.0, 2.0 + -np.log(1.0 - level)])  # Exp(1)'s q-quantile is -log(1-q)
+
+    def loss(c: np.ndarray) -> float:
+        r = y - X @ c
+        return float(np.mean(np.maximum(level * r, (level - 1.0) * r)))
+
+    # The fit minimises the sample's pinball loss, so it does at least as well as the true
+    # line on it; the two lines agree across the data's range; coverage is the level.
+    assert loss(coef) <= loss(true) + 1e-4
+    grid = np.column_stack([np.ones(3), [1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(grid @ coef, grid @ true, rtol=0.06)
+    assert abs(np.mean(y <= X @ coef) - level) < 0.01
+
+
+def test_quantile_regression_refuses_a_level_outside_0_1() -> None:
+    X = np.ones((4, 1))
+    with pytest.raises(ValueError, match="level"):
+        quantile_regression(X, np.ones(4), np.ones(4), np.zeros(1), 3, level=1.0)
 
 
 def test_global_trains_on_many_series(rng: np.random.Generator) -> None:
