@@ -36,6 +36,17 @@ def test_the_test_hypervisor_is_listed() -> None:
     assert [h["site"] for h in out["hosts"]] == ["lab"]
     assert [v["id"] for v in out["vms"]] == ["test"]
     assert out["vms"][0]["memory_used_mb"] > 0
+    for io in ("disk_read", "disk_write", "net_rx", "net_tx"):
+        assert out["vms"][0][f"{io}_kb_per_s"] >= 0.0
+
+
+@needs_libvirt
+def test_the_table_shows_every_resource() -> None:
+    result = CliRunner().invoke(main, ["hosts", "--connect", "test:///default"])
+    assert result.exit_code == 0, result.output
+    # Headers may wrap in a narrow terminal; their first words do not.
+    for word in ("CPU", "memory", "disk", "net"):
+        assert word in result.output
 
 
 @needs_libvirt

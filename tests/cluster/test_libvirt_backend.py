@@ -25,28 +25,42 @@ from forethought.migration.orchestrator import Orchestrator, Proposal
 
 pytest.importorskip("libvirt", reason="libvirt-python is not installed (forethought[libvirt])")
 
-from forethought.cluster.libvirt_backend import LibvirtBackend
+from forethought.cluster.libvirt_backend import RESOURCES, LibvirtBackend, devices
 
 NODE = """<node>
   <cpu><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads>
        <active>4</active><mhz>2660</mhz><model>x86_64</model></cpu>
   <memory>8388608</memory>
   {domains}
+  <network><name>default</name><bridge name="virbr0"/><forward/>
+    <ip address="192.168.122.1" netmask="255.255.255.0"/></network>
 </node>"""
 DOMAIN = """<domain type="test"><name>{name}</name><memory>2097152</memory>
   <currentMemory>1048576</currentMemory><vcpu current="1">2</vcpu>
-  <os><type>hvm</type></os></domain>"""
+  <os><type>hvm</type></os>{devices}</domain>"""
+# A disk, a CD-ROM (never throttled) and an interface; "bare" VMs have no devices.
+DEVICES = """<devices>
+  <disk type="file" device="disk"><source file="/guest/{name}.img"/>
+    <target dev="vda" bus="virtio"/></disk>
+  <disk type="file" device="cdrom"><source file="/guest/tools.iso"/>
+    <target dev="hdc" bus="ide"/></disk>
+  <interface type="network"><source network="default"/><target dev="tap{name}"/></interface>
+</devices>"""
 
 
 def node(tmp_path: Path, name: str, vms: list[str]) -> str:
     path = tmp_path / f"{name}.xml"
-    path.write_text(NODE.format(domains="".join(DOMAIN.format(name=v) for v in vms)))
+    domains = "".join(
+        DOMAIN.format(name=v, devices="" if v.startswith("bare") else DEVICES.format(name=v))
+        for v in vms
+    )
+    path.write_text(NODE.format(domains=domains))
     return f"test://{path}"
 
 
 @pytest.fixture
 def backend(tmp_path: Path) -> Iterator[LibvirtBackend]:
-    uris = [node(tmp_path, "a", ["web-1", "db-1"]), node(tmp_path, "b", [])]
+    uris = [node(tmp_path, "a", ["web-1", "bare-1"]), node(tmp_path, "b", [])]
     ticks = iter(np.arange(0.0, 1e6, 60.0))
     b = LibvirtBackend(uris, sites={uris[1]: "public"}, clock=lambda: float(next(ticks)))
     yield b
@@ -60,22 +74,32 @@ def test_inventory_reports_hosts_and_running_domains(backend: LibvirtBackend) ->
     assert [h.site for h in inv.hosts] == ["private", "public"]
     assert len({h.id for h in inv.hosts}) == 2
     vms = {v.id: v for v in inv.vms}
-    assert set(vms) == {"web-1", "db-1"}
+    assert set(vms) == {"web-1", "bare-1"}
     assert vms["web-1"].cpu_mips == 2660.0  # one vCPU running
     assert vms["web-1"].memory_mb == 1024.0
     assert vms["web-1"].host == inv.hosts[0].id
 
 
-def test_telemetry_reads_cpu_between_calls_and_memory(backend: LibvirtBackend) -> None:
+def test_telemetry_reads_every_resource_between_calls(backend: LibvirtBackend) -> None:
     first = backend.telemetry()
-    assert first.resources == (Resource.CPU, Resource.MEMORY)
-    assert first.demand.shape == (2, 2)
-    assert (first.demand[:, 0] == 0.0).all()  # no interval yet
+    assert first.resources == RESOURCES
+    assert first.resources[:2] == (Resource.CPU, Resource.MEMORY)
+    assert first.demand.shape == (2, 6)
+    assert (first.demand[:, [0, 2, 3, 4, 5]] == 0.0).all()  # rates: no interval yet
     second = backend.telemetry()
-    assert (second.demand[:, 0] >= 0.0).all()
+    assert np.isfinite(second.demand).all()
+    assert (second.demand >= 0.0).all()
     assert (second.demand[:, 0] <= 2660.0 + 1e-6).all()  # at most its vCPU's MHz
     assert (second.demand[:, 1] > 0).all()
+    row = {vm: second.demand[i] for i, vm in enumerate(second.vm_ids)}
+    assert (row["bare-1"][2:] == 0.0).all()  # no disk, no interface: no I/O
     np.testing.assert_array_equal(second.granted, second.demand)
+
+
+def test_devices_are_disks_and_interfaces_never_cd_roms() -> None:
+    xml = DOMAIN.format(name="x", devices=DEVICES.format(name="x"))
+    assert devices(xml) == (["vda"], ["tapx"])
+    assert devices(DOMAIN.format(name="y", devices="")) == ([], [])
 
 
 def test_resize_is_live_where_possible_and_says_when_it_is_not(
@@ -84,6 +108,8 @@ def test_resize_is_live_where_possible_and_says_when_it_is_not(
     cpu = backend.resize(Resize("web-1", Resource.CPU, 2 * 2660.0))
     assert (cpu.applied, cpu.live) == (True, True)
     assert "hot-plugged" in cpu.message
+    # The test hypervisor has no cgroup CPU bandwidth: whole vCPUs, and it says so.
+    assert "no cgroup CPU cap on this hypervisor" in cpu.message
     assert {v.id: v.cpu_mips for v in backend.inventory().vms}["web-1"] == 2 * 2660.0
     ballooned = backend.resize(Resize("web-1", Resource.MEMORY, 1536.0))
     assert (ballooned.applied, ballooned.live) == (True, True)
@@ -97,8 +123,56 @@ def test_resize_is_live_where_possible_and_says_when_it_is_not(
     refused = backend.resize(Resize("web-1", Resource.CPU, 8 * 2660.0))
     assert (refused.applied, refused.live) == (False, False)
     assert "exceeds maximum" in refused.message
-    disk = backend.resize(Resize("web-1", Resource.DISK_READ, 10.0))
-    assert not disk.applied
+
+
+def test_disk_and_network_limits_are_set_live_on_every_device(
+    backend: LibvirtBackend,
+) -> None:
+    read = backend.resize(Resize("web-1", Resource.DISK_READ, 10.0))  # KB/s
+    write = backend.resize(Resize("web-1", Resource.DISK_WRITE, 2.5))
+    rx = backend.resize(Resize("web-1", Resource.NET_RX, 300.0))
+    tx = backend.resize(Resize("web-1", Resource.NET_TX, 120.4))
+    for outcome in (read, write, rx, tx):
+        assert (outcome.applied, outcome.live) == (True, True), outcome.message
+    domain = backend._find("web-1")[1]
+    tune = domain.blockIoTune("vda", 0)
+    assert (tune["read_bytes_sec"], tune["write_bytes_sec"]) == (10 * 1024, 2560)
+    shaping = domain.interfaceParameters("tapweb-1", 0)
+    assert (shaping["inbound.average"], shaping["outbound.average"]) == (300, 120)
+    assert "vda" in read.message
+    assert "hdc" not in read.message  # the CD-ROM is not throttled
+    # A domain without disks or interfaces: nothing to limit, and the outcome says so.
+    none = backend.resize(Resize("bare-1", Resource.NET_TX, 100.0))
+    assert (none.applied, none.live) == (False, False)
+    assert "has no network interface" in none.message
+
+
+class _CgroupDomain:
+    """Stands in for a KVM domain's scheduler call, which the test hypervisor lacks."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, int] = {}
+
+    def setSchedulerParametersFlags(self, params: dict[str, int], flags: int) -> int:  # noqa: N802
+        self.params = params
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("cpus", "vcpus", "quota", "words"),
+    [
+        (1.3, 2, 65_000, "capped at 65%"),
+        (2.0, 2, -1, "no CPU cap"),
+        (0.001, 1, 1000, "quota 1000/100000"),  # the kernel accepts no quota under 1 ms
+    ],
+)
+def test_a_fractional_cpu_allocation_becomes_a_cgroup_quota_per_vcpu(
+    backend: LibvirtBackend, cpus: float, vcpus: int, quota: int, words: str
+) -> None:
+    domain = _CgroupDomain()
+    message = backend._cpu_cap(domain, cpus, vcpus)
+    assert domain.params == {"vcpu_period": 100_000, "vcpu_quota": quota}
+    assert words in message
 
 
 def test_bad_requests_are_clear_errors(backend: LibvirtBackend, tmp_path: Path) -> None:
@@ -131,7 +205,7 @@ def test_a_refused_migration_fails_and_the_orchestrator_rolls_it_back(
     network = NetworkMap(cluster, host_ids=hosts)
     orch = Orchestrator(backend, network, ActionLog.open(tmp_path / "actions.jsonl"))
     [decision] = orch.submit(
-        [Proposal("db-1", hosts[0], hosts[1], benefit=5.0, pressure=0.9, ram_mb=1024.0)], 0.0
+        [Proposal("bare-1", hosts[0], hosts[1], benefit=5.0, pressure=0.9, ram_mb=1024.0)], 0.0
     )
     assert decision.accepted
     outcomes = []
@@ -141,4 +215,4 @@ def test_a_refused_migration_fails_and_the_orchestrator_rolls_it_back(
             break
         time.sleep(0.01)
     assert [o.state for o in outcomes] == [ActionState.ROLLED_BACK]
-    assert {v.id: v.host for v in backend.inventory().vms}["db-1"] == hosts[0]
+    assert {v.id: v.host for v in backend.inventory().vms}["bare-1"] == hosts[0]

@@ -228,7 +228,9 @@ def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool)
 
     The same backend protocol the simulator implements: each host's CPUs x MHz and
     memory, its running VMs (vCPUs, memory, migrating or not), and one telemetry sample
-    (CPU from each domain's CPU time over a second, memory from the balloon statistics).
+    over a second: CPU from each domain's CPU time, memory from the balloon statistics,
+    disk reads and writes and network receive and transmit (KB/s) from the statistics of
+    its disks and interfaces.
     Use it to check connections and permissions before pointing the control loop at a
     fleet. Needs libvirt-python (pip install 'forethought[libvirt]'); an unreachable
     hypervisor is an error naming its URI.
@@ -258,7 +260,12 @@ def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool)
             sample = backend.telemetry()
         finally:
             backend.close()
-    usage = dict(zip(sample.vm_ids, sample.demand.tolist(), strict=True))
+    columns = {r: sample.resources.index(r) for r in sample.resources}
+    usage = {
+        vm: {r.value: row[i] for r, i in columns.items()}
+        for vm, row in zip(sample.vm_ids, sample.demand.tolist(), strict=True)
+    }
+    idle = {r.value: 0.0 for r in columns}
     if as_json:
         click.echo(
             json.dumps(
@@ -267,8 +274,13 @@ def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool)
                     "vms": [
                         {
                             **v.__dict__,
-                            "cpu_used_mips": usage[v.id][0],
-                            "memory_used_mb": usage[v.id][1],
+                            "cpu_used_mips": usage[v.id]["cpu"],
+                            "memory_used_mb": usage[v.id]["memory"],
+                            **{
+                                f"{r}_kb_per_s": used
+                                for r, used in usage[v.id].items()
+                                if r not in ("cpu", "memory")
+                            },
                         }
                         for v in inventory.vms
                     ],
@@ -285,17 +297,21 @@ def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool)
         table.add_row(h.id, h.site, f"{h.cpu_mips:,.0f}", f"{h.memory_mb:,.0f}", str(count))
     stdout.print(table)
     vms = Table(title="running VMs")
-    for column in ("VM", "host", "CPU (MIPS)", "used", "memory (MB)", "used (MB)", "migrating"):
+    headers = ("VM", "host", "CPU (MIPS)", "used", "memory (MB)", "used (MB)")
+    io = ("disk r/w KB/s", "net rx/tx KB/s")
+    for column in (*headers, *io, "migrating"):
         vms.add_column(column, justify="left" if column in ("VM", "host") else "right")
     for v in inventory.vms:
-        cpu, memory = usage.get(v.id, (0.0, 0.0))
+        u = usage.get(v.id, idle)
         vms.add_row(
             v.id,
             v.host,
             f"{v.cpu_mips:,.0f}",
-            f"{cpu:,.0f}",
+            f"{u.get('cpu', 0.0):,.0f}",
             f"{v.memory_mb:,.0f}",
-            f"{memory:,.0f}",
+            f"{u.get('memory', 0.0):,.0f}",
+            f"{u.get('disk_read', 0.0):,.1f}/{u.get('disk_write', 0.0):,.1f}",
+            f"{u.get('net_rx', 0.0):,.1f}/{u.get('net_tx', 0.0):,.1f}",
             "yes" if v.migrating else "no",
         )
     stdout.print(vms)

@@ -8,13 +8,21 @@ simulator runs unchanged here:
   its running domains (vCPUs x the host's MHz, current memory);
 - **telemetry**: CPU from each domain's cumulative CPU time between two calls (the first
   call has no interval yet and reports zero), memory from the balloon statistics
-  (``actual - unused``); what a domain used is also what it was granted, since a real
-  hypervisor does not report demand it could not serve;
-- **resize**: live where the hypervisor allows it, and it says when it does not. CPU by
-  vCPU hot-plug (``setVcpusFlags(..., AFFECT_LIVE)``); memory by the balloon
-  (``setMemoryFlags(..., AFFECT_LIVE)``) up to the domain's maximum. A change the running
-  domain refuses is written to its persistent configuration instead, and the outcome
-  says it takes effect at the next restart. Nothing is restarted behind the caller's back;
+  (``actual - unused``), disk reads and writes (KB/s) from the block statistics of every
+  disk and network receive and transmit (KB/s) from the statistics of every interface,
+  both as rates between two calls; what a domain used is also what it was granted, since
+  a real hypervisor does not report demand it could not serve;
+- **resize**: live where the hypervisor allows it, and it says when it does not.
+  CPU by vCPU hot-plug (``setVcpusFlags(..., AFFECT_LIVE)``) to the whole vCPUs the
+  allocation needs, then a cgroup bandwidth cap (``vcpu_quota`` over ``vcpu_period``) to
+  the exact fraction, where the hypervisor has one; memory by the balloon
+  (``setMemoryFlags(..., AFFECT_LIVE)``) up to the domain's maximum; disk reads and
+  writes by block I/O throttling (``setBlockIoTune``) and network receive and transmit by
+  interface shaping (``setInterfaceParameters``, inbound and outbound as the domain sees
+  them), the allocation shared evenly over the domain's disks or interfaces. A change the
+  running domain refuses is written to its persistent configuration instead, and the
+  outcome says it takes effect at the next restart. Nothing is restarted behind the
+  caller's back;
 - **migrate**: ``migrateToURI3`` with ``VIR_MIGRATE_LIVE | PEER2PEER | PERSIST_DEST |
   UNDEFINE_SOURCE`` and the orchestrator's tunnel share as the bandwidth cap (MiB/s). It
   runs in a worker thread, since libvirt's call blocks until the migration ends, and
@@ -32,6 +40,7 @@ import itertools
 import math
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -55,6 +64,37 @@ from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
 
 KIB_PER_MB = 1024
+#: The cgroup CPU bandwidth period set with a quota (microseconds; libvirt's default).
+CPU_PERIOD_US = 100_000
+#: Resources a domain reports and is resized in, in the order of every observation.
+RESOURCES = (
+    Resource.CPU,
+    Resource.MEMORY,
+    Resource.DISK_READ,
+    Resource.DISK_WRITE,
+    Resource.NET_RX,
+    Resource.NET_TX,
+)
+#: Block throttling parameters per disk resource (bytes/s; the _max twin bounds bursts).
+_BLOCK_TUNE = {Resource.DISK_READ: "read_bytes_sec", Resource.DISK_WRITE: "write_bytes_sec"}
+#: Interface shaping per network resource (KiB/s), as the domain sees the traffic.
+_SHAPING = {Resource.NET_RX: "inbound.average", Resource.NET_TX: "outbound.average"}
+
+
+def devices(xml: str) -> tuple[list[str], list[str]]:
+    """The target names of a domain's disks (not CD-ROMs) and network interfaces."""
+    root = ET.fromstring(xml)
+    disks = [
+        t.get("dev", "")
+        for d in root.iterfind("./devices/disk")
+        if d.get("device", "disk") == "disk" and (t := d.find("target")) is not None
+    ]
+    nics = [
+        t.get("dev", "")
+        for i in root.iterfind("./devices/interface")
+        if (t := i.find("target")) is not None
+    ]
+    return [d for d in disks if d], [n for n in nics if n]
 
 
 def _libvirt() -> Any:
@@ -137,6 +177,8 @@ class LibvirtBackend:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="forethought-migrate")
         self._cpu_seen: dict[str, tuple[float, float]] = {}  # domain -> (cpu ns, wall s)
+        # domain -> (bytes read, written, received, sent; wall s) at the last telemetry
+        self._io_seen: dict[str, tuple[np.ndarray, float]] = {}
 
     def close(self) -> None:
         for h in self.hosts:
@@ -213,9 +255,33 @@ class LibvirtBackend:
             except self._lv.libvirtError:
                 used_kib = float(memory_kib)
             ids.append(name)
-            rows.append((busy * vcpus * h.mhz, used_kib / KIB_PER_MB))
-        demand = np.array(rows, dtype=np.float64).reshape(len(rows), 2)
-        return Observation(now, tuple(ids), (Resource.CPU, Resource.MEMORY), demand, demand)
+            rows.append((busy * vcpus * h.mhz, used_kib / KIB_PER_MB, *self._io_rates(d, now)))
+        demand = np.array(rows, dtype=np.float64).reshape(len(rows), len(RESOURCES))
+        return Observation(now, tuple(ids), RESOURCES, demand, demand)
+
+    def _io_rates(self, d: Any, now: float) -> tuple[float, float, float, float]:
+        """KB/s read, written, received and sent since the last call (zero the first time).
+
+        A device whose statistics the hypervisor refuses counts as idle; a counter that
+        went backwards (the domain restarted) gives zero for that interval, not a
+        negative rate.
+        """
+        disks, nics = devices(d.XMLDesc(0))
+        total = np.zeros(4)
+        for dev in disks:
+            with contextlib.suppress(self._lv.libvirtError):
+                stats = d.blockStats(dev)  # (rd_req, rd_bytes, wr_req, wr_bytes, errs)
+                total[0:2] += (float(stats[1]), float(stats[3]))
+        for dev in nics:
+            with contextlib.suppress(self._lv.libvirtError):
+                stats = d.interfaceStats(dev)  # (rx_bytes, rx_packets, ..., tx_bytes, ...)
+                total[2:4] += (float(stats[0]), float(stats[4]))
+        before = self._io_seen.get(d.name())
+        self._io_seen[d.name()] = (total, now)
+        if before is None or not now > before[1]:
+            return (0.0, 0.0, 0.0, 0.0)
+        rate = np.maximum(total - before[0], 0.0) / 1024.0 / (now - before[1])
+        return (float(rate[0]), float(rate[1]), float(rate[2]), float(rate[3]))
 
     # -- actions ---------------------------------------------------------------------
     def resize(self, action: Resize) -> ResizeOutcome:
@@ -227,7 +293,8 @@ class LibvirtBackend:
             vcpus = max(1, math.ceil(action.amount / h.mhz))
             try:
                 d.setVcpusFlags(vcpus, lv.VIR_DOMAIN_AFFECT_LIVE)
-                return ResizeOutcome(action, True, True, f"{vcpus} vCPUs, hot-plugged live")
+                cap = self._cpu_cap(d, action.amount / h.mhz, vcpus)
+                return ResizeOutcome(action, True, True, f"{vcpus} vCPUs, hot-plugged live; {cap}")
             except lv.libvirtError as live_refused:
                 return self._persist(
                     action,
@@ -252,9 +319,69 @@ class LibvirtBackend:
                 d.setMemoryFlags(kib, flags)
 
             return self._persist(action, persist, f"{kib} KiB (above the live maximum)", refused)
+        if action.resource in _BLOCK_TUNE or action.resource in _SHAPING:
+            return self._limit_io(action, d)
         return ResizeOutcome(
             action, False, False, f"{action.resource.value}: libvirt has no live limit here"
         )
+
+    def _cpu_cap(self, d: Any, cpus: float, vcpus: int) -> str:
+        """Cap each vCPU at its share of ``cpus`` by cgroup CPU bandwidth, where possible.
+
+        Hot-plug alone rounds an allocation up to whole vCPUs; the quota gives the VM the
+        exact fraction (1.3 CPUs: two vCPUs at 65 % each). A hypervisor without the
+        parameters (libvirt's test driver, some non-KVM drivers) keeps whole vCPUs, and the
+        outcome says so.
+        """
+        share = cpus / vcpus
+        quota = -1 if share >= 0.999 else max(1000, round(CPU_PERIOD_US * share))
+        params = {"vcpu_period": CPU_PERIOD_US, "vcpu_quota": quota}
+        try:
+            d.setSchedulerParametersFlags(params, self._lv.VIR_DOMAIN_AFFECT_LIVE)
+        except (self._lv.libvirtError, LookupError, TypeError) as exc:
+            # libvirt-python raises LookupError for a parameter the driver does not know.
+            return f"no cgroup CPU cap on this hypervisor ({_why(exc)}): whole vCPUs"
+        if quota < 0:
+            return "no CPU cap (whole vCPUs)"
+        return f"each capped at {share:.0%} by cgroup quota {quota}/{CPU_PERIOD_US} us"
+
+    def _limit_io(self, action: Resize, d: Any) -> ResizeOutcome:
+        """Throttle disk I/O or shape network traffic, shared evenly over the devices."""
+        lv = self._lv
+        disks, nics = devices(d.XMLDesc(0))
+        kind = "disk" if action.resource in _BLOCK_TUNE else "network interface"
+        targets = disks if action.resource in _BLOCK_TUNE else nics
+        if not targets:
+            return ResizeOutcome(
+                action, False, False, f"{action.resource.value}: the domain has no {kind}"
+            )
+        kib_s = action.amount / len(targets)
+        if action.resource in _BLOCK_TUNE:
+            key = _BLOCK_TUNE[action.resource]
+            rate = max(1, round(kib_s * 1024))  # bytes/s; _max equal: no bursts above it
+            params: dict[str, int] = {key: rate, f"{key}_max": rate}
+
+            def apply(flags: int) -> None:
+                for dev in targets:
+                    d.setBlockIoTune(dev, params, flags)
+
+            what = f"{rate} bytes/s per disk ({', '.join(targets)})"
+        else:
+            key = _SHAPING[action.resource]
+            rate = max(1, round(kib_s))  # KiB/s
+
+            def apply(flags: int) -> None:
+                for dev in targets:
+                    d.setInterfaceParameters(dev, {key: rate}, flags)
+
+            what = f"{key} {rate} KiB/s per interface ({', '.join(targets)})"
+        try:
+            apply(lv.VIR_DOMAIN_AFFECT_LIVE)
+        except lv.libvirtError as live_refused:
+            return self._persist(
+                action, lambda: apply(lv.VIR_DOMAIN_AFFECT_CONFIG), what, live_refused
+            )
+        return ResizeOutcome(action, True, True, f"{what}, live")
 
     def _persist(
         self, action: Resize, write: Callable[[], None], what: str, why: Exception | None
