@@ -158,3 +158,35 @@ def test_a_cross_resource_anomaly_is_acted_on_as_the_policy_says() -> None:
     assert [(a.vm, a.action) for a in crossed] == [(1, "scale_up")]
     assert after[1] >= before[1] * 1.2 - 1e-9  # scaled up by the group's scale_up_by
     assert after[0] <= before[0] + 1e-9
+
+
+def _bandwidth(yaml_resources: str = "{}", n: int = 3) -> PredictiveRecommender:
+    policy = parse_policy(
+        "version: 1\ngroups:\n  - name: all\n    match: {name: '*'}\n"
+        f"    resources: {{net_tx: {yaml_resources}}}\n"
+    )
+    groups = policy.assign([VmInfo(f"vm-{i}") for i in range(n)])
+    settings = Settings.from_policy(policy, groups, Resource.NET_TX, STEP)
+    rec = PredictiveRecommender(settings, Resource.NET_TX)
+    rec.reset(n, np.full(n, np.inf), STEP)  # a bandwidth: no provisioned size
+    return rec
+
+
+def test_a_bandwidth_without_a_size_starts_unset_and_is_sized_by_its_first_forecast() -> None:
+    rec = _bandwidth("{quantile: 0.95, headroom: 0.1}")
+    assert np.isnan(rec.alloc).all()
+    rng = np.random.default_rng(4)
+    usage = np.array([[500.0], [20_000.0], [0.0]]) + rng.uniform(0, 50, (3, 60))  # KB/s
+    alloc = feed(rec, usage)
+    assert np.isfinite(alloc).all()
+    # Sized to each VM's own level (1.1 x its forecast at least), not to one fleet number.
+    assert (alloc[:, 0] >= usage[:, 0] * 1.1 - 1e-9).all()
+    assert alloc[1, -1] > 20 * alloc[0, -1]
+    assert (alloc[:, -1] >= usage[:, -1]).all()
+
+
+def test_a_bandwidth_with_a_policy_max_starts_at_that_max() -> None:
+    rec = _bandwidth("{max: 800}")
+    assert rec.alloc.tolist() == [800.0] * 3
+    alloc = feed(rec, np.full((3, 10), 5_000.0))
+    assert (alloc <= 800.0).all()  # never above the policy's max, however high the demand

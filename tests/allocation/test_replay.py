@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -126,3 +128,21 @@ def test_bad_arguments_are_refused() -> None:
         )
     with pytest.raises(ForethoughtError, match="mask"):
         replay(usage, ok[:, :3], Fixed([1.0, 1.0]), np.ones(2), step_seconds=300, resource="cpu")
+
+
+def test_bandwidths_are_rightsized_in_their_own_unit_by_forethought_only(
+    fixtures_dir: Path,
+) -> None:
+    from forethought.allocation.runner import rightsize
+    from forethought.telemetry.load import load_trace
+
+    telemetry = load_trace(str(fixtures_dir / "bitbrains"))
+    scores = rightsize(telemetry, resources=["disk_write", "net_rx"], warmup=0)
+    assert list(scores) == ["disk_write", "net_rx"]
+    for s in scores.values():
+        # Warm-up 0: the steps before the first sizing are left out, not scored as infinite.
+        for value in (s.slack, s.under_provisioned_share, s.unmet_share, s.vms_over_1pct):
+            assert 0.0 <= value <= 1.0
+        assert s.resizes > 0
+    with pytest.raises(ForethoughtError, match="does not give for net_rx"):
+        rightsize(telemetry, baseline="vpa", resources=["net_rx"])

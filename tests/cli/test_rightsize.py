@@ -60,6 +60,20 @@ def test_rightsize_refuses_bad_requests(args: list[str], message: str) -> None:
     assert message in out
 
 
+def test_rightsize_sizes_disk_and_network_in_kb_per_s(fixtures_dir: Path) -> None:
+    trace = str(fixtures_dir / "bitbrains")
+    args = ["--resource", "disk_read", "--resource", "net_tx", "--json", "--no-progress"]
+    code, out = invoke_json("rightsize", trace, *args)
+    assert code == 0, out
+    data = json.loads(out)
+    assert list(data) == ["disk_read", "net_tx"]
+    for resource in data.values():
+        assert set(resource) >= KEYS
+    code, out = invoke("rightsize", trace, "--resource", "net_tx", "--baseline", "vpa")
+    assert code == 1
+    assert "does not give for net_tx" in out
+
+
 def test_rightsize_refuses_a_policy_that_leaves_vms_out(tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\ngroups:\n  - {name: web, match: {name: 'web-*'}}\n")

@@ -155,7 +155,9 @@ class PredictiveRecommender:
                 model.stagger = True
         self.level_index = np.searchsorted(np.array(levels), s.quantile)
         self.upper = np.minimum(s.maximum, self.capacity)
-        self.alloc = self.capacity.copy()  # a new VM gets its full size
+        # A new VM gets its full size; where it has none (a bandwidth), its allocation is
+        # unset (NaN) until the first forecast sizes it.
+        self.alloc = np.where(np.isfinite(self.upper), self.upper, np.nan)
         self.last = np.zeros(n)
         self.below = np.zeros(n, dtype=np.int64)  # steps the need has stayed well below
         self.since_down = np.full(n, 1 << 30, dtype=np.int64)
@@ -199,7 +201,11 @@ class PredictiveRecommender:
         self.floor_left = np.maximum(self.floor_left - 1, 0)
         target = np.clip(np.where(np.isfinite(target), target, self.alloc), lower, self.upper)
         need_next = np.where(np.isfinite(need_next), need_next, 0.0)
-        alloc = self.alloc
+        # An unset allocation starts at what the horizon needs (a first sizing).
+        unset = np.isnan(self.alloc)
+        first = np.clip(np.maximum(np.nan_to_num(target, nan=0.0), need_next), lower, self.upper)
+        alloc = np.where(unset, first, self.alloc)
+        target = np.where(np.isfinite(target), target, alloc)
         reason = np.zeros(n, dtype=np.int8)
 
         short = (need_next > alloc * (1.0 + s.up_tolerance)) | (alloc < lower)

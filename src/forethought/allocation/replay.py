@@ -84,6 +84,9 @@ class AllocationScorer:
 
     def step(self, t: int, applied: FloatArray, used: FloatArray, observed: BoolArray) -> BoolArray:
         """Score step t; returns the VMs whose demand exceeded their allocation."""
+        # An allocation not set yet (infinite: a bandwidth before its first sizing) is
+        # neither slack nor short: such VM-steps are left out of the figures.
+        observed = observed & np.isfinite(applied)
         short = observed & (used > applied * (1 + 1e-9) + 1e-12)
         self.steps = max(self.steps, t + 1)
         if t >= self.warmup:

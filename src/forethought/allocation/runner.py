@@ -19,6 +19,9 @@ from forethought.telemetry.series import Telemetry
 
 #: Resources a rightsizing run sizes by default, where the trace has them.
 SIZED = (Resource.CPU, Resource.MEMORY)
+#: Bandwidths (disk and network, KB/s): sized in their own unit, since a trace gives no
+#: provisioned size to express them in percent of; their allocation is a throttle.
+BANDWIDTHS = (Resource.DISK_READ, Resource.DISK_WRITE, Resource.NET_RX, Resource.NET_TX)
 
 
 def percent_series(telemetry: Telemetry, resource: Resource) -> tuple[np.ndarray, np.ndarray]:
@@ -27,6 +30,21 @@ def percent_series(telemetry: Telemetry, resource: Resource) -> tuple[np.ndarray
     if telemetry.unit(resource) is not Unit.PERCENT:
         values = telemetry.percent_of_capacity(resource)
     return values, mask
+
+
+def sized_series(
+    telemetry: Telemetry, resource: Resource
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values, mask and each VM's capacity, in the unit the resource is allocated in.
+
+    CPU and memory in percent of the VM's provisioned size (capacity 100); a bandwidth in
+    its own unit with no capacity (infinite: only the policy's ``max`` bounds it).
+    """
+    if resource in BANDWIDTHS:
+        values, mask = telemetry.series(resource)
+        return values, mask, np.full(telemetry.n_vms, np.inf)
+    values, mask = percent_series(telemetry, resource)
+    return values, mask, np.full(telemetry.n_vms, 100.0)
 
 
 def resources_of(telemetry: Telemetry, names: list[str] | None) -> list[Resource]:
@@ -50,6 +68,13 @@ def recommender_for(
 ) -> Recommender:
     if baseline is not None:
         from forethought.allocation.baselines import make_baseline
+
+        if resource in BANDWIDTHS:
+            raise ForethoughtError(
+                f"the {baseline} baseline sizes against each VM's provisioned size, which "
+                f"the trace does not give for {resource.value}; size it with a forethought "
+                "policy, or choose --resource cpu/memory"
+            )
 
         return make_baseline(baseline, resource.value)
     policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
@@ -84,7 +109,7 @@ def rightsize(
     if cross_resource and baseline is None and len(chosen) > 1:
         report = None if progress is None else _bind(progress, "cross-resource")
         cross = cross_resource_anomalies(
-            {r: percent_series(telemetry, r) for r in chosen},
+            {r: sized_series(telemetry, r)[:2] for r in chosen},
             step_seconds=telemetry.step_seconds,
             progress=report,
         )
@@ -93,13 +118,13 @@ def rightsize(
                 rec.cross = cross
     out: dict[str, RightsizeScores] = {}
     for resource, rec in built:
-        values, mask = percent_series(telemetry, resource)
+        values, mask, capacity = sized_series(telemetry, resource)
         report = None if progress is None else _bind(progress, resource.value)
         out[resource.value] = replay(
             values,
             mask,
             rec,
-            np.full(telemetry.n_vms, 100.0),
+            capacity,
             step_seconds=telemetry.step_seconds,
             resource=resource.value,
             resize_delay=resize_delay,

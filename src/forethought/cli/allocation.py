@@ -90,8 +90,10 @@ def policy_check_cmd(policy_file: str, trace: str | None, fmt: str | None, as_js
     "--resource",
     "resources",
     multiple=True,
-    type=click.Choice(["cpu", "memory"]),
-    help="Resource to size (repeatable; default: cpu and memory where the trace has them).",
+    type=_RESOURCE_CHOICE,
+    help="Resource to size (repeatable; default: cpu and memory where the trace has them). "
+    "Disk and network bandwidths (disk_read, disk_write, net_rx, net_tx) are sized in "
+    "KB/s, bounded only by the policy's max, and only by forethought's policies.",
 )
 @click.option(
     "--resize-delay",
@@ -140,7 +142,8 @@ def rightsize_cmd(
     the baselines are the Kubernetes VPA recommender (`vpa`), Google Autopilot's
     moving-window and ML recommenders (`autopilot-peak`, `autopilot-percentile`,
     `autopilot-ml`), static peak sizing (`static-peak`) and a reactive threshold scaler
-    (`reactive`). Reported per resource, in percent of each VM's provisioned size:
+    (`reactive`). Reported per resource (CPU and memory in percent of each VM's
+    provisioned size, disk and network bandwidths in KB/s; the figures are ratios):
 
     \b
       slack                    unused allocation over all allocation
