@@ -216,3 +216,46 @@ def test_a_refused_migration_fails_and_the_orchestrator_rolls_it_back(
         time.sleep(0.01)
     assert [o.state for o in outcomes] == [ActionState.ROLLED_BACK]
     assert {v.id: v.host for v in backend.inventory().vms}["bare-1"] == hosts[0]
+
+
+def test_the_control_loop_throttles_disk_and_network_through_libvirt(
+    backend: LibvirtBackend, tmp_path: Path
+) -> None:
+    from forethought.allocation.manager import PredictiveRecommender, Settings
+    from forethought.allocation.policy import VmInfo, parse_policy
+    from forethought.cluster.model import CLOUDSIM_VM_TYPES
+    from forethought.migration.loop import MigrationLoop
+    from forethought.migration.planner import PlannerSettings, PredictivePlanner
+
+    hosts = [h.id for h in backend.hosts]
+    vms = ["web-1", "bare-1"]
+    cluster = Cluster(
+        [G5], [CLOUDSIM_VM_TYPES[3]], np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64)
+    )
+    network = NetworkMap(cluster, host_ids=hosts)
+    policy = parse_policy(
+        "version: 1\ndefaults:\n  disk_write: {max: 50000}\n"
+        "groups:\n  - {name: all, match: {name: '*'}}\n"
+    )
+    groups = policy.assign([VmInfo(v) for v in vms])
+    allocators = {
+        r: PredictiveRecommender(Settings.from_policy(policy, groups, r, 60), r)
+        for r in (Resource.DISK_WRITE, Resource.NET_TX)
+    }
+    orch = Orchestrator(backend, network, ActionLog.open(tmp_path / "log.jsonl"))
+    planner = PredictivePlanner(PlannerSettings(horizon=2, draws=2), network=network)
+    loop = MigrationLoop(
+        backend, cluster, planner, orch, interval=60.0, vm_ids=vms, allocators=allocators
+    )
+    outcomes = [o for k in range(4) for o in loop.step(60.0 * k).resizes]
+    web = [o for o in outcomes if o.action.vm == "web-1"]
+    assert {o.action.resource for o in web} == {Resource.DISK_WRITE, Resource.NET_TX}
+    assert all(o.applied and o.live for o in web), [o.message for o in web]
+    assert all(o.action.amount <= 50_000 for o in web if o.action.resource is Resource.DISK_WRITE)
+    domain = backend._find("web-1")[1]
+    last_tx = [o for o in web if o.action.resource is Resource.NET_TX][-1].action.amount
+    assert domain.interfaceParameters("tapweb-1", 0)["outbound.average"] == round(last_tx)
+    # The VM with no disk or interface: its limits are reported not applied, not hidden.
+    bare = [o for o in outcomes if o.action.vm == "bare-1"]
+    assert bare
+    assert not any(o.applied for o in bare)

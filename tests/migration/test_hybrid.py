@@ -153,7 +153,7 @@ def test_sizing_what_the_backend_does_not_report_is_a_clear_error(
     )
     with pytest.raises(ForethoughtError, match="no memory to size"):
         loop.step(0.0)
-    with pytest.raises(ForethoughtError, match="not disk_read"):
+    with pytest.raises(ForethoughtError, match="a bandwidth does not have"):
         MigrationLoop(
             backend,
             cluster,

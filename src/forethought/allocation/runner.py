@@ -13,15 +13,12 @@ from forethought.allocation.manager import PredictiveRecommender, Settings
 from forethought.allocation.policy import DEFAULT_POLICY_YAML, Policy, VmInfo, parse_policy
 from forethought.allocation.replay import RightsizeScores, replay
 from forethought.core.errors import ForethoughtError
-from forethought.core.resources import Resource, Unit
+from forethought.core.resources import BANDWIDTHS, Resource, Unit
 from forethought.forecast.anomaly import CrossAnomaly
 from forethought.telemetry.series import Telemetry
 
 #: Resources a rightsizing run sizes by default, where the trace has them.
 SIZED = (Resource.CPU, Resource.MEMORY)
-#: Bandwidths (disk and network, KB/s): sized in their own unit, since a trace gives no
-#: provisioned size to express them in percent of; their allocation is a throttle.
-BANDWIDTHS = (Resource.DISK_READ, Resource.DISK_WRITE, Resource.NET_RX, Resource.NET_TX)
 
 
 def percent_series(telemetry: Telemetry, resource: Resource) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,11 @@ class Resource(StrEnum):
     NET_TX = "net_tx"
 
 
+#: Bandwidths (disk and network). A trace gives no provisioned size to express them in
+#: percent of, so they are allocated in their own unit (KB/s), as a throttle.
+BANDWIDTHS = (Resource.DISK_READ, Resource.DISK_WRITE, Resource.NET_RX, Resource.NET_TX)
+
+
 class Unit(StrEnum):
     """The unit of a series. Never guessed silently: readers set it from the format."""
 

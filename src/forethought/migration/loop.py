@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forethought.allocation.base import Recommender
-from forethought.allocation.manager import allocate_on_hosts
+from forethought.allocation.manager import PredictiveRecommender, allocate_on_hosts
 from forethought.cluster.backend import Backend, Resize, ResizeOutcome
 from forethought.cluster.model import Cluster
 from forethought.core.errors import ForethoughtError
-from forethought.core.resources import Resource
+from forethought.core.resources import BANDWIDTHS, Resource
 from forethought.migration.log import ActionState
 from forethought.migration.orchestrator import Decision, Orchestrator, Outcome, Proposal
 from forethought.migration.planner import ClusterView, Move, PredictivePlanner
@@ -76,16 +76,29 @@ class MigrationLoop:
         self.steps = 0
         self.vm_mips = cluster.vm_column("mips")
         self.vm_ram = cluster.vm_column("ram_mb")
-        # Allocation per resource, in percent of each VM's size (CPU MIPS, memory MB).
+        # Allocation per resource: CPU and memory in percent of each VM's size (MIPS, MB),
+        # disk and network bandwidths in KB/s (no size: NaN until first sized).
         self.allocators = dict(allocators or {})
-        unknown = [r.value for r in self.allocators if r not in (Resource.CPU, Resource.MEMORY)]
+        unknown = [
+            r.value
+            for r in self.allocators
+            if r not in (Resource.CPU, Resource.MEMORY, *BANDWIDTHS)
+        ]
         if unknown:
-            raise ForethoughtError(f"the loop sizes cpu and memory, not {', '.join(unknown)}")
+            raise ForethoughtError(f"the loop cannot size {', '.join(unknown)}")
+        for resource, rec in self.allocators.items():
+            if resource in BANDWIDTHS and not isinstance(rec, PredictiveRecommender):
+                raise ForethoughtError(
+                    f"{resource.value}: a baseline sizes against each VM's provisioned size, "
+                    "which a bandwidth does not have; size it with forethought's manager"
+                )
         self._size = {Resource.CPU: self.vm_mips, Resource.MEMORY: self.vm_ram}
         self._alloc: dict[Resource, np.ndarray] = {}
         for resource, rec in self.allocators.items():
-            rec.reset(cluster.n_vms, np.full(cluster.n_vms, 100.0), int(interval))
-            self._alloc[resource] = np.full(cluster.n_vms, 100.0)
+            unsized = resource in BANDWIDTHS
+            size = np.full(cluster.n_vms, np.inf if unsized else 100.0)
+            rec.reset(cluster.n_vms, size, int(interval))
+            self._alloc[resource] = np.full(cluster.n_vms, np.nan if unsized else 100.0)
 
     def _row(self, vm: str) -> int:
         try:
@@ -190,6 +203,9 @@ class MigrationLoop:
                 raise ForethoughtError(
                     f"{self.backend.name}: telemetry has no {resource.value} to size"
                 )
+            if resource in BANDWIDTHS:
+                done += self._limit_bandwidth(resource, rec, demand, resources, rows)
+                continue
             size = self._size[resource]
             usage = np.zeros(n)
             seen = np.zeros(n, dtype=bool)
@@ -218,6 +234,39 @@ class MigrationLoop:
                     done.append(ResizeOutcome(action, False, False, str(exc)))
             self._alloc[resource] = after
         return done, oversized
+
+    def _limit_bandwidth(
+        self,
+        resource: Resource,
+        rec: Recommender,
+        demand: np.ndarray,
+        resources: tuple[Resource, ...],
+        rows: np.ndarray,
+    ) -> list[ResizeOutcome]:
+        """Size a disk or network bandwidth (KB/s) and send the limits that changed.
+
+        A host's disks and network are not modelled as a shared capacity here, so each VM
+        gets what its forecast asks for within the policy's bounds.
+        """
+        n = self.cluster.n_vms
+        usage = np.zeros(n)
+        seen = np.zeros(n, dtype=bool)
+        usage[rows] = demand[:, resources.index(resource)]
+        seen[rows] = True
+        before = self._alloc[resource]
+        rec.observe(usage, seen)
+        rec.shortfall(seen & (usage > before * (1 + 1e-9)))  # NaN (unset) is never short
+        after = np.asarray(rec.recommend(), dtype=np.float64).copy()
+        changed = np.isfinite(after) & ~np.isclose(after, before, rtol=1e-9, atol=1e-9)
+        done: list[ResizeOutcome] = []
+        for v in np.flatnonzero(changed).tolist():
+            action = Resize(self.vm_ids[v], resource, float(after[v]), "forecast")
+            try:
+                done.append(self.backend.resize(action))
+            except ForethoughtError as exc:  # refused: reported, not retried
+                done.append(ResizeOutcome(action, False, False, str(exc)))
+        self._alloc[resource] = after
+        return done
 
     @property
     def hosts(self) -> int:
