@@ -54,6 +54,18 @@ def test_explanation_says_what_happens() -> None:
     assert "scale up by 50%" in text
 
 
+def test_explanation_of_a_bandwidth_gives_its_unit_and_floor() -> None:
+    policy = parse_policy(
+        "version: 1\ndefaults:\n  disk_write: {max: 20000}\n  net_rx: {min: 4096}\n"
+        "groups:\n  - {name: all, match: {name: '*'}}\n"
+    )
+    text = policy.explain()
+    assert "disk_write: provision" in text
+    assert "within [1024, 20000] KB/s" in text  # the floor, not the policy's default 0
+    assert "within [4096, no limit] KB/s" in text  # a min above the floor wins
+    assert "1 MiB/s floor" in text
+
+
 BAD = [
     ("version: 2\ngroups: [{name: a, match: {name: '*'}}]\n", "version", 1),
     ("version: 1\ngroups: []\n", "groups", 2),

@@ -29,16 +29,14 @@ from forethought.allocation.cross import CrossReport
 from forethought.allocation.policy import AnomalyAction, Group, Policy
 from forethought.cluster.backend import Resize
 from forethought.core.errors import ForethoughtError
-from forethought.core.resources import BANDWIDTHS, Resource
+from forethought.core.resources import BANDWIDTH_FLOOR_KBS, BANDWIDTHS, Resource
 from forethought.forecast.anomaly import Anomaly, CrossAnomaly
 from forethought.forecast.base import DEFAULT_LEVELS, BoolArray, FloatArray
 from forethought.forecast.engine import ForecastEngine, make_forecaster
 from forethought.forecast.models.markov import MarkovChain
 
 DAY_SECONDS = 86_400
-#: The least disk or network limit set, in KB/s (1 MiB/s): a VM idle so far must still
-#: be able to start its I/O at once; the next decision then sizes it to its demand.
-BANDWIDTH_FLOOR_KBS = 1024.0
+
 ACTION_CODE = {AnomalyAction.ALERT: 0, AnomalyAction.SCALE_UP: 1, AnomalyAction.ISOLATE: 2}
 
 
@@ -70,8 +68,7 @@ class Settings:
         def steps(minutes: list[float]) -> np.ndarray:
             return np.maximum(np.ceil(np.array(minutes) * 60.0 / step_seconds), 0).astype(np.int64)
 
-        # A bandwidth limit of zero would stop the VM's I/O (and to libvirt it means no
-        # limit at all): a throttle never goes below BANDWIDTH_FLOOR_KBS.
+        # A throttle never goes below BANDWIDTH_FLOOR_KBS (see there why).
         floor = BANDWIDTH_FLOOR_KBS if resource in BANDWIDTHS else 0.0
         return cls(
             minimum=np.array([max(p.min, floor) for p in per], dtype=np.float64),

@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from forethought.core.errors import PolicyError
-from forethought.core.resources import Resource
+from forethought.core.resources import BANDWIDTH_FLOOR_KBS, BANDWIDTHS, Resource
 
 
 class AnomalyAction(StrEnum):
@@ -212,7 +212,9 @@ class Policy:
             what += [f"application {m.application!r}"] if m.application else []
             lines.append(f"\ngroup {group.name} ({group.sla_class}): VMs with {', '.join(what)}")
             resources = sorted({*group.resources, *self.model.defaults}) or [Resource.CPU]
-            lines.extend(f"  {r.value}: " + _describe(self.settings(group, r)) for r in resources)
+            lines.extend(
+                f"  {r.value}: " + _describe(self.settings(group, r), r) for r in resources
+            )
             a = group.anomaly
             act = {
                 AnomalyAction.ALERT: "record it and alert",
@@ -223,17 +225,21 @@ class Policy:
         return "\n".join(lines)
 
 
-def _describe(p: ResourcePolicy) -> str:
-    top = "the VM's size" if p.max is None else f"{p.max:g}"
+def _describe(p: ResourcePolicy, resource: Resource) -> str:
+    bandwidth = resource in BANDWIDTHS
+    top = ("no limit" if bandwidth else "the VM's size") if p.max is None else f"{p.max:g}"
+    low = max(p.min, BANDWIDTH_FLOOR_KBS) if bandwidth else p.min
+    unit = " KB/s" if bandwidth else ""
     up = "" if p.max_step_up is None else f", by at most {p.max_step_up:.0%}"
     return (
         f"provision for the p{100 * p.quantile:g} forecast over the next "
-        f"{p.horizon_minutes:g} min + {p.headroom:.0%} headroom, within [{p.min:g}, {top}]; "
+        f"{p.horizon_minutes:g} min + {p.headroom:.0%} headroom, within [{low:g}, {top}]{unit}; "
         f"increase at once when the forecast exceeds the allocation by more than "
         f"{p.up_tolerance:.0%}{up}; decrease only after {p.down_after_minutes:g} min more "
         f"than {p.down_tolerance:.0%} above the need, by at most {p.max_step_down:.0%}, "
         f"at most once every {p.cooldown_minutes:g} min; demand above the allocation raises "
         f"it at once (for memory the raised floor is remembered for a day)"
+        + (", never below the 1 MiB/s floor that keeps I/O from stalling" if bandwidth else "")
     )
 
 

@@ -19,6 +19,10 @@ class Resource(StrEnum):
 #: Bandwidths (disk and network). A trace gives no provisioned size to express them in
 #: percent of, so they are allocated in their own unit (KB/s), as a throttle.
 BANDWIDTHS = (Resource.DISK_READ, Resource.DISK_WRITE, Resource.NET_RX, Resource.NET_TX)
+#: The least disk or network limit set, in KB/s (1 MiB/s). A zero limit would stop the
+#: VM's I/O (and to libvirt it means no limit at all); a VM idle so far must still be able
+#: to start its I/O at once, and the next decision then sizes it to its demand.
+BANDWIDTH_FLOOR_KBS = 1024.0
 
 
 class Unit(StrEnum):
