@@ -50,6 +50,7 @@ def test_model_names_lists_auto_and_every_single_model() -> None:
         "autoets",
         "autoarima",
         "autotheta",
+        "lstm",
     }
     assert len(names) == len(set(names))
 
