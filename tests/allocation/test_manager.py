@@ -88,6 +88,29 @@ def test_a_memory_shortfall_raises_the_floor_and_it_is_remembered() -> None:
     assert (later[0] >= 36.0 - 1e-9).all()  # remembered for a day, not forgotten at once
 
 
+def test_the_policy_sets_how_long_a_shortfall_floor_holds() -> None:
+    # Memory that may shrink back two hours after an out-of-memory signal, not a day.
+    rec = recommender(
+        "{quantile: 0.5, headroom: 0.0, shortfall_floor_minutes: 120, down_after_minutes: 5,"
+        " cooldown_minutes: 5, max_step_down: 1.0}",
+        n=2,
+        resource=Resource.MEMORY,
+    )
+    assert rec.settings.floor_hold is not None
+    assert rec.settings.floor_hold.tolist() == [24, 24]  # 120 min of 5-min steps
+    feed(rec, np.full((2, 100), 10.0))
+    rec.observe(np.array([30.0, 10.0]), np.ones(2, dtype=bool))
+    rec.shortfall(np.array([True, False]))
+    rec.recommend()
+    later = feed(rec, np.full((2, 60), 10.0))
+    assert (later[0, :20] >= 36.0 - 1e-9).all()  # held while the two hours last
+    assert later[0, -1] < 36.0  # then the VM comes down again
+    # A CPU group can keep one too (throttling taken as seriously as memory pressure).
+    cpu = recommender("{shortfall_floor_minutes: 60}")
+    assert cpu.settings.floor_hold is not None
+    assert cpu.settings.floor_hold.tolist() == [12] * 4
+
+
 def test_a_cpu_shortfall_forces_an_increase_but_is_not_remembered() -> None:
     rec = recommender(
         "{quantile: 0.5, headroom: 0.0, down_after_minutes: 5, cooldown_minutes: 5}", n=1

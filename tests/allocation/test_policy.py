@@ -54,6 +54,21 @@ def test_explanation_says_what_happens() -> None:
     assert "scale up by 50%" in text
 
 
+def test_explanation_says_how_long_a_shortfall_floor_holds() -> None:
+    policy = parse_policy(
+        "version: 1\ndefaults:\n  memory: {}\n  cpu: {shortfall_floor_minutes: 90}\n"
+        "groups:\n  - {name: all, match: {name: '*'}}\n"
+    )
+    text = policy.explain()
+    assert "keeps it as a floor for a day" in text  # memory's default
+    assert "keeps it as a floor for 90 min" in text
+    with pytest.raises(PolicyError, match="shortfall_floor_minutes"):
+        parse_policy(
+            "version: 1\ndefaults:\n  memory: {shortfall_floor_minutes: -5}\n"
+            "groups:\n  - {name: all, match: {name: '*'}}\n"
+        )
+
+
 def test_explanation_of_a_bandwidth_gives_its_unit_and_floor() -> None:
     policy = parse_policy(
         "version: 1\ndefaults:\n  disk_write: {max: 20000}\n  net_rx: {min: 4096}\n"

@@ -26,7 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forethought.allocation.cross import CrossReport
-from forethought.allocation.policy import AnomalyAction, Group, Policy
+from forethought.allocation.policy import (
+    AnomalyAction,
+    Group,
+    Policy,
+    shortfall_floor_minutes,
+)
 from forethought.cluster.backend import Resize
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import BANDWIDTH_FLOOR_KBS, BANDWIDTHS, Resource
@@ -58,6 +63,9 @@ class Settings:
     anomaly_action: np.ndarray
     scale_up_by: FloatArray
     priority: np.ndarray
+    # Steps a shortfall's raised floor holds (at least 1: the next decision); None takes
+    # the resource's default (a day for memory).
+    floor_hold: np.ndarray | None = None
 
     @classmethod
     def from_policy(
@@ -85,6 +93,7 @@ class Settings:
             anomaly_action=np.array([ACTION_CODE[g.anomaly.action] for g in groups]),
             scale_up_by=np.array([g.anomaly.scale_up_by for g in groups]),
             priority=np.array([policy.priority(g) for g in groups], dtype=np.int64),
+            floor_hold=np.maximum(steps([shortfall_floor_minutes(p, resource) for p in per]), 1),
         )
 
 
@@ -167,10 +176,14 @@ class PredictiveRecommender:
         self.floor = np.zeros(n)
         self.floor_left = np.zeros(n, dtype=np.int64)
         self.isolated = np.zeros(n, dtype=bool)
-        # Memory remembers an out-of-memory signal for a day: shrinking back into it is
-        # the loop to avoid. A CPU shortfall (throttling) only forces the next increase.
-        remember = self.floor_memory_seconds if self.resource is Resource.MEMORY else 0
-        self.floor_steps = max(1, remember // step_seconds)
+        # Memory remembers an out-of-memory signal for a day by default: shrinking back
+        # into it is the loop to avoid. A CPU shortfall (throttling) only forces the next
+        # increase. The policy's shortfall_floor_minutes sets it per group.
+        if s.floor_hold is not None:
+            self.floor_steps = np.asarray(s.floor_hold, dtype=np.int64)
+        else:
+            remember = self.floor_memory_seconds if self.resource is Resource.MEMORY else 0
+            self.floor_steps = np.full(n, max(1, remember // step_seconds), dtype=np.int64)
         self.step = 0
         self._events_seen = 0
         self.decision = Decision(np.zeros(n, dtype=np.int8))

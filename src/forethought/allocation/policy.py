@@ -63,6 +63,12 @@ class ResourcePolicy(_Strict):
     max_step_down: float = Field(0.25, gt=0, le=1, description="largest decrease, fraction")
     cooldown_minutes: float = Field(60, ge=0, description="least time between two decreases")
     down_after_minutes: float = Field(30, ge=0, description="time below before a decrease")
+    shortfall_floor_minutes: float | None = Field(
+        None,
+        ge=0,
+        description="how long a shortfall's raised floor holds (None: a day for memory, "
+        "where a shortfall is an out-of-memory or swap signal; the next decision otherwise)",
+    )
 
     @model_validator(mode="after")
     def _limits(self) -> ResourcePolicy:
@@ -225,6 +231,21 @@ class Policy:
         return "\n".join(lines)
 
 
+def shortfall_floor_minutes(p: ResourcePolicy, resource: Resource) -> float:
+    """How long a shortfall's raised floor holds: the policy's, else the resource's default."""
+    if p.shortfall_floor_minutes is not None:
+        return p.shortfall_floor_minutes
+    return 24 * 60.0 if resource is Resource.MEMORY else 0.0
+
+
+def _floor_words(p: ResourcePolicy, resource: Resource) -> str:
+    minutes = shortfall_floor_minutes(p, resource)
+    if minutes <= 0:
+        return ""
+    held = "a day" if minutes == 24 * 60 else f"{minutes:g} min"
+    return f" and keeps it as a floor for {held}"
+
+
 def _describe(p: ResourcePolicy, resource: Resource) -> str:
     bandwidth = resource in BANDWIDTHS
     top = ("no limit" if bandwidth else "the VM's size") if p.max is None else f"{p.max:g}"
@@ -238,7 +259,7 @@ def _describe(p: ResourcePolicy, resource: Resource) -> str:
         f"{p.up_tolerance:.0%}{up}; decrease only after {p.down_after_minutes:g} min more "
         f"than {p.down_tolerance:.0%} above the need, by at most {p.max_step_down:.0%}, "
         f"at most once every {p.cooldown_minutes:g} min; demand above the allocation raises "
-        f"it at once (for memory the raised floor is remembered for a day)"
+        f"it at once{_floor_words(p, resource)}"
         + (", never below the 1 MiB/s floor that keeps I/O from stalling" if bandwidth else "")
     )
 
