@@ -74,3 +74,15 @@ def test_report_to_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["hybrid", *SLICE, "--report", str(path)])
     assert result.exit_code == 1
     assert "cannot write the report" in result.output
+
+
+def test_allocate_on_a_trace_with_disk_and_network_throttles_them(fixtures_dir: Path) -> None:
+    args = ["hybrid", str(fixtures_dir / "bitbrains"), "--allocate", "--steps", "60"]
+    table = CliRunner().invoke(main, args)
+    assert table.exit_code == 0, table.output
+    assert "disk and network demand above throttles" in table.output
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    for run in json.loads(result.output):
+        assert 0.0 <= run["io_unmet_share"] <= 1.0
+        assert run["resizes_live"] > 0

@@ -153,3 +153,40 @@ def test_migrations_conserve_vms_and_demand() -> None:
     assert len(hosts) == 12
     assert float(after.demand.sum()) == pytest.approx(float(before.demand.sum()))
     assert hosts[:4] == ["host-1", "host-2", "host-3", "host-4"]
+
+
+def test_bandwidths_are_reported_and_throttled_live() -> None:
+    cluster = cloudsim_planetlab(3, 2)
+    u = np.full((3, 4), 0.2)
+    reads = np.array([[100.0] * 4, [5_000.0] * 4, [0.0] * 4])  # KB/s
+    b = SimulatedBackend(
+        cluster, u, np.array([0, 1, 0]), io={Resource.DISK_READ: reads, Resource.NET_TX: reads}
+    )
+    obs = b.telemetry()
+    assert obs.resources == (Resource.CPU, Resource.DISK_READ, Resource.NET_TX)
+    np.testing.assert_allclose(obs.demand[:, 1], [100.0, 5_000.0, 0.0])
+    np.testing.assert_allclose(obs.granted[:, 1:], obs.demand[:, 1:])  # no throttle yet
+    out = b.resize(Resize("vm-1", Resource.DISK_READ, 1_024.0))
+    assert (out.applied, out.live) == (True, True)
+    obs = b.telemetry()
+    assert obs.granted[1, 1] == 1_024.0  # demand above the throttle is not served
+    assert obs.granted[1, 2] == 5_000.0  # the other bandwidth is untouched
+    with pytest.raises(BackendError, match="positive"):
+        b.resize(Resize("vm-1", Resource.NET_TX, 0.0))
+    # A bandwidth the trace has no series for is not simulated, and says so.
+    assert not b.resize(Resize("vm-1", Resource.NET_RX, 10.0)).applied
+
+
+@pytest.mark.parametrize(
+    ("io", "message"),
+    [
+        ({Resource.MEMORY: np.zeros((3, 4))}, "not a disk or network bandwidth"),
+        ({Resource.NET_RX: np.zeros((3, 5))}, r"must be \(vms, steps\)"),
+        ({Resource.NET_RX: np.full((3, 4), -1.0)}, "at least 0"),
+        ({Resource.NET_RX: np.full((3, 4), np.nan)}, "finite"),
+    ],
+)
+def test_bad_bandwidth_series_are_refused(io: dict[Resource, np.ndarray], message: str) -> None:
+    cluster = cloudsim_planetlab(3, 2)
+    with pytest.raises(ForethoughtError, match=message):
+        SimulatedBackend(cluster, np.full((3, 4), 0.2), np.array([0, 1, 0]), io=io)

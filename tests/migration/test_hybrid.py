@@ -161,3 +161,25 @@ def test_sizing_what_the_backend_does_not_report_is_a_clear_error(
             orch,
             allocators={Resource.DISK_READ: make_baseline("reactive", "cpu")},
         )
+
+
+def test_with_bandwidth_series_the_loop_throttles_them_too(day: np.ndarray, tmp_path: Path) -> None:
+    from forethought.core.resources import Resource
+
+    u = day[:20, :60]
+    rng = np.random.default_rng(5)
+    writes = rng.gamma(0.5, 4_000.0, u.shape)  # bursty KB/s, many VMs above the floor
+    run = run_hybrid(
+        u,
+        HybridSetup(),
+        network_aware=True,
+        log_path=tmp_path / "io.jsonl",
+        allocate=True,
+        io={Resource.DISK_WRITE: writes},
+    )
+    assert run.resizes_live > 0
+    assert run.resizes_refused == 0
+    # Throttles decided from the past miss some bursts, and the run counts them.
+    assert 0.0 < run.io_unmet_share < 0.5
+    plain = run_hybrid(u, HybridSetup(), network_aware=True, log_path=tmp_path / "p.jsonl")
+    assert plain.io_unmet_share == 0.0

@@ -4,6 +4,7 @@ import json
 from collections.abc import Callable
 
 import click
+import numpy as np
 from rich.table import Table
 
 from forethought.cli.base import (
@@ -16,6 +17,7 @@ from forethought.cli.base import (
     main,
     stdout,
 )
+from forethought.core.resources import BANDWIDTHS
 
 
 @main.command(name="hybrid")
@@ -121,7 +123,8 @@ def hybrid_cmd(
     migrating, unmet demand, energy. --fail-every injects failures to show each one
     rolled back with no VM lost. --allocate adds the allocation manager to the same loop:
     each VM's CPU is resized through the backend, which reports each change as applied
-    live or needing a restart.
+    live or needing a restart; where the trace has disk and network series (Bitbrains),
+    they are throttled too, and the share of that demand above the throttles is reported.
 
     \b
     Examples:
@@ -145,7 +148,15 @@ def hybrid_cmd(
             public_share=public_share,
             failure_every=fail_every,
         )
-        u = cpu_utilisation(_load(trace, fmt, skip_bad, vms))
+        telemetry = _load(trace, fmt, skip_bad, vms)
+        u = cpu_utilisation(telemetry)
+        # With --allocate, the trace's disk and network series (KB/s) are throttled too;
+        # a missing sample counts as no I/O.
+        io = {
+            r: np.nan_to_num(telemetry.series(r)[0], nan=0.0)[:, : u.shape[1]]
+            for r in BANDWIDTHS
+            if allocate and r in telemetry.resources
+        }
         results = []
         with tempfile.TemporaryDirectory() as scratch:
             where = Path(log_dir) if log_dir else Path(scratch)
@@ -163,6 +174,7 @@ def hybrid_cmd(
                         log_path=where / f"{name}.jsonl",
                         steps=steps,
                         allocate=allocate,
+                        io=io or None,
                     )
                 )
         if report:
@@ -198,6 +210,9 @@ def hybrid_cmd(
                 lambda r: f"{r.resizes_live:,} / {r.resizes_restart:,} / {r.resizes_refused:,}",
             )
         )
+        if io:
+            label = "disk and network demand above throttles"
+            rows.append((label, lambda r: f"{r.io_unmet_share:.3%}"))
     for label, cell in rows:
         table.add_row(label, *(cell(r) for r in results))
     stdout.print(table)

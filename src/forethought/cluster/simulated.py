@@ -8,11 +8,16 @@ can be injected for the next migrations, the next migrations can be slowed past 
 expected end, a host can be marked full and a link cut (which also fails the migrations
 in flight through them when they come to switch over), to exercise the callers' rollback
 and timeout paths.
+
+Disk and network bandwidth series (KB/s) can be played beside the CPU trace (``io``): the
+telemetry then reports them, a resize sets a VM's throttle live, and what a VM is
+granted is its demand up to its throttle.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -30,7 +35,7 @@ from forethought.cluster.backend import (
 )
 from forethought.cluster.model import Cluster
 from forethought.core.errors import ForethoughtError
-from forethought.core.resources import Resource
+from forethought.core.resources import BANDWIDTHS, Resource
 from forethought.forecast.base import FloatArray
 
 
@@ -51,10 +56,25 @@ class SimulatedBackend:
         placement: np.ndarray,
         *,
         interval: float = 300.0,
+        io: Mapping[Resource, FloatArray] | None = None,
     ) -> None:
         u = np.asarray(utilisation, dtype=np.float64)
         if u.shape[0] != cluster.n_vms or u.ndim != 2:
             raise ForethoughtError(f"utilisation must be (vms={cluster.n_vms}, steps)")
+        self.io: dict[Resource, FloatArray] = {}
+        for resource, series in (io or {}).items():
+            if resource not in BANDWIDTHS:
+                raise ForethoughtError(f"io: {resource.value} is not a disk or network bandwidth")
+            values = np.asarray(series, dtype=np.float64)
+            if values.shape != u.shape:
+                raise ForethoughtError(
+                    f"io: {resource.value} must be (vms, steps) = {u.shape}, got {values.shape}"
+                )
+            if not np.isfinite(values).all() or (values < 0).any():
+                raise ForethoughtError(f"io: {resource.value} must be finite KB/s, at least 0")
+            self.io[resource] = values
+        # Each VM's throttle per bandwidth (KB/s); unlimited until a resize sets one.
+        self.io_limit = {r: np.full(cluster.n_vms, np.inf) for r in self.io}
         placement = np.asarray(placement, dtype=np.int64)
         if placement.shape != (cluster.n_vms,) or placement.min() < 0:
             raise ForethoughtError("placement must give every VM a host")
@@ -150,17 +170,29 @@ class SimulatedBackend:
         load = np.bincount(self.host_of, want, self.cluster.n_hosts)
         share = np.where(load > self.capacity, self.capacity / np.maximum(load, 1e-12), 1.0)
         granted = want * share[self.host_of]
+        k = min(int(self.time // self.interval), self.u.shape[1] - 1)
+        io_demand = [self.io[r][:, k] for r in self.io]
+        io_granted = [
+            np.minimum(d, self.io_limit[r]) for d, r in zip(io_demand, self.io, strict=True)
+        ]
         return Observation(
             self.time,
             tuple(self.vm_id(v) for v in range(self.cluster.n_vms)),
-            (Resource.CPU,),
-            self.demand()[:, None],
-            granted[:, None],
+            (Resource.CPU, *self.io),
+            np.column_stack([self.demand(), *io_demand]),
+            np.column_stack([granted, *io_granted]),
         )
 
     # -- actions -----------------------------------------------------------------------
     def resize(self, action: Resize) -> ResizeOutcome:
         v = self._vm(action.vm)
+        if action.resource in self.io:
+            if not (np.isfinite(action.amount) and action.amount > 0):
+                raise BackendError(f"resize {action.vm}: a throttle must be positive KB/s")
+            self.io_limit[action.resource][v] = action.amount
+            return ResizeOutcome(
+                action, True, True, f"{action.resource.value} throttle {action.amount:g} KB/s"
+            )
         if action.resource is not Resource.CPU:
             return ResizeOutcome(action, False, False, f"{action.resource.value}: not simulated")
         if not 0 < action.amount <= self.capacity[self.host_of[v]]:

@@ -13,6 +13,7 @@ rolled back by the orchestrator with no VM lost.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -142,6 +143,9 @@ class HybridResult:
     resizes_live: int = 0  # allocation changes applied live (with --allocate)
     resizes_restart: int = 0  # written to the configuration, waiting for a restart
     resizes_refused: int = 0
+    #: Disk and network demand above the VMs' throttles, over all such demand (with
+    #: --allocate on a trace that has bandwidths; 0 otherwise).
+    io_unmet_share: float = 0.0
     injected: dict[str, int] = field(default_factory=dict)
     failures_rolled_back: bool = True
     #: Per step: hours, active hosts, cumulative migrations started, cumulative ones
@@ -165,14 +169,21 @@ def run_hybrid(
     interval: float = 300.0,
     seed: int = 0,
     allocate: bool = False,
+    io: Mapping[Resource, FloatArray] | None = None,
 ) -> HybridResult:
-    """Run the control loop over ``utilisation`` (vms, samples in [0, 1]) for ``steps``."""
+    """Run the control loop over ``utilisation`` (vms, samples in [0, 1]) for ``steps``.
+
+    ``io`` adds disk and network bandwidth series (KB/s, same shape); with ``allocate``
+    the loop throttles them too.
+    """
     u = np.asarray(utilisation, dtype=np.float64)
     if u.ndim != 2 or not np.isfinite(u).all() or (u < 0).any() or (u > 1).any():
         raise ForethoughtError("utilisation must be a finite (vms, samples) array in [0, 1]")
     steps = u.shape[1] if steps is None else min(steps, u.shape[1])
     cluster = two_site_cluster(u.shape[0], setup)
-    backend = SimulatedBackend(cluster, u, initial_placement(cluster, setup), interval=interval)
+    backend = SimulatedBackend(
+        cluster, u, initial_placement(cluster, setup), interval=interval, io=io
+    )
     network = NetworkMap(cluster)
     limits = Limits(per_host=2, per_link=4, total=16)
     settings = PlannerSettings(max_per_host=limits.per_host)
@@ -183,8 +194,10 @@ def run_hybrid(
     if allocate:  # forethought's manager with the default policy, sizing each VM's CPU
         policy = parse_policy(DEFAULT_POLICY_YAML, "default policy")
         names = [VmInfo(f"vm-{v}") for v in range(cluster.n_vms)]
-        sizing = Settings.from_policy(policy, policy.assign(names), Resource.CPU, int(interval))
-        allocators[Resource.CPU] = PredictiveRecommender(sizing, Resource.CPU)
+        groups = policy.assign(names)
+        for resource in (Resource.CPU, *backend.io):  # and each bandwidth the trace has
+            sizing = Settings.from_policy(policy, groups, resource, int(interval))
+            allocators[resource] = PredictiveRecommender(sizing, resource)
     loop = MigrationLoop(
         backend, cluster, planner, orchestrator, interval=interval, allocators=allocators
     )
@@ -194,6 +207,7 @@ def run_hybrid(
     capacity = cluster.host_column("mips")
     table, kind = cluster.power_table, cluster.host_type
     demand = granted = 0.0
+    io_demand = io_granted = 0.0  # KB, summed over the bandwidths and VMs
     slowed = 0.0  # MIPS-seconds lost to the slowdown of migrating VMs
     hosts_sum = 0
     link_down_until = -1
@@ -231,6 +245,11 @@ def run_hybrid(
                     (int(a), int(b)) for a, b in itertools.product(private, public)
                 )
                 link_down_until = k + 2
+        # Disk and network as served this step, under the throttles decided before it (the
+        # loop's own reading; after its step the throttles already know this demand).
+        served = backend.telemetry()
+        io_demand += float(served.demand[:, 1:].sum())
+        io_granted += float(served.granted[:, 1:].sum())
         report = loop.step(now)
         started = [d for d in report.decisions if d.accepted]
         crossing = sum(
@@ -309,6 +328,7 @@ def run_hybrid(
     seen = [v.id for v in inventory.vms if v.host in known]
     result.vms_lost = u.shape[0] - len(set(seen))
     result.unmet_share = (demand - granted) / demand if demand > 0 else 0.0
+    result.io_unmet_share = (io_demand - io_granted) / io_demand if io_demand > 0 else 0.0
     served = demand * interval  # MIPS-seconds demanded over the run
     result.unmet_share_with_migration = (
         ((demand - granted) * interval + slowed) / served if served > 0 else 0.0
