@@ -247,9 +247,9 @@ def run_hybrid(
                 link_down_until = k + 2
         # Disk and network as served this step, under the throttles decided before it (the
         # loop's own reading; after its step the throttles already know this demand).
-        served = backend.telemetry()
-        io_demand += float(served.demand[:, 1:].sum())
-        io_granted += float(served.granted[:, 1:].sum())
+        before_step = backend.telemetry()
+        io_demand += float(before_step.demand[:, 1:].sum())
+        io_granted += float(before_step.granted[:, 1:].sum())
         report = loop.step(now)
         started = [d for d in report.decisions if d.accepted]
         crossing = sum(
