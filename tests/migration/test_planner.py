@@ -65,6 +65,19 @@ def test_relief_moves_before_the_predicted_overload() -> None:
     assert m.benefit_wh > 0
 
 
+def test_relief_moves_two_vms_when_no_single_one_is_enough() -> None:
+    # Four VMs of 300 on a 1,000 host: 1,200, overloaded; without any one of them it is
+    # 900 at threshold 0.85, still overloaded. Moving one alone lowers no risk, but two do:
+    # relief must not give up on the host (it once did, and left it overloaded for hours).
+    planner = oracle(threshold=0.85, learn=False)
+    moves = planner.plan(view([300, 300, 300, 300, 100], [0, 0, 0, 0, 1]), 0)
+    relief = [m for m in moves if m.kind == "relief"]
+    assert [m.source for m in relief] == [0, 0]
+    assert all(m.target != 0 for m in relief)
+    assert all(m.benefit_wh > 0 for m in relief)
+    assert relief[-1].target_pressure_after == 0.0
+
+
 def test_consolidation_only_when_the_vms_fit_for_the_whole_horizon() -> None:
     flat = oracle().plan(view([200, 200], [0, 1]), 0)
     assert len(flat) == 1

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 #: Quantile levels the planner asks the engine for: enough to shape each VM's marginal.
 LEVELS = (0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+#: When no single VM relieves a host, pairs among its this-many busiest VMs are tried.
+PAIR_CANDIDATES = 16
 DAY = 86_400.0
 
 
@@ -514,14 +516,20 @@ class _Step:
                     pick = np.flatnonzero(enough)[int(np.argmin(ram[enough]))]
                 else:
                     pick = int(np.lexsort((ram, without))[0])
-                if without[pick] >= p_now:
-                    break  # no single VM lowers the risk: moving one would only cost
+                gain = p_now - float(without[pick])
+                if gain <= 0:
+                    # No single VM lowers the risk (a saturated host). Two together may:
+                    # move the lighter-to-copy VM of the best pair now, crediting it half
+                    # the pair's relief; the next pass finds its partner lowers the risk.
+                    pick, gain = self._half_of_best_pair(h, cands, p_now)
+                    if pick < 0:
+                        break  # no pair lowers it either: moving would only cost
                 v = int(cands[pick])
                 target, cost, after, seconds = self._best(v, h, wake=True)
                 if target < 0:
                     self.p.stats.unplaced += 1
                     break
-                relief = s.sla_weight_wh * (p_now - float(without[pick])) * self.hours
+                relief = s.sla_weight_wh * gain * self.hours
                 benefit = relief - cost
                 if benefit <= self.p.learner.min_benefit:
                     break
@@ -531,6 +539,20 @@ class _Step:
                 moves.append(Move(v, h, target, "relief", benefit, p_now, after, seconds))
                 p_now = float(without[pick])
         return moves
+
+    def _half_of_best_pair(self, h: int, cands: np.ndarray, p_now: float) -> tuple[int, float]:
+        """The candidate to move first from the pair whose removal lowers ``h``'s risk
+        most (among the ``PAIR_CANDIDATES`` busiest), and half that pair's gain; (-1, 0)
+        when no pair lowers it."""
+        busiest = np.argsort(-self.hp.vm[cands].mean(axis=(1, 2)), kind="stable")
+        idx = busiest[:PAIR_CANDIDATES]
+        pairs = self.hp.pressure_without_pairs(h, cands[idx])
+        i, j = np.unravel_index(int(np.argmin(pairs)), pairs.shape)
+        if not pairs[i, j] < p_now:
+            return -1, 0.0
+        ram = self.view.vm_ram[cands[idx]]
+        first = int(idx[i] if ram[i] <= ram[j] else idx[j])
+        return first, 0.5 * (p_now - float(pairs[i, j]))
 
     # -- consolidation -----------------------------------------------------------------
     def consolidate(self, active: np.ndarray, hot: np.ndarray, pressure: FloatArray) -> list[Move]:

@@ -81,6 +81,24 @@ class HostPressure:
         over |= (n_over[None, :] - peak_over) > 0
         return np.asarray(over.mean(axis=1))
 
+    def pressure_without_pairs(self, h: int, members: np.ndarray) -> FloatArray:
+        """Host ``h``'s pressure with each pair of ``members`` taken off it, (m, m).
+
+        The diagonal (a VM paired with itself) is infinite. For the case where no single
+        VM is enough: on a saturated host, taking one off leaves the probability of
+        overload at 1 even though two together would relieve it.
+        """
+        core = self.core[h]
+        each = np.minimum(self.vm[members], core)  # (m, draws, steps)
+        load = self.load[h][None, None] - each[:, None] - each[None, :]
+        over = (load > self.limit[h]).any(axis=3)  # (m, m, draws)
+        peak_over = self.vm_peak[members] > core  # (m, draws)
+        n_over = peak_over.sum(axis=0)
+        over |= (n_over[None, None, :] - peak_over[:, None] - peak_over[None, :]) > 0
+        out = over.mean(axis=2)
+        np.fill_diagonal(out, np.inf)
+        return np.asarray(out)
+
     def mean_utilisation(self, rows: np.ndarray) -> FloatArray:
         """Expected CPU utilisation over the horizon, as a fraction of capacity."""
         return np.asarray(self.load[rows].mean(axis=(1, 2)) / self.capacity[rows])
