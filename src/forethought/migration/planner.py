@@ -6,7 +6,8 @@ host's pressure (:mod:`forethought.migration.pressure`). Then:
 
 1. **Relief.** A host whose pressure exceeds ``max_pressure`` sheds VMs, the one that brings
    it under ``target_pressure`` with the least memory to copy first, else the one that
-   lowers its pressure most.
+   lowers its pressure most; where no single VM lowers it (a saturated host), the best
+   pair is found and its lighter VM moves first.
 2. **Placement.** Each VM to move goes to the host where the move's benefit is highest:
    the predicted reduction of overload risk (valued at ``sla_weight_wh``) minus the
    energy the target will draw for it over the horizon (a sleeping host costs its idle
