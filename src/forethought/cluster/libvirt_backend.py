@@ -66,15 +66,9 @@ from forethought.core.resources import Resource
 KIB_PER_MB = 1024
 #: The cgroup CPU bandwidth period set with a quota (microseconds; libvirt's default).
 CPU_PERIOD_US = 100_000
-#: Resources a domain reports and is resized in, in the order of every observation.
-RESOURCES = (
-    Resource.CPU,
-    Resource.MEMORY,
-    Resource.DISK_READ,
-    Resource.DISK_WRITE,
-    Resource.NET_RX,
-    Resource.NET_TX,
-)
+#: Resources a domain reports and is resized in (all of them, CPU and memory first), in
+#: the order of every observation.
+RESOURCES: tuple[Resource, ...] = tuple(Resource)
 #: Block throttling parameters per disk resource (bytes/s; the _max twin bounds bursts).
 _BLOCK_TUNE = {Resource.DISK_READ: "read_bytes_sec", Resource.DISK_WRITE: "write_bytes_sec"}
 #: Interface shaping per network resource (KiB/s), as the domain sees the traffic.
