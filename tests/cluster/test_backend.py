@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from forethought.cluster.backend import Backend, Migrate, MigrationState, Resize
-from forethought.cluster.model import Link, Site, cloudsim_planetlab
+from forethought.cluster.model import (
+    CLOUDSIM_VM_TYPES,
+    Cluster,
+    HostType,
+    Link,
+    Site,
+    cloudsim_planetlab,
+    io_pools,
+)
+from forethought.cluster.power import HP_ML110_G5
 from forethought.cluster.simulated import BackendError, SimulatedBackend
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
@@ -190,3 +199,41 @@ def test_bad_bandwidth_series_are_refused(io: dict[Resource, np.ndarray], messag
     cluster = cloudsim_planetlab(3, 2)
     with pytest.raises(ForethoughtError, match=message):
         SimulatedBackend(cluster, np.full((3, 4), 0.2), np.array([0, 1, 0]), io=io)
+
+
+def test_a_hosts_disks_and_link_are_shared_by_its_vms() -> None:
+    # One host with a 10,000 KB/s disk and an 80 Mbit/s link (9,765.6 KB/s each way).
+    host = HostType("io-bound", 2, 2000.0, 8192.0, 80.0, HP_ML110_G5, disk_kbs=10_000.0)
+    vm = CLOUDSIM_VM_TYPES[3]
+    cluster = Cluster([host], [vm], np.zeros(1, dtype=np.int64), np.zeros(3, dtype=np.int64))
+    reads = np.full((3, 2), 4_000.0)
+    writes = np.full((3, 2), 1_000.0)
+    rx = np.full((3, 2), 2_000.0)
+    b = SimulatedBackend(
+        cluster,
+        np.full((3, 2), 0.1),
+        np.zeros(3, dtype=np.int64),
+        io={Resource.DISK_READ: reads, Resource.DISK_WRITE: writes, Resource.NET_RX: rx},
+    )
+    obs = b.telemetry()
+    # Reads and writes ask 15,000 KB/s of a 10,000 KB/s disk: both scaled by 2/3.
+    np.testing.assert_allclose(obs.granted[:, 1], 4_000.0 * 2 / 3)
+    np.testing.assert_allclose(obs.granted[:, 2], 1_000.0 * 2 / 3)
+    assert obs.granted[:, 1:3].sum() == pytest.approx(10_000.0)
+    # 6,000 KB/s received fits the link: untouched.
+    np.testing.assert_allclose(obs.granted[:, 3], 2_000.0)
+    np.testing.assert_allclose(obs.demand[:, 1], 4_000.0)  # demand is what was asked
+
+
+def test_host_io_capacity_comes_from_its_link_and_disks() -> None:
+    cluster = cloudsim_planetlab(2, 2)
+    np.testing.assert_allclose(cluster.io_capacity(Resource.NET_TX), 1e9 / 8 / 1024)
+    assert np.isinf(cluster.io_capacity(Resource.DISK_READ)).all()  # not modelled
+    with pytest.raises(ForethoughtError, match="not a disk or network bandwidth"):
+        cluster.io_capacity(Resource.MEMORY)
+    with pytest.raises(ForethoughtError, match="disk_kbs must be positive"):
+        HostType("bad", 1, 1000.0, 1024.0, 100.0, HP_ML110_G5, disk_kbs=0.0)
+    assert io_pools([Resource.NET_TX, Resource.DISK_WRITE, Resource.DISK_READ]) == [
+        (Resource.DISK_READ, Resource.DISK_WRITE),
+        (Resource.NET_TX,),
+    ]

@@ -183,3 +183,26 @@ def test_with_bandwidth_series_the_loop_throttles_them_too(day: np.ndarray, tmp_
     assert 0.0 < run.io_unmet_share < 0.5
     plain = run_hybrid(u, HybridSetup(), network_aware=True, log_path=tmp_path / "p.jsonl")
     assert plain.io_unmet_share == 0.0
+
+
+def test_a_hosts_disks_bound_what_its_vms_write(day: np.ndarray, tmp_path: Path) -> None:
+    from forethought.core.resources import Resource
+
+    u = day[:20, :40]
+    writes = np.random.default_rng(5).gamma(0.5, 4_000.0, u.shape)
+    io = {Resource.DISK_WRITE: writes}
+    runs = {
+        disk: run_hybrid(
+            u,
+            HybridSetup(host_disk_kbs=disk),
+            network_aware=True,
+            log_path=tmp_path / f"{disk}.jsonl",
+            allocate=True,
+            io=io,
+        )
+        for disk in (float("inf"), 3_000.0)
+    }
+    # Disks slower than what the VMs write leave more of it unserved, throttled or not.
+    assert runs[3_000.0].io_unmet_share > runs[float("inf")].io_unmet_share + 0.05
+    with pytest.raises(ForethoughtError, match="host_disk_kbs must be positive"):
+        HybridSetup(host_disk_kbs=0.0)

@@ -1,6 +1,7 @@
 """Migration and hypervisor commands: hybrid (the control loop on two sites) and hosts."""
 
 import json
+import math
 from collections.abc import Callable
 
 import click
@@ -54,6 +55,13 @@ from forethought.core.resources import BANDWIDTHS
 )
 @click.option("--latency-ms", type=click.FloatRange(min=0.0), default=30.0, show_default=True)
 @click.option(
+    "--host-disk-mbs",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="What each host's disks deliver, reads and writes together, in MiB/s (default: "
+    "not modelled). With --allocate, disk throttles are granted within it.",
+)
+@click.option(
     "--cost-per-gb",
     type=click.FloatRange(min=0.0),
     default=0.09,
@@ -99,6 +107,7 @@ def hybrid_cmd(
     public_share: float,
     link_mbps: float,
     latency_ms: float,
+    host_disk_mbs: float | None,
     cost_per_gb: float,
     fail_every: int,
     log_dir: str | None,
@@ -125,6 +134,8 @@ def hybrid_cmd(
     each VM's CPU is resized through the backend, which reports each change as applied
     live or needing a restart; where the trace has disk and network series (Bitbrains),
     they are throttled too, and the share of that demand above the throttles is reported.
+    Throttles are granted within each host's link (1 Gbit/s each way) and, with
+    --host-disk-mbs, its disks, higher SLA classes first.
 
     \b
     Examples:
@@ -147,6 +158,7 @@ def hybrid_cmd(
             cost_per_gb=cost_per_gb,
             public_share=public_share,
             failure_every=fail_every,
+            host_disk_kbs=math.inf if host_disk_mbs is None else host_disk_mbs * 1024.0,
         )
         telemetry = _load(trace, fmt, skip_bad, vms)
         u = cpu_utilisation(telemetry)

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from forethought.cluster.power import HP_ML110_G4, HP_ML110_G5, PowerModel, power_table
 from forethought.core.errors import ForethoughtError
+from forethought.core.resources import BANDWIDTHS, Resource
 from forethought.forecast.base import FloatArray
+
+#: KB/s (KiB, as every bandwidth here) in one Mbit/s of a network link.
+KBS_PER_MBPS = 1e6 / 8 / 1024
+#: Bandwidths that draw on one shared pool of the host: reads and writes on its disks.
+#: Network receive and transmit each have the whole link (full duplex).
+DISK = (Resource.DISK_READ, Resource.DISK_WRITE)
+
+
+def io_pools(resources: Iterable[Resource]) -> list[tuple[Resource, ...]]:
+    """The given bandwidths grouped by the host capacity they draw on: disk reads and
+    writes together, network receive and transmit each on its own."""
+    present = set(resources)
+    pools = [tuple(r for r in DISK if r in present)]
+    pools += [(r,) for r in (Resource.NET_RX, Resource.NET_TX) if r in present]
+    return [p for p in pools if p]
 
 
 @dataclass(frozen=True)
 class HostType:
     """A server model: cores (processing elements) of ``pe_mips`` each, memory, network,
-    local disk, and its power curve."""
+    local disk, and its power curve.
+
+    ``bandwidth_mbps`` is the host's network link, in each direction: what its VMs'
+    traffic and its migrations share. ``disk_kbs`` is what its disks deliver, reads and
+    writes together (KB/s); infinite when not modelled, as in CloudSim's hosts.
+    """
 
     name: str
     pes: int
@@ -23,6 +46,13 @@ class HostType:
     bandwidth_mbps: float
     power: PowerModel
     disk_gb: float = 1000.0
+    disk_kbs: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not (self.bandwidth_mbps > 0 and self.disk_kbs > 0):
+            raise ForethoughtError(
+                f"host type {self.name}: bandwidth_mbps and disk_kbs must be positive"
+            )
 
     @property
     def mips(self) -> float:
@@ -129,6 +159,15 @@ class Cluster:
     def host_column(self, attribute: str) -> FloatArray:
         values = np.array([getattr(t, attribute) for t in self.host_types], dtype=np.float64)
         return np.asarray(values[self.host_type])
+
+    def io_capacity(self, resource: Resource) -> FloatArray:
+        """What each host can carry of a bandwidth (KB/s): its link for network receive or
+        transmit, its disks for reads and writes (one pool for both: see ``DISK``)."""
+        if resource not in BANDWIDTHS:
+            raise ForethoughtError(f"{resource.value} is not a disk or network bandwidth")
+        if resource in DISK:
+            return self.host_column("disk_kbs")
+        return np.asarray(self.host_column("bandwidth_mbps") * KBS_PER_MBPS)
 
     def vm_column(self, attribute: str) -> FloatArray:
         values = np.array([getattr(t, attribute) for t in self.vm_types], dtype=np.float64)

@@ -33,7 +33,7 @@ from forethought.cluster.backend import (
     ResizeOutcome,
     VmInfo,
 )
-from forethought.cluster.model import Cluster
+from forethought.cluster.model import Cluster, io_pools
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import BANDWIDTHS, Resource
 from forethought.forecast.base import FloatArray
@@ -171,16 +171,25 @@ class SimulatedBackend:
         share = np.where(load > self.capacity, self.capacity / np.maximum(load, 1e-12), 1.0)
         granted = want * share[self.host_of]
         k = min(int(self.time // self.interval), self.u.shape[1] - 1)
-        io_demand = [self.io[r][:, k] for r in self.io]
-        io_granted = [
-            np.minimum(d, self.io_limit[r]) for d, r in zip(io_demand, self.io, strict=True)
-        ]
+        io_demand = {r: self.io[r][:, k] for r in self.io}
+        io_granted = {r: np.minimum(d, self.io_limit[r]) for r, d in io_demand.items()}
+        # A host's disks (reads and writes together) and its link (each direction) carry
+        # no more than their capacity: what its VMs push through is scaled to fit.
+        for pool in io_pools(io_granted):
+            capacity = self.cluster.io_capacity(pool[0])
+            load = np.sum(
+                [np.bincount(self.host_of, io_granted[r], self.cluster.n_hosts) for r in pool],
+                axis=0,
+            )
+            share = np.where(load > capacity, capacity / np.maximum(load, 1e-12), 1.0)
+            for r in pool:
+                io_granted[r] = io_granted[r] * share[self.host_of]
         return Observation(
             self.time,
             tuple(self.vm_id(v) for v in range(self.cluster.n_vms)),
             (Resource.CPU, *self.io),
-            np.column_stack([self.demand(), *io_demand]),
-            np.column_stack([granted, *io_granted]),
+            np.column_stack([self.demand(), *io_demand.values()]),
+            np.column_stack([granted, *io_granted.values()]),
         )
 
     # -- actions -----------------------------------------------------------------------

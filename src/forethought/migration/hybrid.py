@@ -13,6 +13,7 @@ rolled back by the orchestrator with no VM lost.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -55,6 +56,8 @@ class HybridSetup:
     cost_per_gb: float = 0.09
     public_share: float = 0.3  # share of the VMs (the last ones) that start on the public site
     failure_every: int = 0  # steps between injected failures; 0 injects none
+    #: What each host's disks deliver, reads and writes together (KB/s); inf: not modelled.
+    host_disk_kbs: float = math.inf
 
     def __post_init__(self) -> None:
         if self.private_hosts < 1 or self.public_hosts < 1:
@@ -65,6 +68,8 @@ class HybridSetup:
             raise ForethoughtError("public_share must be in [0, 1)")
         if self.failure_every < 0:
             raise ForethoughtError("failure_every must be >= 0")
+        if not self.host_disk_kbs > 0:
+            raise ForethoughtError("host_disk_kbs must be positive (inf: not modelled)")
 
 
 def two_site_cluster(n_vms: int, setup: HybridSetup) -> Cluster:
@@ -75,7 +80,10 @@ def two_site_cluster(n_vms: int, setup: HybridSetup) -> Cluster:
     site = (np.arange(hosts) >= setup.private_hosts).astype(np.int64)
     quarter = -(-n_vms // 4)
     return Cluster(
-        host_types=[G4, replace(G5, name="public G5, 8 GB", ram_mb=8192.0)],
+        host_types=[
+            replace(G4, disk_kbs=setup.host_disk_kbs),
+            replace(G5, name="public G5, 8 GB", ram_mb=8192.0, disk_kbs=setup.host_disk_kbs),
+        ],
         vm_types=list(CLOUDSIM_VM_TYPES),
         host_type=site.copy(),
         vm_type=np.arange(n_vms, dtype=np.int64) // quarter,

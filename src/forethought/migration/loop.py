@@ -21,9 +21,9 @@ import numpy as np
 from forethought.allocation.base import Recommender
 from forethought.allocation.manager import PredictiveRecommender, allocate_on_hosts
 from forethought.cluster.backend import Backend, Resize, ResizeOutcome
-from forethought.cluster.model import Cluster
+from forethought.cluster.model import Cluster, io_pools
 from forethought.core.errors import ForethoughtError
-from forethought.core.resources import BANDWIDTHS, Resource
+from forethought.core.resources import BANDWIDTH_FLOOR_KBS, BANDWIDTHS, Resource
 from forethought.migration.log import ActionState
 from forethought.migration.orchestrator import Decision, Orchestrator, Outcome, Proposal
 from forethought.migration.planner import ClusterView, Move, PredictivePlanner
@@ -204,8 +204,7 @@ class MigrationLoop:
                     f"{self.backend.name}: telemetry has no {resource.value} to size"
                 )
             if resource in BANDWIDTHS:
-                done += self._limit_bandwidth(resource, rec, demand, resources, rows)
-                continue
+                continue  # sized together below: reads and writes share the host's disks
             size = self._size[resource]
             usage = np.zeros(n)
             seen = np.zeros(n, dtype=bool)
@@ -225,47 +224,86 @@ class MigrationLoop:
             )
             oversized |= too_big
             after = 100.0 * granted / size
-            for v in np.flatnonzero(~np.isclose(after, before, rtol=1e-9, atol=1e-9)).tolist():
-                why = "forecast" if granted[v] >= wanted[v] - 1e-9 else "host short: SLA class"
-                action = Resize(self.vm_ids[v], resource, float(granted[v]), why)
-                try:
-                    done.append(self.backend.resize(action))
-                except ForethoughtError as exc:  # refused: reported, not retried
-                    done.append(ResizeOutcome(action, False, False, str(exc)))
+            changed = ~np.isclose(after, before, rtol=1e-9, atol=1e-9)
+            done += self._send(resource, changed, granted, granted < wanted - 1e-9)
             self._alloc[resource] = after
-        return done, oversized
+        limited, too_big = self._limit_bandwidths(demand, resources, rows, placed)
+        return done + limited, oversized | too_big
 
-    def _limit_bandwidth(
+    def _limit_bandwidths(
         self,
-        resource: Resource,
-        rec: Recommender,
         demand: np.ndarray,
         resources: tuple[Resource, ...],
         rows: np.ndarray,
-    ) -> list[ResizeOutcome]:
-        """Size a disk or network bandwidth (KB/s) and send the limits that changed.
+        placed: np.ndarray,
+    ) -> tuple[list[ResizeOutcome], np.ndarray]:
+        """Size disk and network bandwidths (KB/s) and send the limits that changed.
 
-        A host's disks and network are not modelled as a shared capacity here, so each VM
-        gets what its forecast asks for within the policy's bounds.
+        Limits are granted within each host's capacity
+        (:meth:`~forethought.cluster.model.Cluster.io_capacity`), higher SLA classes first:
+        reads and writes share the host's disks, receive and transmit each have its whole
+        link. A grant never goes below the floor, even on a short host, since a zero
+        limit stalls the VM's I/O. A VM not limited yet (no forecast) is left so. A VM
+        whose limit alone exceeds its host, where a larger host exists, is returned as a
+        migration candidate.
         """
         n = self.cluster.n_vms
-        usage = np.zeros(n)
-        seen = np.zeros(n, dtype=bool)
-        usage[rows] = demand[:, resources.index(resource)]
-        seen[rows] = True
-        before = self._alloc[resource]
-        rec.observe(usage, seen)
-        rec.shortfall(seen & (usage > before * (1 + 1e-9)))  # NaN (unset) is never short
-        after = np.asarray(rec.recommend(), dtype=np.float64).copy()
-        changed = np.isfinite(after) & ~np.isclose(after, before, rtol=1e-9, atol=1e-9)
+        wanted: dict[Resource, np.ndarray] = {}
+        classes: dict[Resource, np.ndarray] = {}
+        for resource, rec in self.allocators.items():
+            if resource not in BANDWIDTHS:
+                continue
+            usage = np.zeros(n)
+            seen = np.zeros(n, dtype=bool)
+            usage[rows] = demand[:, resources.index(resource)]
+            seen[rows] = True
+            rec.observe(usage, seen)
+            rec.shortfall(seen & (usage > self._alloc[resource] * (1 + 1e-9)))  # NaN: never
+            wanted[resource] = np.asarray(rec.recommend(), dtype=np.float64).copy()
+            priority = getattr(getattr(rec, "settings", None), "priority", None)
+            classes[resource] = (
+                np.zeros(n, dtype=np.int64) if priority is None else np.asarray(priority)
+            )
+        granted = {r: w.copy() for r, w in wanted.items()}
+        oversized = np.zeros(n, dtype=bool)
+        on = placed >= 0
+        for pool in io_pools(wanted):
+            capacity = self.cluster.io_capacity(pool[0])
+            m = int(on.sum())
+            # One request per VM and resource of the pool; an unset limit asks nothing.
+            want = np.concatenate([np.nan_to_num(wanted[r][on], nan=0.0) for r in pool])
+            got, too_big = allocate_on_hosts(
+                want,
+                np.tile(placed[on], len(pool)),
+                capacity,
+                np.concatenate([classes[r][on] for r in pool]),
+            )
+            for i, r in enumerate(pool):
+                part = slice(i * m, (i + 1) * m)
+                limit = np.maximum(got[part], BANDWIDTH_FLOOR_KBS)
+                granted[r][on] = np.where(np.isfinite(wanted[r][on]), limit, np.nan)
+                oversized[on] |= too_big[part] & (want[part] <= capacity.max())
+        done: list[ResizeOutcome] = []
+        for resource, after in granted.items():
+            before = self._alloc[resource]
+            changed = np.isfinite(after) & ~np.isclose(after, before, rtol=1e-9, atol=1e-9)
+            short = after < wanted[resource] * (1 - 1e-9)
+            done += self._send(resource, changed, after, short)
+            self._alloc[resource] = after
+        return done, oversized
+
+    def _send(
+        self, resource: Resource, changed: np.ndarray, amount: np.ndarray, short: np.ndarray
+    ) -> list[ResizeOutcome]:
+        """Send the changed VMs' new allocations (in the backend's unit) as resizes."""
         done: list[ResizeOutcome] = []
         for v in np.flatnonzero(changed).tolist():
-            action = Resize(self.vm_ids[v], resource, float(after[v]), "forecast")
+            why = "host short: SLA class" if short[v] else "forecast"
+            action = Resize(self.vm_ids[v], resource, float(amount[v]), why)
             try:
                 done.append(self.backend.resize(action))
             except ForethoughtError as exc:  # refused: reported, not retried
                 done.append(ResizeOutcome(action, False, False, str(exc)))
-        self._alloc[resource] = after
         return done
 
     @property
