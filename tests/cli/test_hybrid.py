@@ -51,9 +51,9 @@ def test_bad_input_exits_with_a_message(tmp_path: Path) -> None:
     assert "fits on no host" in result.output
     result = runner.invoke(main, ["hybrid", *SLICE, "--link-mbps", "0"])
     assert result.exit_code == 2
-    result = runner.invoke(main, ["hybrid", *SLICE, "--host-disk-mbs", "0"])
+    result = runner.invoke(main, ["hybrid", *SLICE, "--host-disk-mibs", "0"])
     assert result.exit_code == 2
-    assert "--host-disk-mbs" in result.output
+    assert "--host-disk-mibs" in result.output
 
 
 def test_report_is_one_self_contained_html_file(tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ def test_allocate_on_a_trace_with_disk_and_network_throttles_them(fixtures_dir: 
 def test_slow_host_disks_leave_more_io_unserved(fixtures_dir: Path) -> None:
     args = ["hybrid", str(fixtures_dir / "bitbrains"), "--allocate", "--steps", "40", "--json"]
     shares = []
-    for extra in ([], ["--host-disk-mbs", "0.001"]):
+    for extra in ([], ["--host-disk-mibs", "0.001"]):
         result = CliRunner().invoke(main, [*args, *extra])
         assert result.exit_code == 0, result.output
         shares.append(json.loads(result.output)[0]["io_unmet_share"])

@@ -55,7 +55,7 @@ from forethought.core.resources import BANDWIDTHS
 )
 @click.option("--latency-ms", type=click.FloatRange(min=0.0), default=30.0, show_default=True)
 @click.option(
-    "--host-disk-mbs",
+    "--host-disk-mibs",
     type=click.FloatRange(min=0.0, min_open=True),
     default=None,
     help="What each host's disks deliver, reads and writes together, in MiB/s (default: "
@@ -107,7 +107,7 @@ def hybrid_cmd(
     public_share: float,
     link_mbps: float,
     latency_ms: float,
-    host_disk_mbs: float | None,
+    host_disk_mibs: float | None,
     cost_per_gb: float,
     fail_every: int,
     log_dir: str | None,
@@ -135,7 +135,7 @@ def hybrid_cmd(
     live or needing a restart; where the trace has disk and network series (Bitbrains),
     they are throttled too, and the share of that demand above the throttles is reported.
     Throttles are granted within each host's link (1 Gbit/s each way) and, with
-    --host-disk-mbs, its disks, higher SLA classes first.
+    --host-disk-mibs, its disks, higher SLA classes first.
 
     \b
     Examples:
@@ -158,7 +158,7 @@ def hybrid_cmd(
             cost_per_gb=cost_per_gb,
             public_share=public_share,
             failure_every=fail_every,
-            host_disk_kbs=math.inf if host_disk_mbs is None else host_disk_mbs * 1024.0,
+            host_disk_kbs=math.inf if host_disk_mibs is None else host_disk_mibs * 1024.0,
         )
         telemetry = _load(trace, fmt, skip_bad, vms)
         u = cpu_utilisation(telemetry)
