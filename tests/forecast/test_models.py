@@ -270,6 +270,34 @@ def test_markov_engine_predicts_the_alternation() -> None:
     assert fc.notes == ("", "")
 
 
+def test_markov_states_count_the_edges_strictly_below_each_value(
+    rng: np.random.Generator,
+) -> None:
+    model = MarkovChain(states=4)
+    model.reset(2)
+    model._edges = np.array([[1.0, 2.0, 2.0], [0.0, 5.0, 9.0]])
+    x = np.array([[0.5, 1.0, 1.5, 2.0, 2.5], [0.0, 5.0, 5.5, 9.0, 10.0]])
+    # A value equal to an edge stays below it: the bins are (-inf, e1], (e1, e2] ...
+    assert model.state_of(x).tolist() == [[0, 0, 1, 1, 3], [0, 1, 2, 2, 3]]
+    values = rng.normal(size=(50, 9)) * 10
+    model._edges = np.sort(rng.normal(size=(50, 3)) * 10, axis=1)
+    expected = (values[:, :, None] > model._edges[:, None, :]).sum(axis=2)
+    assert (model.state_of(values) == expected).all()
+
+
+def test_markov_median_state_is_where_the_cumulative_share_reaches_one_half(
+    rng: np.random.Generator,
+) -> None:
+    from forethought.forecast.models.markov import _median_state
+
+    p = rng.random((20, 6, 6))
+    p /= p.sum(axis=2, keepdims=True)
+    expected = np.minimum((np.cumsum(p, axis=2) < 0.5).sum(axis=2), 5)
+    assert (_median_state(p) == expected).all()
+    # [0.5, 0.5]: the first state already holds half of the mass.
+    assert _median_state(np.array([[0.5, 0.5], [0.2, 0.8]])).tolist() == [0, 1]
+
+
 def test_markov_needs_history_and_variation() -> None:
     model = MarkovChain()
     history = feed(model, np.full((2, 10), 3.0))

@@ -101,10 +101,13 @@ class ResidualCalibrator:
         assert self._quantiles is not None
         ready = valid & ~self._pooled[:, :k]
         missed = residuals[:, :, None] > self._quantiles[:, :k]
-        step = self.adapt_rate * (missed - (1.0 - self.levels[None, None, :]))
-        self._adjusted[:, :k] = np.clip(
-            self._adjusted[:, :k] + np.where(ready[:, :, None], step, 0.0), 0.0, 1.0
-        )
+        # The two possible steps per level, computed as adapt_rate * (missed - (1 - q)).
+        up = self.adapt_rate * (1.0 - (1.0 - self.levels))
+        down = self.adapt_rate * (0.0 - (1.0 - self.levels))
+        step = np.where(missed, up, down)
+        step[~ready] = 0.0
+        moved = step + self._adjusted[:, :k]
+        self._adjusted[:, :k] = np.clip(moved, 0.0, 1.0, out=moved)
 
     @property
     def counts(self) -> np.ndarray:

@@ -235,8 +235,9 @@ class ForecastEngine(Forecaster):
         raw = np.exp(logits - np.where(any_valid, best, 0.0)[None, :])
         weights = raw / np.where(any_valid, raw.sum(axis=0), 1.0)[None, :]
         combined = np.zeros((self.n_series, H))
+        term = np.empty_like(combined)  # one scratch array for every model's share
         for m, path in enumerate(paths):
-            combined += weights[m][:, None] * path
+            combined += np.multiply(weights[m][:, None], path, out=term)
         self._used_fallback = ~any_valid
         if self._used_fallback.any():
             fb = self.fallback.predict(H, self.history)

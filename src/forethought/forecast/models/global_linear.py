@@ -58,8 +58,9 @@ def quantile_regression(
         resid = np.abs(signed)
         slope = np.where(signed > 0, level, 1.0 - level)
         w = slope / np.maximum(resid, 1e-3 * (float(np.median(resid)) + 1e-9))
-        xtwx = (Xw * w[:, None]).T @ Xw
-        rhs = (Xw * w[:, None]).T @ yw
+        weighted = Xw * w[:, None]
+        xtwx = weighted.T @ Xw
+        rhs = weighted.T @ yw
         ridge = 1e-6 * (np.trace(xtwx) / p + 1e-12)
         try:
             coef = np.linalg.solve(xtwx + ridge * np.eye(p), rhs)
