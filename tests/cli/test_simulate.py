@@ -233,3 +233,33 @@ def test_help_paragraphs_are_not_indented_like_code(command: str) -> None:
     assert prose
     assert any(line.startswith("  TRACE is") for line in prose)
     assert not any(line.startswith("      ") and line.strip()[0].isupper() for line in prose[:2])
+
+
+@pytest.mark.parametrize("option", ["--report", "--timeline"])
+def test_an_unwritable_output_is_refused_before_the_run(
+    runner: CliRunner, day: str, tmp_path: Path, option: str
+) -> None:
+    missing = tmp_path / "no-such-dir" / "out"
+    result = runner.invoke(main, ["simulate", day, option, str(missing)])
+    clean_exit(result, 1)
+    assert "does not exist" in flat(result.output)
+    assert "energy" not in result.output  # nothing ran
+    result = runner.invoke(main, ["compare", day, option, str(tmp_path)])
+    clean_exit(result, 2)  # a directory is a malformed command line, caught by click
+    assert "is a directory" in flat(result.output)
+
+
+def test_results_are_printed_even_when_the_report_fails_late(
+    runner: CliRunner, day: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forethought.core.errors import ForethoughtError
+    from forethought.sim import report
+
+    def disk_full(*args: object) -> None:
+        raise ForethoughtError("cannot write the report: No space left on device")
+
+    monkeypatch.setattr(report, "write", disk_full)
+    result = runner.invoke(main, ["simulate", day, "--json", "--report", str(tmp_path / "r.html")])
+    clean_exit(result, 1)
+    assert "No space left on device" in result.output
+    assert '"energy_kwh"' in result.stdout  # the figures were out before the failure

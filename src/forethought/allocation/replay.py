@@ -17,9 +17,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from forethought.allocation.base import Recommender
 from forethought.core.errors import ForethoughtError
@@ -44,9 +45,14 @@ class RightsizeScores:
     decision_ms_mean: float
     anomalies: int = 0  # anomalies the recommender recorded and acted on
     cross_resource_anomalies: int = 0  # of them, found across the VM's resources
+    # The allocation in force at every step for the VMs asked to be watched (vms, steps),
+    # for plots; not one of the figures.
+    watched_allocation: FloatArray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "watched_allocation"
+        }
 
 
 #: The rightsizing figures as every table shows them: (field, label, format).
@@ -133,7 +139,13 @@ def replay(
     resize_delay: int = 0,
     warmup: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    watch: npt.NDArray[np.intp] | None = None,
 ) -> RightsizeScores:
+    """Replay ``values`` (vms, steps) against ``recommender``'s allocations; see the module.
+
+    ``watch`` lists VMs whose allocation in force is kept at every step
+    (``watched_allocation``), for plotting against their demand.
+    """
     values = np.asarray(values, dtype=np.float64)
     observed = np.asarray(observed, dtype=bool)
     if values.ndim != 2 or observed.shape != values.shape:
@@ -152,11 +164,14 @@ def replay(
     applied = capacity.copy()
     pending: deque[tuple[int, FloatArray]] = deque()
     scorer = AllocationScorer(n, warm, step_seconds)
+    kept = None if watch is None else np.empty((len(watch), T))
     for t in range(T):
         while pending and pending[0][0] <= t:
             new = pending.popleft()[1]
             scorer.resized(t, applied, new)
             applied = new
+        if kept is not None:
+            kept[:, t] = applied[watch]
         used, obs = clean[:, t], observed[:, t]
         short = scorer.step(t, applied, used, obs)
         d0 = time.perf_counter()
@@ -166,4 +181,5 @@ def replay(
         scorer.decision_seconds += time.perf_counter() - d0
         if progress is not None and (t % 64 == 0 or t == T - 1):
             progress(t + 1, T)
-    return scorer.scores(resource, recommender.name, time.process_time() - cpu0)
+    scores = scorer.scores(resource, recommender.name, time.process_time() - cpu0)
+    return replace(scores, watched_allocation=kept) if kept is not None else scores

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 
 from forethought.allocation.base import Recommender
 from forethought.allocation.cross import cross_resource_anomalies
@@ -91,12 +92,13 @@ def rightsize(
     warmup: int | None = None,
     cross_resource: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    watch: npt.NDArray[np.intp] | None = None,
 ) -> dict[str, RightsizeScores]:
     """Replay every chosen resource; policy and groups are checked before anything runs.
 
     With forethought's manager and two or more resources, a first pass finds the
     cross-resource anomalies (``cross_resource``), and every resource's manager acts on
-    them as its policy says.
+    them as its policy says. ``watch`` lists VMs whose allocations are kept step by step.
     """
     chosen = resources_of(telemetry, resources)
     if not chosen:
@@ -127,6 +129,7 @@ def rightsize(
             resize_delay=resize_delay,
             warmup=warmup,
             progress=report,
+            watch=watch,
         )
         if isinstance(rec, PredictiveRecommender):
             out[resource.value] = replace(

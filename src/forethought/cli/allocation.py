@@ -3,8 +3,10 @@
 import json
 
 import click
+from rich import box
 from rich.table import Table
 
+from forethought.allocation.compare import Comparison
 from forethought.allocation.replay import FIGURES
 from forethought.cli.base import (
     _RESOURCE_CHOICE,
@@ -16,12 +18,16 @@ from forethought.cli.base import (
     _progress,
     _skip_option,
     _trace_help,
+    _writable,
     main,
     stderr,
     stdout,
 )
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
+
+#: Short headers for the side-by-side table, one per entry of FIGURES.
+COMPACT_HEADERS = ("slack", "short", "unmet", "resizes\n/VM-h", "VMs >1%\nshort")
 
 
 @main.group(name="policy")
@@ -115,7 +121,34 @@ def policy_check_cmd(policy_file: str, trace: str | None, fmt: str | None, as_js
     help="With two or more resources, also detect anomalies across each VM's resources "
     "and act on them as the policy says.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by resource.")
+@click.option(
+    "--versus",
+    metavar="NAMES",
+    default=None,
+    help="Also replay these baselines on the same data and compare them side by side: "
+    "comma-separated names (vpa,autopilot-ml) or `all`.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write a self-contained HTML report: the figures, the slack / shortage trade-off "
+    "and the demand and allocations of --watch VMs (needs forethought[report]).",
+)
+@click.option(
+    "--watch",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="VMs drawn in the report: those whose demand ranges widest.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object keyed by resource (with --versus: by resource, then "
+    "recommender, each with `dominated_by`).",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @_skip_option
 @_limit_option
@@ -129,6 +162,9 @@ def rightsize_cmd(
     resize_delay: int,
     warmup: int | None,
     cross_resource: bool,
+    versus: str | None,
+    report: str | None,
+    watch: int,
     as_json: bool,
     progress: bool,
     skip_bad: bool,
@@ -154,22 +190,40 @@ def rightsize_cmd(
       anomalies                anomalies forethought's manager recorded and acted on
       cross_resource_anomalies of them, found across the VM's resources at once
 
+    With --versus, forethought and the named baselines are replayed on the same data and
+    shown side by side, with the recommenders that dominate each one (less slack and
+    fewer under-provisioned intervals at once). --report draws the comparison.
+
     \b
     Examples:
       forethought rightsize bundled:planetlab-20110303
       forethought rightsize path/to/bitbrains/2013-8 --baseline vpa --json
+      forethought rightsize bundled:planetlab-20110303 --versus all --report sizes.html
     """
     if policy_file and baseline:
         _fail("give either --policy or --baseline, not both")
-    from forethought.allocation.policy import load_policy
-    from forethought.allocation.runner import rightsize
+    if versus and baseline:
+        _fail("--versus compares forethought with baselines; give the baselines to --versus")
+    from pathlib import Path
+
+    from forethought.allocation.compare import (
+        Contender,
+        compare_rightsizing,
+        contenders,
+        parse_versus,
+    )
+    from forethought.allocation.policy import VmInfo, load_policy
 
     with _errors():
+        baselines = parse_versus(versus) if versus is not None else []
         policy = load_policy(policy_file) if policy_file else None
+        if report is not None:
+            _writable(report)
+            from forethought.core.htmlpage import pyplot
+
+            pyplot()  # a missing matplotlib is an error before the replays, not after
         telemetry = _load(trace, fmt, skip_bad, limit)
         if policy is not None:
-            from forethought.allocation.policy import VmInfo
-
             idle = policy.idle_groups([VmInfo(v) for v in telemetry.vm_ids])
             if idle:
                 stderr.print(
@@ -177,21 +231,43 @@ def rightsize_cmd(
                     highlight=False,
                     soft_wrap=True,
                 )
+        label = f"forethought:{Path(policy_file).stem}" if policy_file else "forethought"
+        runs = (
+            [Contender(baseline, baseline=baseline)]
+            if baseline is not None
+            else contenders(baselines, policy, label)
+        )
         with _progress(progress and not as_json, "replaying") as advance:
-            scores = rightsize(
+            comparison = compare_rightsizing(
                 telemetry,
-                policy=policy,
-                baseline=baseline,
+                runs,
                 resources=list(resources) or None,
                 resize_delay=resize_delay,
                 warmup=warmup,
                 cross_resource=cross_resource,
+                watch=watch if report is not None else 0,
                 progress=lambda label, done, total: advance(done, total),
             )
-    if as_json:
-        click.echo(json.dumps({k: v.to_dict() for k, v in scores.items()}, indent=2))
-        return
-    name = baseline or "forethought"
+    if as_json and versus is not None:
+        click.echo(json.dumps(comparison.to_dict(), indent=2))
+    elif as_json:
+        only = {r: next(iter(by.values())) for r, by in comparison.scores.items()}
+        click.echo(json.dumps({k: v.to_dict() for k, v in only.items()}, indent=2))
+    elif versus is not None:
+        _side_by_side(trace, comparison)
+    else:
+        _one_recommender(trace, runs[0].label, comparison)
+    if report is not None:
+        from forethought.allocation.report import write
+
+        # Written after the figures are out: a failing disk must not take them with it.
+        with _errors():
+            write(comparison, Path(report), f"rightsizing {trace}", telemetry.source)
+        stderr.print(f"report written to {report}", highlight=False)
+
+
+def _one_recommender(trace: str, name: str, comparison: Comparison) -> None:
+    scores = {r: by[name] for r, by in comparison.scores.items()}
     table = Table(title=f"rightsizing {trace} with {name}")
     table.add_column("metric")
     for resource in scores:
@@ -205,6 +281,21 @@ def rightsize_cmd(
     for key, label, fmt_ in rows:
         table.add_row(label, *(fmt_.format(s.to_dict()[key]) for s in scores.values()))
     stdout.print(table)
+
+
+def _side_by_side(trace: str, comparison: Comparison) -> None:
+    for resource, runs_of in comparison.scores.items():
+        beaten = comparison.dominated_by(resource)
+        table = Table(title=f"rightsizing {trace}: {resource}", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("recommender", no_wrap=True)
+        for header in COMPACT_HEADERS:
+            table.add_column(header, justify="right", no_wrap=True)
+        table.add_column("dominated\nby", min_width=11, overflow="fold")
+        for name, s in runs_of.items():
+            d = s.to_dict()
+            cells = [fmt_.format(d[key]) for key, _, fmt_ in FIGURES]
+            table.add_row(name, *cells, ", ".join(beaten[name]) or "-")
+        stdout.print(table)
 
 
 @main.command(name="anomalies")

@@ -1,6 +1,7 @@
 """The ``forethought`` command group and what every command shares: errors, trace
 loading, common options, progress bars."""
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,20 @@ def _errors() -> Iterator[None]:
         yield
     except ForethoughtError as exc:
         _fail(str(exc))
+
+
+def _writable(path: str) -> None:
+    """Refuse an output path that cannot be written, before a long run and not after it."""
+    from pathlib import Path
+
+    target = Path(path)
+    if target.is_dir():
+        _fail(f"{path}: is a directory; give a file name for the output")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        _fail(f"cannot write {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        _fail(f"cannot write {path}: the directory {parent} is not writable")
 
 
 _RESOURCE_CHOICE = click.Choice([r.value for r in Resource], case_sensitive=False)

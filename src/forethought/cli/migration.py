@@ -1,8 +1,11 @@
 """Migration and hypervisor commands: hybrid (the control loop on two sites) and hosts."""
 
+from __future__ import annotations
+
 import json
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
@@ -15,10 +18,14 @@ from forethought.cli.base import (
     _load,
     _skip_option,
     _trace_help,
+    _writable,
     main,
     stdout,
 )
 from forethought.core.resources import BANDWIDTHS
+
+if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without it
+    from forethought.migration.hybrid import HybridResult
 
 
 @main.command(name="hybrid")
@@ -146,9 +153,11 @@ def hybrid_cmd(
     import tempfile
     from pathlib import Path
 
-    from forethought.migration.hybrid import HybridResult, HybridSetup, run_hybrid
+    from forethought.migration.hybrid import HybridSetup, run_hybrid
     from forethought.sim.runner import cpu_utilisation
 
+    if report:
+        _writable(report)
     with _errors():
         setup = HybridSetup(
             private_hosts=private_hosts,
@@ -189,14 +198,27 @@ def hybrid_cmd(
                         io=io or None,
                     )
                 )
-        if report:
-            from forethought.sim.report import write_hybrid
-
-            write_hybrid(results, Path(report), f"two-site control loop on {trace}", trace)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
-        return
-    table = Table(title=f"two-site control loop on {trace} ({u.shape[0]} VMs)")
+    else:
+        _hybrid_table(trace, u.shape[0], results, bool(allocate), bool(io), fail_every > 0)
+    if report:
+        from forethought.sim.report import write_hybrid
+
+        # After the figures are out: a failing disk must not take them with it.
+        with _errors():
+            write_hybrid(results, Path(report), f"two-site control loop on {trace}", trace)
+
+
+def _hybrid_table(
+    trace: str,
+    n_vms: int,
+    results: list[HybridResult],
+    allocated: bool,
+    throttled_io: bool,
+    failures: bool,
+) -> None:
+    table = Table(title=f"two-site control loop on {trace} ({n_vms} VMs)")
     table.add_column("metric")
     for r in results:
         table.add_column(r.ranking, justify="right")
@@ -215,20 +237,20 @@ def hybrid_cmd(
         ("energy (kWh)", lambda r: f"{r.energy_kwh:.1f}"),
         ("mean active hosts", lambda r: f"{r.mean_active_hosts:.1f}"),
     ]
-    if allocate:
+    if allocated:
         rows.append(
             (
                 "resizes live / need restart / refused",
                 lambda r: f"{r.resizes_live:,} / {r.resizes_restart:,} / {r.resizes_refused:,}",
             )
         )
-        if io:
+        if throttled_io:
             label = "disk and network demand above throttles"
             rows.append((label, lambda r: f"{r.io_unmet_share:.3%}"))
     for label, cell in rows:
         table.add_row(label, *(cell(r) for r in results))
     stdout.print(table)
-    if fail_every:
+    if failures:
         injected = ", ".join(f"{k} x{v}" for k, v in results[0].injected.items())
         verdict = "all rolled back" if all(r.failures_rolled_back for r in results) else "NOT all"
         stdout.print(f"injected: {injected}; failed migrations: {verdict}")

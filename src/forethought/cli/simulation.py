@@ -16,6 +16,7 @@ from forethought.cli.base import (
     _progress,
     _skip_option,
     _trace_help,
+    _writable,
     main,
     stderr,
     stdout,
@@ -96,6 +97,13 @@ def _run_policies(
     return telemetry, results
 
 
+def _check_outputs(report: str | None, timeline: str | None) -> None:
+    """Refuse unwritable output files before the simulation, not after it."""
+    for path in (report, timeline):
+        if path:
+            _writable(path)
+
+
 def _outputs(
     telemetry: Telemetry,
     results: list[SimResult],
@@ -109,18 +117,19 @@ def _outputs(
     from forethought.sim import report as html_report
     from forethought.sim.runner import write_timeline
 
-    if report:
-        html_report.write(results, Path(report), title, telemetry.source)
-    if timeline:
-        write_timeline(results, timeline)
+    # The figures go out first: a file that fails to write must not take them with it.
     if as_json:
         payload = [r.to_dict() for r in results]
         click.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
     else:
         stdout.print(_sim_table(results, title))
-        for path in (report, timeline):
-            if path:
-                stderr.print(f"wrote {path}", highlight=False)
+    if report:
+        html_report.write(results, Path(report), title, telemetry.source)
+    if timeline:
+        write_timeline(results, timeline)
+    for path in (report, timeline):
+        if path:
+            stderr.print(f"wrote {path}", highlight=False)
 
 
 _hosts_option = click.option(
@@ -259,6 +268,7 @@ def simulate_cmd(
       forethought simulate DAY_DIR --policy predictive --json --report day.html
       forethought simulate DAY_DIR --policy predictive --allocate forethought
     """
+    _check_outputs(report, timeline)
     with _errors():
         telemetry, results = _run_policies(
             trace,
@@ -321,6 +331,7 @@ def compare_cmd(
             _fail(f"--policies: {item!r}: the parameter after ':' must be a number")
     if not runs:
         _fail("--policies: name at least one policy")
+    _check_outputs(report, timeline)
     with _errors():
         telemetry, results = _run_policies(
             trace,

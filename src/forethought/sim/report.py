@@ -1,20 +1,18 @@
-"""A self-contained HTML report of one or more simulation runs (figures inlined as SVG).
+"""Self-contained HTML reports of simulation and two-site runs (figures inlined as SVG).
 
-matplotlib draws the figures (install ``forethought[report]``); nothing is fetched from a
-network when the report is opened, so it can be mailed or archived as one file.
+matplotlib draws the figures (install ``forethought[report]``).
 """
 
 from __future__ import annotations
 
 import html
-import io
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from forethought.allocation.replay import FIGURES
 from forethought.core.errors import ForethoughtError
+from forethought.core.htmlpage import page, pyplot, svg, write_page
 from forethought.migration.hybrid import HybridResult
 from forethought.sim.metrics import SimResult
 
@@ -34,33 +32,13 @@ COLUMNS = (
 )
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ForethoughtError(
-            "the HTML report needs matplotlib: pip install 'forethought[report]'"
-        ) from exc
-    return plt
-
-
-def _svg(fig: Any) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
-
-
 def _hours(result: SimResult) -> np.ndarray:
     return np.asarray(result.timeline.get("time", []), dtype=np.float64) / 3600.0
 
 
 def figures(results: list[SimResult]) -> list[tuple[str, str]]:
     """(title, inline SVG) of every figure of the report."""
-    plt = _pyplot()
+    plt = pyplot()
     out: list[tuple[str, str]] = []
 
     def lines(title: str, key: str, ylabel: str, per_interval: bool = False) -> None:
@@ -74,7 +52,7 @@ def figures(results: list[SimResult]) -> list[tuple[str, str]]:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
-        out.append((title, _svg(fig)))
+        out.append((title, svg(fig)))
         plt.close(fig)
 
     lines("Active hosts over time", "active_hosts", "active hosts")
@@ -100,7 +78,7 @@ def figures(results: list[SimResult]) -> list[tuple[str, str]]:
         ax.set_xlabel("hours")
         ax.set_ylabel(f"hosts ever used ({used.size})")
         fig.colorbar(image, ax=ax, label="CPU utilisation")
-        out.append((f"Host utilisation: {r.policy}", _svg(fig)))
+        out.append((f"Host utilisation: {r.policy}", svg(fig)))
         plt.close(fig)
     return out
 
@@ -146,24 +124,16 @@ def render(results: list[SimResult], title: str, source: str) -> str:
     body = _allocation_table(results) + "".join(
         f"<section><h2>{html.escape(t)}</h2>{svg}</section>" for t, svg in figures(results)
     )
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
-        "table{border-collapse:collapse;font-size:0.9em}"
-        "td,th{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}"
-        "svg{max-width:100%;height:auto}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>Trace: {html.escape(source)}. "
+    intro = (
+        f"<p>Trace: {html.escape(source)}. "
         f"{results[0].n_vms} VMs on {results[0].n_hosts} hosts.</p>"
-        f"<table><tr><th>policy</th>{head}</tr>{''.join(rows)}</table>{body}</body></html>"
     )
+    table = f"<table><tr><th>policy</th>{head}</tr>{''.join(rows)}</table>"
+    return page(title, intro + table + body)
 
 
 def write(results: list[SimResult], path: Path, title: str, source: str) -> None:
-    try:
-        path.write_text(render(results, title, source), encoding="utf-8")
-    except OSError as exc:
-        raise ForethoughtError(f"cannot write the report {path}: {exc.strerror}") from exc
+    write_page(path, render(results, title, source))
 
 
 #: The two-site runs' figures: (field, label, format).
@@ -187,7 +157,7 @@ def render_hybrid(results: list[HybridResult], title: str, source: str) -> str:
     """The two-site control-loop runs as one HTML document: a table and their timelines."""
     if not results:
         raise ForethoughtError("nothing to report: no runs")
-    plt = _pyplot()
+    plt = pyplot()
     head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in HYBRID_COLUMNS)
     rows = []
     for r in results:
@@ -210,26 +180,14 @@ def render_hybrid(results: list[HybridResult], title: str, source: str) -> str:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
-        sections.append(f"<section><h2>{html.escape(label)}</h2>{_svg(fig)}</section>")
+        sections.append(f"<section><h2>{html.escape(label)}</h2>{svg(fig)}</section>")
         plt.close(fig)
     injected = ", ".join(f"{k} x{v}" for k, v in results[0].injected.items())
     note = f"<p>Injected failures: {html.escape(injected)}.</p>" if injected else ""
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
-        "table{border-collapse:collapse;font-size:0.9em}"
-        "td,th{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}"
-        "svg{max-width:100%;height:auto}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>Trace: {html.escape(source)}. "
-        f"{results[0].vms} VMs, {results[0].steps} steps.</p>{note}"
-        f"<table><tr><th>ranking</th>{head}</tr>{''.join(rows)}</table>"
-        f"{''.join(sections)}</body></html>"
-    )
+    intro = f"<p>Trace: {html.escape(source)}. {results[0].vms} VMs, {results[0].steps} steps.</p>"
+    table = f"<table><tr><th>ranking</th>{head}</tr>{''.join(rows)}</table>"
+    return page(title, intro + note + table + "".join(sections))
 
 
 def write_hybrid(results: list[HybridResult], path: Path, title: str, source: str) -> None:
-    try:
-        path.write_text(render_hybrid(results, title, source), encoding="utf-8")
-    except OSError as exc:
-        raise ForethoughtError(f"cannot write the report {path}: {exc.strerror}") from exc
+    write_page(path, render_hybrid(results, title, source))
