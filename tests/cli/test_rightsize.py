@@ -22,6 +22,11 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def flat(text: str) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
 def invoke_json(*args: str) -> tuple[int, str]:
     """Exit code and standard output only, for JSON."""
     result = CliRunner().invoke(main, list(args))
@@ -88,8 +93,22 @@ def test_policy_check_explains_and_checks_against_a_trace(tmp_path: Path) -> Non
     assert "group databases (gold)" in out
     assert "policy OK" in out
     code, out = invoke("policy", "check", str(EXAMPLE), "--trace", "bundled:planetlab-20110303")
+    assert code == 0, out  # an idle group is a warning: a policy may serve several fleets
+    assert "warning: group(s) databases, batch take no VM" in flat(out)
+    assert "everything-else: 1,052" in out
+    # An inventory says which VM carries which tag: the batch group now takes one.
+    vm = "dannan_disy_inf_uni-konstanz_de_princeton_codeen"
+    inventory = tmp_path / "vms.csv"
+    inventory.write_text(f"vm,tags,application\n{vm},batch;eu,\nnot-in-trace,,web\n")
+    args = ["--trace", "bundled:planetlab-20110303", "--inventory", str(inventory)]
+    code, out = invoke("policy", "check", str(EXAMPLE), *args)
+    assert code == 0, out
+    assert "batch: 1" in out
+    assert "everything-else: 1,051" in out
+    assert "1 VM(s) of the inventory are not in the trace: not-in-trace" in flat(out)
+    code, out = invoke("policy", "check", str(EXAMPLE), "--inventory", str(inventory))
     assert code == 1
-    assert "match no VM" in out  # databases and batch: no db-* or tagged VM in PlanetLab
+    assert "--inventory goes with --trace" in out
     code, out = invoke_json("policy", "check", str(EXAMPLE), "--json")
     assert json.loads(out)["groups"][0]["name"] == "databases"
 
@@ -188,3 +207,50 @@ def test_rightsize_report_draws_the_comparison(tmp_path: Path) -> None:
     code, out = invoke("rightsize", *SMALL, "--report", str(tmp_path / "no" / "r.html"))
     assert code == 1
     assert "cannot write" in out
+
+
+def test_rightsize_groups_by_tag_from_an_inventory(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\ngroups:\n"
+        "  - {name: pinned, match: {tags: [pinned]}, resources: {cpu: {min: 100}}}\n"
+        "  - {name: rest, match: {name: '*'}}\n"
+    )
+    code, out = invoke_json("rightsize", *SMALL, "--policy", str(policy), "--json")
+    assert code == 0, out
+    base = json.loads(out)["cpu"]
+    inventory = tmp_path / "vms.csv"
+    from forethought.telemetry.load import load_trace
+
+    vms = load_trace("bundled:planetlab-20110303", limit=30).vm_ids
+    inventory.write_text("vm,tags\n" + "".join(f"{v},pinned\n" for v in vms))
+    code, out = invoke_json(
+        "rightsize", *SMALL, "--policy", str(policy), "--inventory", str(inventory), "--json"
+    )
+    assert code == 0, out
+    pinned = json.loads(out)["cpu"]
+    # Every VM held at its full size: no VM short, more slack than the forecast-driven run.
+    assert pinned["under_provisioned_share"] == 0.0
+    assert pinned["slack"] > base["slack"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty file"),
+        ("name,tags\nx,a\n", "line 1: the header must name the columns vm"),
+        ("vm,tags\nx,a,b\n", "line 2: 3 column(s), the header has 2"),
+        ("vm,tags\nx,a\n,b\n", "line 3: the vm column is empty"),
+        ("vm\nx\n\nx\n", "line 4: VM 'x' is listed twice"),
+    ],
+)
+def test_a_bad_inventory_names_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    inventory = tmp_path / "vms.csv"
+    inventory.write_text(text)
+    code, out = invoke("rightsize", *SMALL, "--inventory", str(inventory))
+    assert code == 1
+    assert message in flat(out)
+    assert "vms.csv" in out
+    code, out = invoke("rightsize", *SMALL, "--inventory", str(tmp_path / "none.csv"))
+    assert code == 1
+    assert "no such file" in out

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from forethought.allocation.baselines import BASELINES
-from forethought.allocation.policy import Policy
+from forethought.allocation.policy import Policy, VmInfo
 from forethought.allocation.replay import RightsizeScores
 from forethought.allocation.runner import resources_of, rightsize, sized_series
 from forethought.core.errors import ForethoughtError
@@ -138,6 +138,7 @@ def compare_rightsizing(
     cross_resource: bool = True,
     watch: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
+    vms: list[VmInfo] | None = None,
 ) -> Comparison:
     """Replay every contender on the same demand, in order, keeping ``watch`` VMs' allocations.
 
@@ -175,6 +176,7 @@ def compare_rightsizing(
             cross_resource=cross_resource,
             progress=report,
             watch=watched if watched.size else None,
+            vms=vms,
         )
         for resource, s in result.items():
             scores[resource][run.label] = s

@@ -63,6 +63,7 @@ def recommender_for(
     policy: Policy | None,
     baseline: str | None,
     resize_delay: int,
+    vms: list[VmInfo] | None = None,
 ) -> Recommender:
     if baseline is not None:
         from forethought.allocation.baselines import make_baseline
@@ -77,7 +78,8 @@ def recommender_for(
         return make_baseline(baseline, resource.value)
     policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
     # Every VM must fall in a group; a group with no VM here is only noted by the caller.
-    groups = policy.assign([VmInfo(v) for v in telemetry.vm_ids], require_all_groups=False)
+    infos = vms if vms is not None else [VmInfo(v) for v in telemetry.vm_ids]
+    groups = policy.assign(infos, require_all_groups=False)
     settings = Settings.from_policy(policy, groups, resource, telemetry.step_seconds)
     return PredictiveRecommender(settings, resource, resize_delay=resize_delay)
 
@@ -93,17 +95,22 @@ def rightsize(
     cross_resource: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
     watch: npt.NDArray[np.intp] | None = None,
+    vms: list[VmInfo] | None = None,
 ) -> dict[str, RightsizeScores]:
     """Replay every chosen resource; policy and groups are checked before anything runs.
 
     With forethought's manager and two or more resources, a first pass finds the
     cross-resource anomalies (``cross_resource``), and every resource's manager acts on
-    them as its policy says. ``watch`` lists VMs whose allocations are kept step by step.
+    them as its policy says. ``watch`` lists VMs whose allocations are kept step by step;
+    ``vms`` gives each VM's tags and application for the policy's groups (names only
+    without it).
     """
     chosen = resources_of(telemetry, resources)
     if not chosen:
         raise ForethoughtError(f"{telemetry.source}: no cpu or memory series to rightsize")
-    built = [(r, recommender_for(telemetry, r, policy, baseline, resize_delay)) for r in chosen]
+    built = [
+        (r, recommender_for(telemetry, r, policy, baseline, resize_delay, vms)) for r in chosen
+    ]
     cross = None
     if cross_resource and baseline is None and len(chosen) > 1:
         report = None if progress is None else _bind(progress, "cross-resource")

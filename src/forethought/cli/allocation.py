@@ -1,12 +1,14 @@
 """Allocation commands: policy check, rightsize, anomalies."""
 
+from __future__ import annotations
+
 import json
+from typing import TYPE_CHECKING
 
 import click
 from rich import box
 from rich.table import Table
 
-from forethought.allocation.compare import Comparison
 from forethought.allocation.replay import FIGURES
 from forethought.cli.base import (
     _RESOURCE_CHOICE,
@@ -26,6 +28,18 @@ from forethought.cli.base import (
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
 
+if TYPE_CHECKING:  # imported where used: the command line starts faster without them
+    from forethought.allocation.compare import Comparison
+    from forethought.allocation.policy import VmInfo
+
+_inventory_option = click.option(
+    "--inventory",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV of the VMs' tags and applications (columns vm,tags,application; tags "
+    "separated by ';'), for policy groups that match on them.",
+)
+
 #: Short headers for the side-by-side table, one per entry of FIGURES.
 COMPACT_HEADERS = ("slack", "short", "unmet", "resizes\n/VM-h", "VMs >1%\nshort")
 
@@ -40,11 +54,14 @@ def policy_group() -> None:
 @click.option(
     "--trace",
     default=None,
-    help="Also check that every VM of this trace falls in a group and every group has VMs.",
+    help="Also check that every VM of this trace falls in a group, and count each group's VMs.",
 )
+@_inventory_option
 @_format_option
 @click.option("--json", "as_json", is_flag=True, help="Print the validated policy as JSON.")
-def policy_check_cmd(policy_file: str, trace: str | None, fmt: str | None, as_json: bool) -> None:
+def policy_check_cmd(
+    policy_file: str, trace: str | None, inventory: str | None, fmt: str | None, as_json: bool
+) -> None:
     """Validate POLICY_FILE and explain, group by group, what it will do.
 
     A policy file is YAML: version 1, optional sla_classes (highest priority first),
@@ -56,22 +73,60 @@ def policy_check_cmd(policy_file: str, trace: str | None, fmt: str | None, as_js
     to anomalies (alert, scale_up with scale_up_by, isolate). Errors name the file, the
     line and the field, and exit with status 1 before anything runs.
 
-    \b
-    Example:
-      forethought policy check examples/policy.yaml --trace bundled:planetlab-20110303
-    """
-    from forethought.allocation.policy import VmInfo, load_policy
+    With --trace, a VM that no group takes is an error; a group that takes no VM of the
+    trace is a warning (a policy may serve several fleets). A trace gives VM names only:
+    groups that match on tags or an application need --inventory to say which VM is what.
 
+    \b
+    Examples:
+      forethought policy check examples/policy.yaml --trace bundled:planetlab-20110303
+      forethought policy check examples/policy.yaml --trace DAY_DIR --inventory vms.csv
+    """
+    from collections import Counter
+
+    from forethought.allocation.policy import load_policy
+
+    if inventory is not None and trace is None:
+        _fail("--inventory goes with --trace: it says what the trace's VMs are")
+    counts: Counter[str] = Counter()
     with _errors():
         policy = load_policy(policy_file)
         if trace is not None:
             telemetry = _load(trace, fmt, False, None)
-            policy.assign([VmInfo(v) for v in telemetry.vm_ids])
+            vms = _vm_infos(telemetry.vm_ids, inventory)
+            counts.update(g.name for g in policy.assign(vms, require_all_groups=False))
     if as_json:
         click.echo(policy.model.model_dump_json(indent=2))
         return
     stdout.print(policy.explain(), highlight=False)
+    if trace is not None:
+        stdout.print(f"\nVMs of {trace} per group (first match wins):", highlight=False)
+        for group in policy.groups:
+            stdout.print(f"  {group.name}: {counts[group.name]:,}", highlight=False)
+        idle = [g.name for g in policy.groups if not counts[g.name]]
+        if idle:
+            hint = "" if inventory else " (tags and applications come from --inventory)"
+            stderr.print(
+                f"warning: group(s) {', '.join(idle)} take no VM of this trace{hint}",
+                highlight=False,
+                soft_wrap=True,
+            )
     stdout.print("\npolicy OK", style="bold green")
+
+
+def _vm_infos(vm_ids: tuple[str, ...], inventory: str | None) -> list[VmInfo]:
+    """The trace's VMs as a policy sees them, with the inventory's tags and applications."""
+    from forethought.allocation.inventory import load_inventory, vm_infos
+
+    infos, absent = vm_infos(vm_ids, load_inventory(inventory) if inventory else None)
+    if absent:
+        shown = ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
+        stderr.print(
+            f"note: {len(absent):,} VM(s) of the inventory are not in the trace: {shown}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return infos
 
 
 @main.command(name="rightsize")
@@ -121,6 +176,7 @@ def policy_check_cmd(policy_file: str, trace: str | None, fmt: str | None, as_js
     help="With two or more resources, also detect anomalies across each VM's resources "
     "and act on them as the policy says.",
 )
+@_inventory_option
 @click.option(
     "--versus",
     metavar="NAMES",
@@ -162,6 +218,7 @@ def rightsize_cmd(
     resize_delay: int,
     warmup: int | None,
     cross_resource: bool,
+    inventory: str | None,
     versus: str | None,
     report: str | None,
     watch: int,
@@ -212,7 +269,7 @@ def rightsize_cmd(
         contenders,
         parse_versus,
     )
-    from forethought.allocation.policy import VmInfo, load_policy
+    from forethought.allocation.policy import load_policy
 
     with _errors():
         baselines = parse_versus(versus) if versus is not None else []
@@ -223,8 +280,9 @@ def rightsize_cmd(
 
             pyplot()  # a missing matplotlib is an error before the replays, not after
         telemetry = _load(trace, fmt, skip_bad, limit)
+        vms = _vm_infos(telemetry.vm_ids, inventory)
         if policy is not None:
-            idle = policy.idle_groups([VmInfo(v) for v in telemetry.vm_ids])
+            idle = policy.idle_groups(vms)
             if idle:
                 stderr.print(
                     f"note: group(s) {', '.join(idle)} match no VM of this trace",
@@ -247,6 +305,7 @@ def rightsize_cmd(
                 cross_resource=cross_resource,
                 watch=watch if report is not None else 0,
                 progress=lambda label, done, total: advance(done, total),
+                vms=vms,
             )
     if as_json and versus is not None:
         click.echo(json.dumps(comparison.to_dict(), indent=2))

@@ -1,0 +1,82 @@
+"""A VM inventory: the tags and application of each VM, for policies that group by them.
+
+A trace carries VM names only, so a policy group that matches on tags or an application
+takes no VM of it unless an inventory says which VM is what. The inventory is a CSV file
+an operator can export from their cloud (OpenStack metadata, libvirt domain metadata...):
+
+    vm,tags,application
+    db-01,prod;eu,postgres
+    batch-7,batch,
+
+``vm`` is required; ``tags`` (separated by ``;`` or spaces) and ``application`` are
+optional columns and may be empty. Errors name the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from forethought.allocation.policy import VmInfo
+from forethought.core.errors import ForethoughtError
+
+COLUMNS = ("vm", "tags", "application")
+
+
+class InventoryError(ForethoughtError):
+    """The inventory file is unreadable or malformed; the message names the file and line."""
+
+
+def load_inventory(path: str | Path) -> dict[str, VmInfo]:
+    """Each VM's name, tags and application, keyed by name."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InventoryError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"{path}: cannot read the inventory: {exc}") from None
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise InventoryError(
+            f"{path}: empty file; expected a header line such as {','.join(COLUMNS)}"
+        )
+    header = [cell.strip().lower() for cell in rows[0]]
+    unknown = [c for c in header if c not in COLUMNS]
+    if unknown or "vm" not in header or len(set(header)) != len(header):
+        raise InventoryError(
+            f"{path}, line 1: the header must name the columns vm and optionally tags and "
+            f"application, each once; got {','.join(rows[0])}"
+        )
+    out: dict[str, VmInfo] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are allowed
+        if len(row) != len(header):
+            raise InventoryError(
+                f"{path}, line {number}: {len(row)} column(s), the header has {len(header)}"
+            )
+        cells = dict(zip(header, (cell.strip() for cell in row), strict=True))
+        name = cells["vm"]
+        if not name:
+            raise InventoryError(f"{path}, line {number}: the vm column is empty")
+        if name in out:
+            raise InventoryError(f"{path}, line {number}: VM {name!r} is listed twice")
+        tags = frozenset(cells.get("tags", "").replace(";", " ").split())
+        out[name] = VmInfo(name, tags, cells.get("application") or None)
+    return out
+
+
+def vm_infos(
+    vm_ids: Sequence[str], inventory: dict[str, VmInfo] | None
+) -> tuple[list[VmInfo], list[str]]:
+    """What a policy can match each VM of a trace on, and the inventory's VMs not in it.
+
+    A VM the inventory does not list is matched on its name only.
+    """
+    if inventory is None:
+        return [VmInfo(v) for v in vm_ids], []
+    present = set(vm_ids)
+    missing = [name for name in inventory if name not in present]
+    return [inventory.get(v, VmInfo(v)) for v in vm_ids], missing
