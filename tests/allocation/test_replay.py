@@ -128,6 +128,19 @@ def test_bad_arguments_are_refused() -> None:
         )
     with pytest.raises(ForethoughtError, match="mask"):
         replay(usage, ok[:, :3], Fixed([1.0, 1.0]), np.ones(2), step_seconds=300, resource="cpu")
+    # A delay as long as the trace: no decision could ever take effect.
+    with pytest.raises(
+        ForethoughtError, match="no decision could take effect within the trace's 5"
+    ):
+        replay(
+            usage, ok, Fixed([1.0, 1.0]), np.ones(2), step_seconds=300, resource="cpu",
+            warmup=1, resize_delay=4,
+        )  # fmt: skip
+    s = replay(
+        usage, ok, Fixed([1.0, 1.0]), np.ones(2), step_seconds=300, resource="cpu",
+        warmup=1, resize_delay=3,
+    )  # fmt: skip
+    assert s.scored_steps == 4
 
 
 def test_bandwidths_are_rightsized_in_their_own_unit_by_forethought_only(

@@ -33,12 +33,25 @@ def test_json_holds_the_evidence(fixtures_dir: Path) -> None:
     assert all(o > u for o, u in zip(first["observed"], first["upper"], strict=True))
 
 
-def test_one_resource_or_a_missing_one_is_a_clear_error(fixtures_dir: Path) -> None:
+def test_one_resource_gives_the_per_series_anomalies_and_says_so() -> None:
     runner = CliRunner()
-    result = runner.invoke(main, ["anomalies", "bundled:planetlab-20110303", "--limit", "5"])
-    assert result.exit_code == 1
-    assert "two or more" in result.output
-    result = runner.invoke(
+    args = ["anomalies", "bundled:planetlab-20110303", "--limit", "40", "--no-progress"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "cpu above its own p99" in result.output
+    assert not [line for line in result.output.splitlines() if "│ across resources" in line]
+    assert "anomalies per series only" in " ".join(result.output.split())
+    result = runner.invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["resources"] == ["cpu"]
+    assert out["count"] == 0
+    assert out["threshold_floor"] is None  # strict JSON: no NaN
+    assert all(e["resource"] == "cpu" for e in out["series"])
+
+
+def test_a_missing_resource_is_a_clear_error() -> None:
+    result = CliRunner().invoke(
         main, ["anomalies", "bundled:planetlab-20110303", "--resource", "memory"]
     )
     assert result.exit_code == 1

@@ -103,6 +103,40 @@ def test_forecast_json_lines(runner: CliRunner) -> None:
         assert all(a <= b for a, b in zip(lower, upper, strict=True))
 
 
+def test_forecast_table_names_the_levels_it_shows(runner: CliRunner) -> None:
+    args = ["forecast", "bundled:planetlab-20110303", "--limit", "2", "--level", "0.8"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "p80 max" in result.output
+    assert "p95" not in result.output
+    assert "p99" not in result.output
+    result = runner.invoke(main, [*args[:4], "--level", "0.9", "--level", "0.975"])
+    assert "p90 max" in result.output
+    assert "p97.5 max" in result.output
+
+
+@pytest.mark.parametrize("command", ["forecast", "backtest"])
+def test_a_horizon_beyond_a_day_is_refused_before_anything_runs(
+    runner: CliRunner, command: str
+) -> None:
+    args = [command, "bundled:planetlab-20110303", "--limit", "1", "--horizon", "100000"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2
+    assert "1<=x<=288" in result.output
+
+
+def test_json_is_strict_where_a_figure_is_not_a_number(runner: CliRunner, tmp_path: Path) -> None:
+    day = tmp_path / "flat"
+    day.mkdir()
+    for name in ("a", "b"):
+        (day / name).write_text("0\n" * 288)
+    result = runner.invoke(main, ["backtest", str(day), "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"JSON has {c}"))
+    assert out["mase"] is None  # no naive scale on a constant history: not a number
+    assert out["series_origins_without_scale"] > 0
+
+
 def test_inspect_reports_repairs(runner: CliRunner, fixtures_dir: Path) -> None:
     result = runner.invoke(main, ["inspect", str(fixtures_dir / "bitbrains"), "--json"])
     assert result.exit_code == 0, result.output

@@ -79,9 +79,10 @@ def cross_resource_anomalies(
     progress: Callable[[int, int], None] | None = None,
 ) -> CrossReport:
     """Detect cross-resource anomalies in ``series``: resource -> (values, mask), each
-    (vms, steps) on one grid."""
-    if len(series) < 2:
-        raise ForethoughtError("cross-resource anomalies need at least two resources")
+    (vms, steps) on one grid. With a single resource only the per-series anomalies can
+    be found (``series_events``); there is nothing to compare across."""
+    if not series:
+        raise ForethoughtError("anomaly detection needs at least one resource")
     resources = tuple(series)
     shapes = {values.shape for values, _ in series.values()}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
@@ -97,19 +98,21 @@ def cross_resource_anomalies(
     for m in engine.models:
         if isinstance(m, MarkovChain):
             m.stagger = True
-    detector = CrossResourceDetector(n, tuple(r.value for r in resources), run=run, level=level)
-    report = CrossReport(detector.resources, detector.threshold)
+    names = tuple(r.value for r in resources)
+    detector = CrossResourceDetector(n, names, run=run, level=level) if R > 1 else None
+    report = CrossReport(names, detector.threshold if detector is not None else float("nan"))
     flags = np.zeros((n, T), dtype=bool)
     predicted = np.full(n * R, np.nan)
     for t in range(T):
         y, seen = values[:, t], mask[:, t]
-        residual = np.where(seen, y - predicted, np.nan)
-        fired = detector.check(t, residual.reshape(R, n).T, seen.reshape(R, n).T)
-        if fired.any():
-            fresh = detector.events[len(report.events) :]
-            report.events.extend(fresh)
-            report.by_step[t] = list(fresh)
-        flags[:, t] = detector.flags
+        if detector is not None:
+            residual = np.where(seen, y - predicted, np.nan)
+            fired = detector.check(t, residual.reshape(R, n).T, seen.reshape(R, n).T)
+            if fired.any():
+                fresh = detector.events[len(report.events) :]
+                report.events.extend(fresh)
+                report.by_step[t] = list(fresh)
+            flags[:, t] = detector.flags
         engine.update(np.where(seen, y, np.nan)[:, None], seen[:, None])
         predicted = np.asarray(engine.forecast(1).median[:, 0])
         if progress is not None and (t % 64 == 0 or t == T - 1):

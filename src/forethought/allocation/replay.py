@@ -157,6 +157,11 @@ def replay(
     warm = min(288, T // 2) if warmup is None else warmup
     if not 0 <= warm < T:
         raise ForethoughtError(f"the warm-up ({warm} steps) must be shorter than the trace ({T})")
+    if resize_delay + 1 >= T:
+        raise ForethoughtError(
+            f"--resize-delay {resize_delay} steps: no decision could take effect within the "
+            f"trace's {T} steps"
+        )
     capacity = np.broadcast_to(np.asarray(capacity, dtype=np.float64), (n,)).copy()
     clean = np.where(observed, values, 0.0)
     cpu0 = time.process_time()

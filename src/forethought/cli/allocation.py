@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
@@ -15,6 +14,7 @@ from forethought.cli.base import (
     _errors,
     _fail,
     _format_option,
+    _json,
     _limit_option,
     _load,
     _progress,
@@ -158,10 +158,11 @@ def _vm_infos(vm_ids: tuple[str, ...], inventory: str | None) -> list[VmInfo]:
 )
 @click.option(
     "--resize-delay",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=288),
     default=0,
     show_default=True,
-    help="Steps between a decision and the resize taking effect.",
+    help="Steps between a decision and the resize taking effect (at most 288, a day of "
+    "five-minute steps; forethought forecasts that much further ahead).",
 )
 @click.option(
     "--warmup",
@@ -308,10 +309,10 @@ def rightsize_cmd(
                 vms=vms,
             )
     if as_json and versus is not None:
-        click.echo(json.dumps(comparison.to_dict(), indent=2))
+        click.echo(_json(comparison.to_dict(), indent=2))
     elif as_json:
         only = {r: next(iter(by.values())) for r, by in comparison.scores.items()}
-        click.echo(json.dumps({k: v.to_dict() for k, v in only.items()}, indent=2))
+        click.echo(_json({k: v.to_dict() for k, v in only.items()}, indent=2))
     elif versus is not None:
         _side_by_side(trace, comparison)
     else:
@@ -425,10 +426,12 @@ def anomalies_cmd(
         missing = [r.value for r in chosen if r not in telemetry.resources]
         if missing:
             _fail(f"{telemetry.source}: no {', '.join(missing)} series in the trace")
-        if len(set(chosen)) < 2:
-            _fail(
-                f"{telemetry.source}: anomalies across resources need two or more "
-                f"(the trace has {', '.join(r.value for r in telemetry.resources)})"
+        if len(set(chosen)) < 2 and not as_json:
+            stderr.print(
+                f"note: one resource ({chosen[0].value}): anomalies per series only; "
+                "anomalies across resources need two or more",
+                highlight=False,
+                soft_wrap=True,
             )
         series = {}
         for r in dict.fromkeys(chosen):
@@ -447,7 +450,7 @@ def anomalies_cmd(
         out = report.to_dict()
         out["vm_ids"] = list(telemetry.vm_ids)
         out["step_seconds"] = telemetry.step_seconds
-        click.echo(json.dumps(out, indent=2))
+        click.echo(_json(out, indent=2))
         return
     ids = telemetry.vm_ids
     days = telemetry.n_steps * telemetry.step_seconds / 86_400
@@ -460,7 +463,8 @@ def anomalies_cmd(
         count = sum(1 for _, res, _ in report.series_events if res == name)
         summary.add_row(f"{name} above its own p99", f"{count:,}", f"{count / vm_days:.3f}")
     n = len(report.events)
-    summary.add_row("across resources", f"{n:,}", f"{n / vm_days:.3f}")
+    if len(report.resources) > 1:
+        summary.add_row("across resources", f"{n:,}", f"{n / vm_days:.3f}")
     stdout.print(summary)
     if top and report.events:
         listed = sorted(report.events, key=lambda e: -max(e.distance))[:top]

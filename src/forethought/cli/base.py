@@ -1,6 +1,8 @@
 """The ``forethought`` command group and what every command shares: errors, trace
 loading, common options, progress bars."""
 
+import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -38,6 +40,22 @@ def _errors() -> Iterator[None]:
         yield
     except ForethoughtError as exc:
         _fail(str(exc))
+
+
+def _finite(obj: object) -> object:
+    """``obj`` with every NaN or infinite float replaced by None (JSON's null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _json(obj: object, indent: int | None = 2) -> str:
+    """Strict JSON for scripts: a value that is not a number (NaN, infinity) is null."""
+    return json.dumps(_finite(obj), indent=indent, allow_nan=False)
 
 
 def _writable(path: str) -> None:

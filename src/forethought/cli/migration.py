@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from forethought.cli.base import (
     _errors,
     _fail,
     _format_option,
+    _json,
     _load,
     _skip_option,
     _trace_help,
@@ -199,7 +199,7 @@ def hybrid_cmd(
                     )
                 )
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        click.echo(_json([r.to_dict() for r in results], indent=2))
     else:
         _hybrid_table(trace, u.shape[0], results, bool(allocate), bool(io), fail_every > 0)
     if report:
@@ -317,7 +317,7 @@ def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool)
     idle = {r.value: 0.0 for r in columns}
     if as_json:
         click.echo(
-            json.dumps(
+            _json(
                 {
                     "hosts": [h.__dict__ for h in inventory.hosts],
                     "vms": [

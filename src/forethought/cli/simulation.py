@@ -1,6 +1,5 @@
 """Commands that simulate a data centre: simulate and compare."""
 
-import json
 from collections.abc import Callable
 
 import click
@@ -11,6 +10,7 @@ from forethought.cli.base import (
     _errors,
     _fail,
     _format_option,
+    _json,
     _limit_option,
     _load,
     _progress,
@@ -120,7 +120,7 @@ def _outputs(
     # The figures go out first: a file that fails to write must not take them with it.
     if as_json:
         payload = [r.to_dict() for r in results]
-        click.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+        click.echo(_json(payload[0] if len(payload) == 1 else payload, indent=2))
     else:
         stdout.print(_sim_table(results, title))
     if report:

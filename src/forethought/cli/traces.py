@@ -1,7 +1,5 @@
 """Commands on traces and forecasts: datasets, inspect, backtest, forecast."""
 
-import json
-
 import click
 import numpy as np
 from rich.table import Table
@@ -9,6 +7,7 @@ from rich.table import Table
 from forethought.cli.base import (
     _errors,
     _format_option,
+    _json,
     _limit_option,
     _load,
     _progress,
@@ -24,6 +23,9 @@ from forethought.forecast.engine import make_forecaster, model_names
 from forethought.telemetry.datasets import DATASETS
 from forethought.telemetry.series import Telemetry
 
+#: The longest horizon the commands accept: a day of five-minute steps.
+MAX_HORIZON = 288
+
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
@@ -34,7 +36,7 @@ def datasets(as_json: bool) -> None:
     public traces are not shipped; the ORIGIN column says where to download them.
     """
     if as_json:
-        click.echo(json.dumps([d.__dict__ for d in DATASETS], indent=2))
+        click.echo(_json([d.__dict__ for d in DATASETS], indent=2))
         return
     table = Table(title="datasets")
     for col in ("name", "bundled", "description", "origin", "licence"):
@@ -66,7 +68,7 @@ def inspect(trace: str, fmt: str | None, skip_bad: bool, limit: int | None, as_j
         "repairs": t.repairs.to_dict(),
     }
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        click.echo(_json(info, indent=2))
         return
     for key, value in info.items():
         if key != "repairs":
@@ -131,10 +133,10 @@ def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
 )
 @click.option(
     "--horizon",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_HORIZON),
     default=12,
     show_default=True,
-    help="Steps ahead to forecast from each origin.",
+    help=f"Steps ahead to forecast from each origin (at most {MAX_HORIZON}).",
 )
 @click.option(
     "--first-origin",
@@ -162,6 +164,7 @@ def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
     ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @_skip_option
 @_limit_option
 @_trace_help
@@ -175,6 +178,7 @@ def backtest_cmd(
     every: int,
     model: str,
     as_json: bool,
+    progress: bool,
     skip_bad: bool,
     limit: int | None,
 ) -> None:
@@ -203,7 +207,7 @@ def backtest_cmd(
         cfg = BacktestConfig(horizon=horizon, first_origin=first_origin, every=every)
         upper = 100.0 if unit is Unit.PERCENT else None
         label = f"backtest {model}"
-        with _progress(not as_json, label) as advance:
+        with _progress(progress and not as_json, label) as advance:
             result = backtest(
                 lambda: make_forecaster(
                     model, step_seconds=t.step_seconds, horizon=horizon, upper=upper
@@ -224,7 +228,7 @@ def backtest_cmd(
             "every": every,
             **result.to_dict(),
         }
-        click.echo(json.dumps(out, indent=2))
+        click.echo(_json(out, indent=2))
         return
     _print_backtest(result, f"{model} on {t.source} ({resource.value})", unit)
 
@@ -235,10 +239,12 @@ def backtest_cmd(
 @_resource_option
 @click.option(
     "--horizon",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_HORIZON),
     default=12,
     show_default=True,
-    help="Steps ahead to forecast after the last sample.",
+    help=f"Steps ahead to forecast after the last sample (at most {MAX_HORIZON}: the "
+    "engine keeps every path it issued within the horizon, so its memory grows with the "
+    "square of the horizon).",
 )
 @click.option(
     "--model",
@@ -298,7 +304,7 @@ def forecast_cmd(
     if as_json:
         for i, vm in enumerate(t.vm_ids):
             click.echo(
-                json.dumps(
+                _json(
                     {
                         "vm": vm,
                         "resource": resource.value,
@@ -311,21 +317,24 @@ def forecast_cmd(
                         },
                         "anomalous": bool(flags[i]),
                         "note": fc.notes[i],
-                    }
+                    },
+                    indent=None,  # one line per VM (JSON Lines)
                 )
             )
         return
     table = Table(title=f"{resource.value} forecast, next {horizon} steps ({unit.value})")
-    for col in ("vm", "median h=1", f"median h={horizon}", "p95 max", "p99 max", "note"):
+    # The upper levels actually forecast (at most the top two), each under its own name.
+    upper = [(k, q) for k, q in enumerate(fc.levels) if q > 0.5][-2:]
+    headers = ["vm", "median h=1", f"median h={horizon}"]
+    headers += [f"p{100 * q:g} max" for _, q in upper] + ["note"]
+    for col in headers:
         table.add_column(col, overflow="fold")
-    p95 = fc.quantile(0.95) if 0.95 in fc.levels else fc.quantiles[:, :, -1]
     for i, vm in enumerate(t.vm_ids[:50]):
         table.add_row(
             vm,
             f"{fc.median[i, 0]:.2f}",
             f"{fc.median[i, -1]:.2f}",
-            f"{p95[i].max():.2f}",
-            f"{fc.quantiles[i, :, -1].max():.2f}",
+            *(f"{fc.quantiles[i, :, k].max():.2f}" for k, _ in upper),
             ("ANOMALY; " if flags[i] else "") + fc.notes[i],
         )
     stdout.print(table)
