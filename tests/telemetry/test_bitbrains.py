@@ -347,6 +347,31 @@ def test_a_millisecond_timestamp_is_refused_not_allocated(tmp_path: Path) -> Non
         read_bitbrains(tmp_path)
 
 
+@pytest.mark.parametrize("bad", [1.0, 2 * START])
+def test_one_stray_timestamp_names_its_line_or_is_skipped(tmp_path: Path, bad: float) -> None:
+    lines = [HEADER] + [row(START + 300 * i) for i in range(40)]
+    lines[5] = row(bad)  # line 6 of the file
+    lines.insert(3, "")  # a blank line before it does not shift the count
+    write_vm(tmp_path / "1.csv", lines)
+    small_vm(tmp_path / "2.csv", rows=40)
+    with pytest.raises(TraceError, match=r"1\.csv, line 7: timestamp .* corrupted timestamp"):
+        read_bitbrains(tmp_path)
+    t = read_bitbrains(tmp_path, skip_bad=True)
+    assert t.n_steps == 40  # the grid spans the real samples, not decades
+    [skipped] = t.repairs.skipped
+    assert skipped.line == 7
+    assert skipped.path.endswith("1.csv")
+
+
+def test_vms_on_different_days_are_not_stray(tmp_path: Path) -> None:
+    day = 288 * 300
+    small_vm(tmp_path / "1.csv", rows=288)
+    write_vm(tmp_path / "2.csv", [HEADER] + [row(START + 3 * day + 300 * i) for i in range(288)])
+    t = read_bitbrains(tmp_path)
+    assert t.n_steps == 4 * 288
+    assert not t.repairs.skipped
+
+
 # --------------------------------------------------------------------- the full month
 
 

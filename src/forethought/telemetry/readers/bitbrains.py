@@ -259,6 +259,44 @@ def _read_vm_file(path: Path, skip_bad: bool, report: RepairReport) -> FloatArra
     return rows
 
 
+def _without_stray_timestamps(
+    tables: list[FloatArray], paths: list[Path], skip_bad: bool, report: RepairReport
+) -> list[FloatArray]:
+    """Refuse (or with ``skip_bad`` drop) rows whose timestamp lies far from all the others.
+
+    One corrupted timestamp (a zero, a truncated number) would stretch the time grid over
+    decades and the panel to gigabytes. The bulk of the samples sets the range: the middle
+    half of all timestamps, widened by twice its width (which covers every sample of a
+    trace sampled evenly) and by at least a day. A row outside it is a bad record.
+    """
+    stamps = np.concatenate([t[:, _TS] for t in tables])
+    q25, q75 = np.quantile(stamps, [0.25, 0.75])
+    margin = max(4.0 * (q75 - q25), 86_400.0)
+    lo, hi = q25 - margin, q75 + margin
+    kept = []
+    for rows, path in zip(tables, paths, strict=True):
+        stray = np.flatnonzero((rows[:, _TS] < lo) | (rows[:, _TS] > hi))
+        for index in stray.tolist():
+            problem = (
+                f"timestamp {rows[index, _TS]:.0f} lies far outside the trace's other "
+                f"samples ({q25:.0f} to {q75:.0f} for the middle half): a corrupted timestamp"
+            )
+            _skip_or_raise(path, problem, skip_bad, report, line=_line_of_row(path, index))
+        kept.append(np.delete(rows, stray, axis=0) if stray.size else rows)
+    return kept
+
+
+def _line_of_row(path: Path, index: int) -> int | None:
+    """The file line of data row ``index`` (blank lines are not rows); for error messages."""
+    rows_seen = 0
+    for number, line in enumerate(read_text(path).split("\n")[1:], start=2):
+        if line.strip():
+            if rows_seen == index:
+                return number
+            rows_seen += 1
+    return None
+
+
 def _worst(counts: IntArray, vm_ids: list[str], label: str) -> str:
     """``"<label> in 3 VMs (120 in total; most in VM 20: 100)"``, or ``"no <label>"``."""
     hit = np.flatnonzero(counts)
@@ -299,13 +337,16 @@ def read_bitbrains(
     report = RepairReport()
     vm_ids: list[str] = []
     tables: list[FloatArray] = []
+    paths: list[Path] = []
     for vm, path in files:
         rows = _read_vm_file(path, skip_bad, report)
         if rows is not None:
             vm_ids.append(vm)
             tables.append(rows)
+            paths.append(path)
     if not tables:
         raise TraceError(root, "no readable VM file (all were skipped)")
+    tables = _without_stray_timestamps(tables, paths, skip_bad, report)
 
     n_vms = len(tables)
     cpu_clipped = np.zeros(n_vms, dtype=np.int64)
