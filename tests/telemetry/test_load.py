@@ -43,18 +43,36 @@ def test_detects_each_format(fixtures_dir: Path, tmp_path: Path, long_csv: Path)
     assert detect_format(renamed) == "long-parquet"
 
 
-@pytest.mark.parametrize("kind", ["empty directory", "text file", "missing"])
+@pytest.mark.parametrize("kind", ["text file", "missing"])
 def test_an_unknown_format_lists_the_known_ones(tmp_path: Path, kind: str) -> None:
     target = tmp_path / "thing"
-    if kind == "empty directory":
-        target.mkdir()
-    elif kind == "text file":
+    if kind == "text file":
         target.write_text("hello,world\n")
     with pytest.raises(UnknownFormatError) as caught:
         detect_format(target)
     message = str(caught.value)
     assert str(target) in message
     assert all(name in message for name in FORMATS)
+
+
+def test_an_empty_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(UnknownFormatError, match="the directory is empty"):
+        detect_format(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["planetlab", "bitbrains"])
+def test_a_bad_first_file_does_not_hide_the_format(
+    fixtures_dir: Path, tmp_path: Path, fmt: str
+) -> None:
+    day = tmp_path / fmt
+    shutil.copytree(fixtures_dir / fmt, day)
+    first = sorted(p for p in day.iterdir() if p.is_file())[0]
+    if fmt == "bitbrains":
+        first = day / "1.csv"
+    first.write_text("")  # the file detection would have sniffed
+    assert detect_format(day) == fmt
+    with pytest.raises(TraceError, match=f"{first.name}: empty file"):
+        load_trace(day)
 
 
 def test_loads_each_format(fixtures_dir: Path, tmp_path: Path, long_csv: Path) -> None:

@@ -39,6 +39,8 @@ def detect_format(path: Path) -> str:
     "a directory of numbers" of PlanetLab.
     """
     if path.is_dir():
+        if not any(not p.name.startswith(".") for p in path.iterdir()):
+            raise UnknownFormatError(f"{path}: the directory is empty; no trace to read")
         if looks_like_bitbrains(path):
             return "bitbrains"
         if looks_like_planetlab(path):

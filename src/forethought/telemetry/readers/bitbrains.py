@@ -152,9 +152,16 @@ def looks_like_bitbrains(path: Path) -> bool:
             return False
         if not candidates:
             return False
-        path = min(candidates, key=lambda p: (_sort_key(_vm_id(p) or p.name), p.name))
+        # Up to five files: one bad or empty file must not hide the format, so that the
+        # reader, not detection, names what is wrong with it.
+        ordered = sorted(candidates, key=lambda p: (_sort_key(_vm_id(p) or p.name), p.name))
+        return any(_has_header(p) for p in ordered[:5])
     elif not path.is_file() or _vm_id(path) is None:
         return False
+    return _has_header(path)
+
+
+def _has_header(path: Path) -> bool:
     first = first_line(path)
     return first is not None and _header_problem(first) is None
 

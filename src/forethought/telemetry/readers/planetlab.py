@@ -19,19 +19,25 @@ STEP_SECONDS = 300
 
 
 def looks_like_planetlab(path: Path) -> bool:
-    """A directory of extension-less files whose first line is a bare number."""
+    """A directory of extension-less files whose first line is a bare number.
+
+    Up to five files are sniffed: one bad or empty file must not hide the format, so that
+    the reader, not detection, says what is wrong with it.
+    """
     if not path.is_dir():
         return False
     files = [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")]
     if not files or any(p.suffix in {".csv", ".gz", ".parquet"} for p in files[:20]):
         return False
+    return any(_starts_with_a_number(p) for p in files[:5])
+
+
+def _starts_with_a_number(path: Path) -> bool:
     try:
-        first = files[0].read_text(encoding="utf-8", errors="strict").split("\n", 1)[0].strip()
-    except (OSError, UnicodeDecodeError):
-        return False
-    try:
+        with path.open(encoding="utf-8", errors="strict") as handle:
+            first = handle.readline().strip()
         float(first)
-    except ValueError:
+    except (OSError, UnicodeDecodeError, ValueError):
         return False
     return True
 
