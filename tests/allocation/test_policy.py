@@ -138,8 +138,61 @@ def test_max_above_every_host_is_refused() -> None:
         "version: 1\nhost_capacity: {cpu: 400}\ngroups:\n"
         "  - name: big\n    match: {name: '*'}\n    resources:\n      cpu: {max: 800}\n"
     )
-    with pytest.raises(PolicyError, match=r"groups.big.resources.cpu.max \(800\) is above"):
+    with pytest.raises(
+        PolicyError, match=r"line 7: groups.big.resources.cpu.max: 800 is above every host"
+    ):
         parse_policy(text, "p.yaml")
+    # A default's max above the hosts is named once, at the default's line.
+    text = (
+        "version: 1\nhost_capacity: {cpu: 400}\ndefaults:\n  cpu: {max: 500}\ngroups:\n"
+        "  - {name: a, match: {name: 'a*'}}\n  - {name: b, match: {name: '*'}}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "p.yaml")
+    assert (
+        str(err.value)
+        == "p.yaml, line 4: defaults.cpu.max: 500 is above every host's capacity (400)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (  # a typo, with a suggestion
+            "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+            "    resources:\n      cpu: {quantlie: 0.9}\n",
+            "p.yaml, line 6: groups.a.resources.cpu.quantlie: unknown field 'quantlie'; "
+            "did you mean 'quantile'?",
+        ),
+        (  # YAML keeps the last of two keys: refused instead of silently taken
+            "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+            "    resources:\n      cpu: {quantile: 0.9, quantile: 0.5}\n",
+            "p.yaml, line 6: 'quantile' is given twice",
+        ),
+        (  # a yes/no value would be read as 1
+            "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+            "    resources:\n      cpu: {quantile: true}\n",
+            "p.yaml, line 6: groups.a.resources.cpu.quantile: a yes/no value",
+        ),
+        (  # the group's own sla_class line, not the top of the file
+            "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n    sla_class: platinum\n",
+            "p.yaml, line 5: groups.a.sla_class: Value error, sla_class 'platinum' is not one of",
+        ),
+        (
+            "version: 1\nhost_capacity: {cpu: 0}\ngroups:\n  - {name: a, match: {name: '*'}}\n",
+            "p.yaml, line 2: host_capacity.cpu: Input should be greater than 0",
+        ),
+        (
+            "version: 1\ngroups:\n  - {name: a, match: {name: '*'}}\n"
+            "  - {name: a, match: {name: 'b'}}\n",
+            "p.yaml, line 3: groups: Value error, group names must be unique; repeated: a",
+        ),
+    ],
+)
+def test_policy_mistakes_are_named_where_they_stand(text: str, message: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "p.yaml")
+    assert message in str(err.value)
 
 
 def test_broken_yaml_and_non_mapping_are_refused(tmp_path: Path) -> None:

@@ -26,17 +26,29 @@ by field. The first group that matches a VM takes it.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from forethought.core.errors import PolicyError
 from forethought.core.resources import BANDWIDTH_FLOOR_KBS, BANDWIDTHS, Resource
+
+#: Service classes when a policy names none, highest priority first.
+DEFAULT_SLA_CLASSES = ("gold", "silver", "standard", "bronze")
 
 
 class AnomalyAction(StrEnum):
@@ -101,31 +113,41 @@ class Group(_Strict):
     resources: dict[Resource, ResourcePolicy] = Field(default_factory=dict)
     anomaly: AnomalyPolicy = AnomalyPolicy()
 
+    @field_validator("sla_class")
+    @classmethod
+    def _known_class(cls, value: str, info: ValidationInfo) -> str:
+        # The file's classes come in the validation context, so that the error points at
+        # the group's own sla_class line (PolicyModel checks again without a context).
+        classes = (info.context or {}).get("sla_classes")
+        if classes is not None and value not in classes:
+            raise ValueError(f"sla_class {value!r} is not one of {', '.join(classes)}")
+        return value
+
 
 class PolicyModel(_Strict):
     version: Literal[1]
-    sla_classes: list[str] = Field(
-        default_factory=lambda: ["gold", "silver", "standard", "bronze"], min_length=1
-    )
-    host_capacity: dict[Resource, float] = Field(default_factory=dict)
+    sla_classes: list[str] = Field(default_factory=lambda: list(DEFAULT_SLA_CLASSES), min_length=1)
+    host_capacity: dict[Resource, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     defaults: dict[Resource, ResourcePolicy] = Field(default_factory=dict)
     groups: list[Group] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> PolicyModel:
-        names = [g.name for g in self.groups]
+    @field_validator("groups")
+    @classmethod
+    def _unique_names(cls, groups: list[Group]) -> list[Group]:
+        names = [g.name for g in groups]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"group names must be unique; repeated: {', '.join(dup)}")
+        return groups
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyModel:
         for g in self.groups:
             if g.sla_class not in self.sla_classes:
                 raise ValueError(
                     f"group {g.name}: sla_class {g.sla_class!r} is not one of "
                     f"{', '.join(self.sla_classes)}"
                 )
-        for resource, cap in self.host_capacity.items():
-            if cap <= 0:
-                raise ValueError(f"host_capacity.{resource.value} must be positive")
         return self
 
 
@@ -300,6 +322,49 @@ def _where(data: Any, loc: tuple[int | str, ...]) -> str:
     return "".join(parts).lstrip(".")
 
 
+def _field_names() -> list[str]:
+    """Every field name a policy file may use, for suggestions on a typo."""
+    models: list[type[BaseModel]] = [PolicyModel, Group, Match, ResourcePolicy, AnomalyPolicy]
+    return sorted({name for m in models for name in m.model_fields})
+
+
+def _duplicate_keys(node: yaml.Node | None) -> list[tuple[int, str]]:
+    """(line, key) of every key given twice in one mapping: YAML would keep the last."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                found.append((key.start_mark.line + 1, str(key.value)))
+            seen.add(key.value)
+            found += _duplicate_keys(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found += _duplicate_keys(item)
+    return found
+
+
+def _booleans(data: Any, loc: tuple[int | str, ...] = ()) -> list[tuple[int | str, ...]]:
+    """Where a yes/no value stands: no policy field takes one (pydantic would read it as 1)."""
+    if isinstance(data, bool):
+        return [loc]
+    if isinstance(data, dict):
+        return [w for k, v in data.items() for w in _booleans(v, (*loc, k))]
+    if isinstance(data, list):
+        return [w for i, v in enumerate(data) for w in _booleans(v, (*loc, i))]
+    return []
+
+
+def _message(err: Any) -> str:
+    """pydantic's message, reworded where it would puzzle a policy author."""
+    if err["type"] == "extra_forbidden":
+        name = str(err["loc"][-1])
+        close = difflib.get_close_matches(name, _field_names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown field {name!r}{hint}"
+    return str(err["msg"])
+
+
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     """Validate a policy given as YAML text; errors name the source, field and line."""
     try:
@@ -311,18 +376,53 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         raise PolicyError(f"{source}{line}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: a policy file is a mapping with version and groups")
+    messages = [f"{source}, line {n}: {key!r} is given twice" for n, key in _duplicate_keys(root)]
+    for loc in _booleans(data):
+        line_no = _line_of(root, loc)
+        at = f", line {line_no}" if line_no else ""
+        messages.append(
+            f"{source}{at}: {_where(data, loc)}: a yes/no value, which no policy field takes "
+            "(quote it if you meant the text)"
+        )
+    if messages:
+        raise PolicyError("\n".join(messages))
+    classes = data.get("sla_classes", DEFAULT_SLA_CLASSES)
+    known = list(classes) if isinstance(classes, list | tuple) else None
     try:
-        model = PolicyModel.model_validate(data)
+        model = PolicyModel.model_validate(data, context={"sla_classes": known})
     except ValidationError as exc:
-        messages = []
         for err in exc.errors():
             loc = tuple(err["loc"])
             line_no = _line_of(root, loc)
             at = f", line {line_no}" if line_no else ""
             field = _where(data, loc) or "(top level)"
-            messages.append(f"{source}{at}: {field}: {err['msg']}")
+            messages.append(f"{source}{at}: {field}: {_message(err)}")
         raise PolicyError("\n".join(messages)) from None
+    for loc, problem in _above_hosts(model):
+        line_no = _line_of(root, loc)
+        at = f", line {line_no}" if line_no else ""
+        messages.append(f"{source}{at}: {_where(data, loc)}: {problem}")
+    if messages:
+        raise PolicyError("\n".join(messages))
     return Policy(model, source)
+
+
+def _above_hosts(model: PolicyModel) -> list[tuple[tuple[int | str, ...], str]]:
+    """Where a max is above every host's capacity: the group's own max, else the default's."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    for i, group in enumerate(model.groups):
+        for resource, limit in model.host_capacity.items():
+            own = group.resources.get(resource)
+            loc: tuple[int | str, ...]
+            if own is not None and "max" in own.model_fields_set:
+                top, loc = own.max, ("groups", i, "resources", resource.value, "max")
+            elif resource in model.defaults:
+                top, loc = model.defaults[resource].max, ("defaults", resource.value, "max")
+            else:
+                continue
+            if top is not None and top > limit:
+                out.append((loc, f"{top:g} is above every host's capacity ({limit:g})"))
+    return list(dict.fromkeys(out))  # a default's max is reported once, not per group
 
 
 def load_policy(path: str | Path) -> Policy:

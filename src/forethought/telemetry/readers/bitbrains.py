@@ -156,7 +156,7 @@ def looks_like_bitbrains(path: Path) -> bool:
         # reader, not detection, names what is wrong with it.
         ordered = sorted(candidates, key=lambda p: (_sort_key(_vm_id(p) or p.name), p.name))
         return any(_has_header(p) for p in ordered[:5])
-    elif not path.is_file() or _vm_id(path) is None:
+    if not path.is_file() or _vm_id(path) is None:
         return False
     return _has_header(path)
 
