@@ -190,11 +190,15 @@ def test_simulate_help_documents_policies_and_metrics(runner: CliRunner) -> None
     [
         (["simulate", "--policy", "best-fit"], 2, ["best-fit"]),
         (["compare", "--policies", "dvfs,best-fit"], 1, ["unknown policy 'best-fit'", "lr-mmt"]),
-        (["simulate", "--policy", "thr-mmt", "--param", "1.5"], 1, ["--param", "1.5", "(0, 1]"]),
-        (["simulate", "--policy", "thr-mmt", "--param", "0"], 1, ["--param", "(0, 1]"]),
+        (["simulate", "--policy", "thr-mmt", "--param", "1.5"], 1, ["parameter", "1.5", "(0, 1]"]),
+        (
+            ["simulate", "--policy", "thr-mmt", "--param", "0"],
+            1,
+            ["parameter of thr-mmt", "(0, 1]"],
+        ),
         (["simulate", "--policy", "iqr-mmt", "--param", "-1"], 1, ["non-negative", "-1"]),
         (["simulate", "--policy", "lr-mmt", "--param", "-0.5"], 1, ["non-negative", "-0.5"]),
-        (["simulate", "--policy", "dvfs", "--param", "0.5"], 1, ["dvfs takes no --param"]),
+        (["simulate", "--policy", "dvfs", "--param", "0.5"], 1, ["dvfs takes no parameter"]),
         (["simulate", "--policy", "thr-mmt", "--param", "high"], 2, ["--param", "high"]),
         (["compare", "--policies", "dvfs,thr-mmt:1.5"], 1, ["thr-mmt", "1.5"]),
         (["compare", "--policies", "mad-mmt:-3"], 1, ["mad-mmt", "non-negative"]),

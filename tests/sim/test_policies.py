@@ -66,7 +66,7 @@ def test_lr_and_lrr_differ_only_in_name() -> None:
 
 def test_dvfs_has_no_test_and_takes_no_parameter() -> None:
     assert policy("dvfs").build() is None
-    with pytest.raises(ForethoughtError, match="dvfs takes no --param"):
+    with pytest.raises(ForethoughtError, match="dvfs takes no parameter"):
         policy("dvfs").build(0.5)
 
 

@@ -42,10 +42,23 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without 
     "--steps",
     type=click.IntRange(min=1),
     default=None,
-    help="Control-loop steps to run (default: the whole trace).",
+    help="Control-loop steps to run, one per trace sample (five minutes on PlanetLab and "
+    "Bitbrains; default: the whole trace).",
 )
-@click.option("--private-hosts", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--public-hosts", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--private-hosts",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Hosts of the private site (older: CloudSim's HP ProLiant ML110 G4, 4 GB).",
+)
+@click.option(
+    "--public-hosts",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Hosts of the public site (newer: ML110 G5 with 8 GB).",
+)
 @click.option(
     "--public-share",
     type=click.FloatRange(0.0, 1.0, max_open=True),
@@ -58,9 +71,15 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without 
     type=click.FloatRange(min=0.0, min_open=True),
     default=100.0,
     show_default=True,
-    help="Bandwidth of the link between the sites.",
+    help="Bandwidth of the link between the sites, in Mbit/s.",
 )
-@click.option("--latency-ms", type=click.FloatRange(min=0.0), default=30.0, show_default=True)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0.0),
+    default=30.0,
+    show_default=True,
+    help="Latency of the link between the sites, in milliseconds (added to every transfer).",
+)
 @click.option(
     "--host-disk-mibs",
     type=click.FloatRange(min=0.0, min_open=True),
@@ -73,7 +92,7 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without 
     type=click.FloatRange(min=0.0),
     default=0.09,
     show_default=True,
-    help="Price of a GB sent across the link.",
+    help="Price of a GB sent across the link, in your currency (reported as it is).",
 )
 @click.option(
     "--fail-every",

@@ -36,7 +36,7 @@ class PolicySpec:
         assert value is not None
         if not (np.isfinite(value) and 0.0 < value <= 1.5):
             raise ForethoughtError(
-                f"--param of {self.name} is the overload threshold as a share of host "
+                f"the parameter of {self.name} is the overload threshold as a share of host "
                 f"capacity, in (0, 1.5]; got {value}"
             )
         settings = PlannerSettings(threshold=value)
@@ -47,18 +47,22 @@ class PolicySpec:
             return None
         if self.test is None:
             if parameter is not None:
-                raise ForethoughtError(f"policy {self.name} takes no --param")
+                raise ForethoughtError(f"policy {self.name} takes no parameter")
             return None
         value = self.default if parameter is None else parameter
         assert value is not None
         if not np.isfinite(value):
-            raise ForethoughtError(f"--param of {self.name} must be a finite number; got {value}")
+            raise ForethoughtError(
+                f"the parameter of {self.name} must be a finite number; got {value}"
+            )
         if self.test == "thr" and not 0.0 < value <= 1.0:
             raise ForethoughtError(
-                f"--param of {self.name} is a utilisation in (0, 1]; got {value}"
+                f"the parameter of {self.name} is a utilisation in (0, 1]; got {value}"
             )
         if value < 0:
-            raise ForethoughtError(f"--param of {self.name} must be non-negative; got {value}")
+            raise ForethoughtError(
+                f"the parameter of {self.name} must be non-negative; got {value}"
+            )
         return make_test(self.test, value)
 
 

@@ -121,9 +121,12 @@ class Telemetry:
         if self.units[i] is Unit.PERCENT:
             return self.values[:, i, :]
         cap = self.capacity[:, i]
-        if not np.all(np.isfinite(cap) & (cap > 0)):
+        unknown = np.flatnonzero(~(np.isfinite(cap) & (cap > 0)))
+        if unknown.size:
+            names = ", ".join(self.vm_ids[v] for v in unknown[:5].tolist())
+            more = f" and {unknown.size - 5} more" if unknown.size > 5 else ""
             raise ForethoughtError(
-                f"{resource.value}: provisioned capacity is unknown for some VMs, "
+                f"{resource.value}: provisioned capacity is unknown for VM(s) {names}{more}, "
                 "so it cannot be expressed in percent"
             )
         return np.asarray(100.0 * self.values[:, i, :] / cap[:, None], dtype=np.float64)
