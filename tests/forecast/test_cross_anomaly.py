@@ -82,10 +82,14 @@ def test_bad_arguments() -> None:
     det = CrossResourceDetector(3, ("cpu", "memory"))
     with pytest.raises(ValueError, match="shape"):
         det.check(0, np.zeros((2, 2)), np.ones((2, 2), dtype=bool))
-    with pytest.raises(ForethoughtError, match="two resources"):
-        cross_resource_anomalies(
-            {Resource.CPU: (np.zeros((2, 5)), np.ones((2, 5), bool))}, step_seconds=300
-        )
+    with pytest.raises(ForethoughtError, match="at least one resource"):
+        cross_resource_anomalies({}, step_seconds=300)
+    # One resource: the per-series pass alone, nothing across resources.
+    one = cross_resource_anomalies(
+        {Resource.CPU: (np.zeros((2, 5)), np.ones((2, 5), bool))}, step_seconds=300
+    )
+    assert one.resources == ("cpu",)
+    assert one.events == []
     with pytest.raises(ForethoughtError, match="same grid"):
         cross_resource_anomalies(
             {

@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from forethought import __version__
 from forethought.core.errors import ForethoughtError
@@ -78,7 +78,8 @@ _RESOURCE_CHOICE = click.Choice([r.value for r in Resource], case_sensitive=Fals
 TRACE_HELP = (
     "TRACE is a PlanetLab day directory, a Bitbrains GWA-T-12 directory or file (.csv or "
     ".csv.gz), a long-format CSV or Parquet file (vm,timestamp,resource,value[,unit]), or "
-    "bundled:NAME for a dataset shipped with forethought (see `forethought datasets`)."
+    "bundled:NAME for a dataset shipped with forethought (see `forethought datasets`). "
+    "Where TRACE is optional ([TRACE] above), it defaults to bundled:planetlab-20110303."
 )
 
 
@@ -164,10 +165,19 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task(label, total=None)
+    # Started at the first report of progress: a run that fails while checking its input
+    # must leave nothing (not even a blank line) before its error message.
+    bar = Progress(*columns, console=stderr, transient=True)
+    task: list[TaskID] = []
 
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def advance(done: int, total: int) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task(label, total=None))
+        bar.update(task[0], completed=done, total=total)
 
+    try:
         yield advance
+    finally:
+        if task:
+            bar.stop()

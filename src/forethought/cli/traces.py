@@ -63,7 +63,7 @@ def inspect(trace: str, fmt: str | None, skip_bad: bool, limit: int | None, as_j
         "steps": t.n_steps,
         "step_seconds": t.step_seconds,
         "start": t.start,
-        "resources": {r.value: u.value for r, u in zip(t.resources, t.units, strict=True)},
+        "resources": dict(_units(t)),
         "observed_share": float(t.mask.mean()) if t.mask.size else 0.0,
         "repairs": t.repairs.to_dict(),
     }
@@ -71,6 +71,10 @@ def inspect(trace: str, fmt: str | None, skip_bad: bool, limit: int | None, as_j
         click.echo(_json(info, indent=2))
         return
     for key, value in info.items():
+        if key == "resources":
+            value = ", ".join(f"{r} ({u})" for r, u in _units(t))
+        elif key == "observed_share":
+            value = f"{float(value):.2%}"  # type: ignore[arg-type]
         if key != "repairs":
             stdout.print(f"{key:>15}: {value}", highlight=False)
     rep = t.repairs
@@ -81,6 +85,11 @@ def inspect(trace: str, fmt: str | None, skip_bad: bool, limit: int | None, as_j
     )
     for note in rep.notes:
         stdout.print(f"{'':>15}  {note}", highlight=False)
+
+
+def _units(t: Telemetry) -> list[tuple[str, str]]:
+    """(resource, unit) of each series of a trace, in the trace's order."""
+    return [(r.value, u.value) for r, u in zip(t.resources, t.units, strict=True)]
 
 
 def _series(t: Telemetry, resource: Resource, percent: bool) -> tuple[np.ndarray, np.ndarray, Unit]:

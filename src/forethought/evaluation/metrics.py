@@ -43,7 +43,7 @@ class Scores:
     """Metrics overall and per horizon step."""
 
     overall: dict[str, float]
-    per_horizon: list[dict[str, float]]
+    per_horizon: list[dict[str, float]]  # "h" (the step, from 1) is an int
     points: int
     series_without_scale: int
 
@@ -88,8 +88,7 @@ def score(actual: FloatArray, point: FloatArray, p95: FloatArray, scale: FloatAr
     overall = {k: float(v) for k, v in summary(None).items()}
     by_h = summary((0, 1))
     per_h = [
-        {"h": float(h + 1), **{k: float(v[h]) for k, v in by_h.items()}}
-        for h in range(actual.shape[2])
+        {"h": h + 1, **{k: float(v[h]) for k, v in by_h.items()}} for h in range(actual.shape[2])
     ]
     return Scores(
         overall=overall,

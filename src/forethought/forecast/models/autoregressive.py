@@ -81,10 +81,14 @@ class AutoRegressive(PointModel):
         n = history.n
         p = self.order
         if history.length < self.min_history or not self._fitted.any():
+            short = history.length < self.min_history
             return Prediction(
                 np.full((n, horizon), np.nan),
                 np.zeros(n, dtype=bool),
-                f"under {self.min_history} samples of history, or no stable fit",
+                f"under {self.min_history} samples of history"
+                if short
+                else "no stable autoregressive fit (a constant series, or one whose fit "
+                "would explode)",
             )
         recent = self._series(history, p) - self._mean[:, None]  # (n, p), oldest first
         lags = recent[:, ::-1].copy()  # lag 1 first

@@ -169,7 +169,9 @@ class GlobalLinear(PointModel):
             return Prediction(
                 np.full((n, horizon), np.nan),
                 np.zeros(n, dtype=bool),
-                "global model not trained yet (needs a few hours of history)",
+                "global model not trained yet (needs a few hours of history)"
+                if self._rows <= 2 * self.max_horizon + self.refit_every
+                else "global model not trained: no series of its panel varies",
             )
         feats = self.features(history)
         per_band = feats @ self._coef.T  # (n, bands)
