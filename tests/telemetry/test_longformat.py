@@ -265,6 +265,7 @@ BAD_RECORDS: dict[str, tuple[str, str]] = {
     "too many fields": ("a,{t},cpu,1,percent,x", "expected 5 comma-separated fields, found 6"),
     "bad timestamp": ("a,yesterday,cpu,1,percent", "timestamp: not Unix seconds or ISO-8601"),
     "negative timestamp": ("a,-5,cpu,1,percent", "timestamp: negative"),
+    "stray timestamp": ("a,7,cpu,1,percent", "timestamp: 7 lies far outside the trace's"),
     "empty vm": (",{t},cpu,1,percent", "vm: empty VM id"),
     "unknown unit": ("a,{t},cpu,1,furlongs", "unit: unknown 'furlongs'"),
     "missing unit": ("a,{t},cpu,1,", "unit: missing"),

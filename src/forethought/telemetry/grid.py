@@ -27,6 +27,29 @@ IntArray = npt.NDArray[np.int64]
 MAX_STEPS = 5_000_000
 
 
+def stray_timestamps(stamps: FloatArray) -> tuple[BoolArray, str]:
+    """Timestamps far from all the others (a corrupted one), and why, for an error message.
+
+    One bad timestamp (a zero, a truncated number) would stretch a grid over decades and a
+    panel to gigabytes. The bulk of the samples sets the range: the middle half of all
+    timestamps, widened by twice its width on each side (which covers every sample of a
+    trace sampled evenly) and by at least a day. Every reader of timestamped records
+    treats a sample outside it as a bad record.
+    """
+    finite = stamps[np.isfinite(stamps)]
+    if finite.size == 0:
+        return np.zeros(stamps.shape, dtype=bool), ""
+    q25, q75 = np.quantile(finite, [0.25, 0.75])
+    margin = max(4.0 * float(q75 - q25), 86_400.0)
+    with np.errstate(invalid="ignore"):
+        stray = (stamps < q25 - margin) | (stamps > q75 + margin)
+    why = (
+        f"lies far outside the trace's other samples ({q25:.0f} to {q75:.0f} s for the "
+        "middle half): a corrupted timestamp"
+    )
+    return np.asarray(stray, dtype=bool), why
+
+
 @dataclass(frozen=True)
 class Grid:
     """Slots ``[start + k * step_seconds, start + (k + 1) * step_seconds)`` for k < n_steps."""

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from forethought.core.errors import ForethoughtError, TraceError
 from forethought.core.resources import Resource, Unit
-from forethought.telemetry.grid import Grid, exact_duplicates, resample
+from forethought.telemetry.grid import Grid, exact_duplicates, resample, stray_timestamps
 from forethought.telemetry.readers._text import first_line, read_text
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
@@ -269,25 +269,16 @@ def _read_vm_file(path: Path, skip_bad: bool, report: RepairReport) -> FloatArra
 def _without_stray_timestamps(
     tables: list[FloatArray], paths: list[Path], skip_bad: bool, report: RepairReport
 ) -> list[FloatArray]:
-    """Refuse (or with ``skip_bad`` drop) rows whose timestamp lies far from all the others.
-
-    One corrupted timestamp (a zero, a truncated number) would stretch the time grid over
-    decades and the panel to gigabytes. The bulk of the samples sets the range: the middle
-    half of all timestamps, widened by twice its width (which covers every sample of a
-    trace sampled evenly) and by at least a day. A row outside it is a bad record.
-    """
-    stamps = np.concatenate([t[:, _TS] for t in tables])
-    q25, q75 = np.quantile(stamps, [0.25, 0.75])
-    margin = max(4.0 * (q75 - q25), 86_400.0)
-    lo, hi = q25 - margin, q75 + margin
+    """Refuse (or with ``skip_bad`` drop) rows whose timestamp lies far from all the others
+    (see :func:`~forethought.telemetry.grid.stray_timestamps`)."""
+    stray_all, why = stray_timestamps(np.concatenate([t[:, _TS] for t in tables]))
     kept = []
+    start = 0
     for rows, path in zip(tables, paths, strict=True):
-        stray = np.flatnonzero((rows[:, _TS] < lo) | (rows[:, _TS] > hi))
+        stray = np.flatnonzero(stray_all[start : start + rows.shape[0]])
+        start += rows.shape[0]
         for index in stray.tolist():
-            problem = (
-                f"timestamp {rows[index, _TS]:.0f} lies far outside the trace's other "
-                f"samples ({q25:.0f} to {q75:.0f} for the middle half): a corrupted timestamp"
-            )
+            problem = f"timestamp {rows[index, _TS]:.0f} {why}"
             _skip_or_raise(path, problem, skip_bad, report, line=_line_of_row(path, index))
         kept.append(np.delete(rows, stray, axis=0) if stray.size else rows)
     return kept

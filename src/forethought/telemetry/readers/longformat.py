@@ -32,7 +32,13 @@ import numpy.typing as npt
 
 from forethought.core.errors import ForethoughtError, TraceError
 from forethought.core.resources import DEFAULT_UNITS, Resource, Unit
-from forethought.telemetry.grid import Grid, exact_duplicates, resample, slot_accounting
+from forethought.telemetry.grid import (
+    Grid,
+    exact_duplicates,
+    resample,
+    slot_accounting,
+    stray_timestamps,
+)
 from forethought.telemetry.readers._text import first_line, is_gzip, read_text
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
@@ -427,6 +433,8 @@ def _validate(path: Path, records: _Records, skip_bad: bool, report: RepairRepor
     )
     problems.flag(~np.isfinite(seconds), lambda i: "timestamp: missing or non-finite")
     problems.flag(seconds < 0, lambda i: f"timestamp: negative ({seconds[i]:g})")
+    stray, why = stray_timestamps(np.where(problems.bad, np.nan, seconds))
+    problems.flag(stray, lambda i: f"timestamp: {seconds[i]:.0f} {why}")
 
     resource = _codes(records.resource, _resource_code)
     problems.flag(
