@@ -221,7 +221,7 @@ def test_an_idle_vm_stops_being_resized_once_the_change_is_negligible() -> None:
     usage = np.zeros((4, 3 * 288))  # three idle days
     alloc = feed(recommender("{max_step_down: 0.25, cooldown_minutes: 60}"), usage)
     changes = np.count_nonzero(np.diff(alloc, axis=1), axis=1)
-    # 100 % x 0.75^k falls under 1 % of the VM's size after 17 decreases; then it holds.
-    assert changes.max() <= 17
+    # 100 % x 0.75^k falls under 0.1 % of the VM's size after 25 decreases; then it holds.
+    assert changes.max() <= 25
     assert (np.diff(alloc[:, -288:], axis=1) == 0).all()
-    assert alloc[:, -1].max() < 1.5
+    assert alloc[:, -1].max() < 0.15

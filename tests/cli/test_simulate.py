@@ -205,7 +205,11 @@ def test_simulate_help_documents_policies_and_metrics(runner: CliRunner) -> None
         (["compare", "--policies", "lr-mmt:fast"], 1, ["'lr-mmt:fast'", "must be a number"]),
         (["compare", "--policies", " , "], 1, ["at least one policy"]),
         (["simulate", "--hosts", "0"], 2, ["--hosts"]),
-        (["simulate", "--hosts", "1", "--policy", "dvfs"], 1, ["too small"]),
+        (
+            ["simulate", "--hosts", "1", "--policy", "dvfs"],
+            1,
+            ["too small", "VM '146-179_surfsnel_dsl_internl_net_colostate_557'"],
+        ),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )

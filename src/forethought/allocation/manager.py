@@ -167,9 +167,10 @@ class PredictiveRecommender:
                 model.stagger = True
         self.level_index = np.searchsorted(np.array(levels), s.quantile)
         self.upper = np.minimum(s.maximum, self.capacity)
-        # The least decrease worth a resize (see recommend); bandwidths, with no size,
+        # The least decrease worth a resize (see recommend): small enough to cost no
+        # measurable slack, large enough to end the creep; bandwidths, with no size,
         # stop at their floor instead.
-        self.min_change = np.where(np.isfinite(self.capacity), 0.01 * self.capacity, 0.0)
+        self.min_change = np.where(np.isfinite(self.capacity), 0.001 * self.capacity, 0.0)
         # A new VM gets its full size; where it has none (a bandwidth), its allocation is
         # unset (NaN) until the first forecast sizes it.
         self.alloc = np.where(np.isfinite(self.upper), self.upper, np.nan)
@@ -235,7 +236,7 @@ class PredictiveRecommender:
         reason[short & (new != alloc)] = 1
         reason[short & getattr(self, "_short", np.zeros(n, dtype=bool))] = 4
 
-        # A decrease must be worth a resize: at least min_change (1 % of the VM's size),
+        # A decrease must be worth a resize: at least min_change (0.1 % of the VM's size),
         # else an idle VM would creep toward zero forever, one resize per cooldown.
         slack = (
             ~short

@@ -115,7 +115,10 @@ def initial_placement(cluster: Cluster, setup: HybridSetup) -> np.ndarray:
         )
         fits = np.flatnonzero((free_ram[site] >= ram[v]) & (free_cpu[site] >= mips[v]))
         if not fits.size:
-            raise ForethoughtError(f"VM {v} fits on no host of its site: give the site more hosts")
+            raise ForethoughtError(
+                f"VM number {v} (from 0, in the trace's order) fits on no host of its site: "
+                "give the site more hosts"
+            )
         h = int(fits[0]) + (site.start or 0)
         placement[v] = h
         free_ram[h] -= ram[v]

@@ -30,7 +30,7 @@ so it loops over the VMs being placed, each scored against all hosts at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +89,10 @@ class CloudSimDataCentre:
         planner: PredictivePlanner | None = None,
         allocator: Recommender | None = None,
         allocation_warmup: int | None = None,
+        vm_names: Sequence[str] | None = None,
     ) -> None:
+        # Names for messages about one VM; its index in the trace where none are given.
+        self.vm_names = list(vm_names) if vm_names is not None else None
         if test is not None and planner is not None:
             raise ForethoughtError("a run takes an overload test or a planner, not both")
         u = np.asarray(utilisation, dtype=np.float64)
@@ -226,8 +229,8 @@ class CloudSimDataCentre:
             )
             if not ok.any():
                 raise ForethoughtError(
-                    f"VM {v} ({need:.0f} MIPS, {self.ram[v]:.0f} MB) fits on no host: "
-                    "the cluster is too small for the trace"
+                    f"VM {self._vm_name(v)} ({need:.0f} MIPS, {self.ram[v]:.0f} MB) fits on "
+                    "no host: the cluster is too small for the trace"
                 )
             if self.test is None and self.planner is None:
                 h = int(np.argmax(ok))  # first fit, as CloudSim's simple policy
@@ -243,6 +246,11 @@ class CloudSimDataCentre:
             bw_used[h] += self.bw[v]
 
     # -- the run -----------------------------------------------------------------------
+    def _vm_name(self, v: int) -> str:
+        if self.vm_names is not None and v < len(self.vm_names):
+            return repr(self.vm_names[v])
+        return f"number {v} (from 0, in the trace's order)"
+
     def run(
         self, horizon: float | None = None, progress: Callable[[int, int], None] | None = None
     ) -> SimResult:

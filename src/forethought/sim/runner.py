@@ -79,6 +79,7 @@ def simulate(
         name=spec.name,
         planner=planner,
         allocator=allocator,
+        vm_names=telemetry.vm_ids,
     )
     return dc.run(progress=progress)
 
