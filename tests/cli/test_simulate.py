@@ -271,3 +271,9 @@ def test_results_are_printed_even_when_the_report_fails_late(
     clean_exit(result, 1)
     assert "No space left on device" in result.output
     assert '"energy_kwh"' in result.stdout  # the figures were out before the failure
+
+
+def test_no_progress_bar_outside_a_terminal(runner: CliRunner, day: str) -> None:
+    result = runner.invoke(main, ["compare", day, "--policies", "thr-mmt,lr-mmt"])
+    clean_exit(result, 0)
+    assert result.stderr == ""  # a pipe or a CI log gets no bar and no blank lines

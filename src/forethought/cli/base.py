@@ -156,7 +156,8 @@ _limit_option = click.option(
 
 @contextmanager
 def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]:
-    if not enabled:
+    # A bar only where a person watches: in a pipe or a CI log it would leave blank lines.
+    if not enabled or not stderr.is_terminal:
         yield lambda done, total: None
         return
     columns = (
