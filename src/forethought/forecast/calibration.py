@@ -148,13 +148,16 @@ class ResidualCalibrator:
             quant = np.empty((self.n, self.horizon, len(self.levels)))
         else:
             quant = self._quantiles.copy()
-        ordered: dict[int, np.ndarray] = {}
+        first_band: np.ndarray | None = None  # kept for the anomaly bar below
         for b in chosen:  # per band: the same values as sorting the whole ring at once
-            ordered[b] = np.sort(self._ring[:, b], axis=1)  # NaN last; beats partition here
+            # One sorted band alive at a time: at fleet scale these are the largest
+            # temporaries of a refresh.
+            ordered = np.sort(self._ring[:, b], axis=1)  # NaN last; beats partition here
             for h in np.flatnonzero(self.band_of == b).tolist():
-                quant[:, h] = _from_sorted(
-                    ordered[b], self._count[:, b], levels[:, h], finite_sample
-                )
+                quant[:, h] = _from_sorted(ordered, self._count[:, b], levels[:, h], finite_sample)
+            if b == 0:
+                first_band = ordered
+            del ordered
         count = self._count[:, self.band_of]
         mean = np.where(count > 0, self._sum[:, self.band_of] / np.maximum(count, 1), 0.0)
         pooled = count < self.min_count
@@ -173,9 +176,9 @@ class ResidualCalibrator:
             mean = np.where(pooled, 0.0, mean)
         # Anomalies are judged at the fixed top level, not the adapted one: a run of
         # outliers must not lift the bar it is measured against.
-        if 0 in ordered:
+        if first_band is not None:
             top = np.full((self.n, 1), float(self.levels[-1]))
-            anomaly_q = _from_sorted(ordered[0], self._count[:, 0], top, finite_sample)[:, 0]
+            anomaly_q = _from_sorted(first_band, self._count[:, 0], top, finite_sample)[:, 0]
         else:
             anomaly_q = self._anomaly_q
         return quant, mean, pooled, anomaly_q

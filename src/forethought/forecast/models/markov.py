@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from forethought.forecast.base import BoolArray, FloatArray
 from forethought.forecast.history import History
@@ -62,12 +65,16 @@ class MarkovChain(PointModel):
 
     def state_of(self, x: FloatArray) -> np.ndarray:
         """State index of each value of ``x`` (series, k) under each series' bins."""
+        return self._states(x).astype(np.int64)
+
+    def _states(self, x: FloatArray) -> np.ndarray:
+        """:meth:`state_of` in the smallest integer type that holds the states."""
         # One comparison per edge (a loop over states, not series): five times faster
         # than comparing against all edges at once and summing a (series, k, edges) array.
         state = np.zeros(x.shape, dtype=np.int8 if self.states <= 127 else np.int64)
         for j in range(self._edges.shape[1]):
             state += x > self._edges[:, j : j + 1]
-        return state.astype(np.int64)
+        return state
 
     def _fit(self, history: History | _Rows, subset: np.ndarray | None = None) -> None:
         if subset is not None:
@@ -77,25 +84,38 @@ class MarkovChain(PointModel):
         x = history.window(self.window)
         n, length = x.shape
         s = self.states
+        # Temporaries are the engine's peak memory at fleet scale (this runs on every
+        # series at once): the sorted window is dropped as soon as the edges are read, and
+        # states and indices stay in the smallest integer type that holds them.
         ordered = np.sort(x, axis=1)
         inner = np.round(np.linspace(0.0, 1.0, s + 1)[1:-1] * (length - 1)).astype(np.int64)
         self._edges = ordered[:, inner]  # (n, s-1) empirical quantile edges
-        state = self.state_of(x)
-        rows = np.arange(n)[:, None]
-        flat_idx = (rows * s * s + state[:, :-1] * s + state[:, 1:]).ravel()
-        counts = np.bincount(flat_idx, minlength=n * s * s).reshape(n, s, s).astype(np.float64)
+        self._fitted = ordered[:, -1] > ordered[:, 0]
+        del ordered
+        state = self._states(x)
+        index: type[np.signedinteger[Any]] = np.int32 if n * s * s < 2**31 else np.int64
+        offset = np.arange(n, dtype=index)[:, None]
+        pair: npt.NDArray[np.signedinteger[Any]] = state[:, :-1].astype(index)
+        pair *= s
+        pair += state[:, 1:]
+        pair += offset * (s * s)
+        counts = np.bincount(pair.ravel(), minlength=n * s * s).reshape(n, s, s).astype(np.float64)
+        del pair
         counts += self.smoothing
         self._matrix = counts / counts.sum(axis=2, keepdims=True)
         # Representative value of each state: the mean of the samples that fell in it,
         # or the nearest bin edge where a state was never visited.
-        sums = np.bincount((rows * s + state).ravel(), weights=x.ravel(), minlength=n * s)
-        hits = np.bincount((rows * s + state).ravel(), minlength=n * s)
+        cell: npt.NDArray[np.signedinteger[Any]] = state.astype(index)
+        cell += offset * s
+        del state
+        sums = np.bincount(cell.ravel(), weights=x.ravel(), minlength=n * s)
+        hits = np.bincount(cell.ravel(), minlength=n * s)
+        del cell
         edges_ext = np.concatenate([self._edges[:, :1], self._edges], axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             self._values = np.where(
                 hits.reshape(n, s) > 0, (sums / np.maximum(hits, 1)).reshape(n, s), edges_ext
             )
-        self._fitted = ordered[:, -1] > ordered[:, 0]
         self._median_paths = np.zeros((n, s, 0))  # invalidate the cached paths
 
     def _fit_rows(self, history: History, rows: np.ndarray) -> None:
