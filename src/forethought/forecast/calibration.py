@@ -75,7 +75,9 @@ class ResidualCalibrator:
         cols = np.array([c for _, c in picks])
         held = self._ring.shape[2]
         if self._pos >= held and held < self.size:
-            grown = np.full((self.n, len(self.bands), min(self.size, 2 * held)), np.nan, np.float32)
+            # Straight to full size, once: growing by doubling would hold the old and the
+            # new ring together several times, and the last time near the full size.
+            grown = np.full((self.n, len(self.bands), self.size), np.nan, np.float32)
             grown[:, :, :held] = self._ring
             self._ring = grown
         slot = self._pos % self.size
