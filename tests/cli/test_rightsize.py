@@ -96,6 +96,11 @@ def test_policy_check_explains_and_checks_against_a_trace(tmp_path: Path) -> Non
     assert code == 0, out  # an idle group is a warning: a policy may serve several fleets
     assert "warning: group(s) databases, batch take no VM" in flat(out)
     assert "everything-else: 1,052" in out
+    code, out = invoke(
+        "policy", "check", str(EXAMPLE), "--trace", "bundled:planetlab-20110303", "--strict"
+    )
+    assert code == 1
+    assert "group(s) databases, batch match no VM of the trace" in flat(out)
     # An inventory says which VM carries which tag: the batch group now takes one.
     vm = "dannan_disy_inf_uni-konstanz_de_princeton_codeen"
     inventory = tmp_path / "vms.csv"

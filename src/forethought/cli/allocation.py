@@ -57,10 +57,20 @@ def policy_group() -> None:
     help="Also check that every VM of this trace falls in a group, and count each group's VMs.",
 )
 @_inventory_option
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="With --trace, a group that takes no VM of the trace is an error, not a warning.",
+)
 @_format_option
 @click.option("--json", "as_json", is_flag=True, help="Print the validated policy as JSON.")
 def policy_check_cmd(
-    policy_file: str, trace: str | None, inventory: str | None, fmt: str | None, as_json: bool
+    policy_file: str,
+    trace: str | None,
+    inventory: str | None,
+    strict: bool,
+    fmt: str | None,
+    as_json: bool,
 ) -> None:
     """Validate POLICY_FILE and explain, group by group, what it will do.
 
@@ -74,7 +84,8 @@ def policy_check_cmd(
     line and the field, and exit with status 1 before anything runs.
 
     With --trace, a VM that no group takes is an error; a group that takes no VM of the
-    trace is a warning (a policy may serve several fleets). A trace gives VM names only:
+    trace is a warning (a policy may serve several fleets), or with --strict an error.
+    A trace gives VM names only:
     groups that match on tags or an application need --inventory to say which VM is what.
 
     \b
@@ -94,7 +105,7 @@ def policy_check_cmd(
         if trace is not None:
             telemetry = _load(trace, fmt, False, None)
             vms = _vm_infos(telemetry.vm_ids, inventory)
-            counts.update(g.name for g in policy.assign(vms, require_all_groups=False))
+            counts.update(g.name for g in policy.assign(vms, require_all_groups=strict))
     if as_json:
         click.echo(policy.model.model_dump_json(indent=2))
         return
