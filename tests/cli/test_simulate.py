@@ -277,3 +277,29 @@ def test_no_progress_bar_outside_a_terminal(runner: CliRunner, day: str) -> None
     result = runner.invoke(main, ["compare", day, "--policies", "thr-mmt,lr-mmt"])
     clean_exit(result, 0)
     assert result.stderr == ""  # a pipe or a CI log gets no bar and no blank lines
+
+
+def test_an_inventory_puts_tagged_vms_in_their_group_inside_the_simulation(
+    runner: CliRunner, day: str, tmp_path: Path
+) -> None:
+    policy = tmp_path / "pin.yaml"
+    policy.write_text(
+        "version: 1\ngroups:\n"
+        "  - {name: pinned, match: {tags: [pinned]}, resources: {cpu: {min: 100}}}\n"
+        "  - {name: rest, match: {name: '*'}}\n"
+    )
+    names = sorted(p.name for p in Path(day).iterdir())
+    inventory = tmp_path / "vms.csv"
+    inventory.write_text("vm,tags\n" + "".join(f'"{n}",pinned\n' for n in names))
+    args = ["simulate", day, "--allocate", "forethought", "--allocation-policy", str(policy)]
+    plain = runner.invoke(main, [*args, "--json"])
+    clean_exit(plain, 0)
+    pinned = runner.invoke(main, [*args, "--inventory", str(inventory), "--json"])
+    clean_exit(pinned, 0)
+    # Every VM held at its full size: never short, and more slack than forecast sizing.
+    held = json.loads(pinned.stdout)["allocation"]
+    assert held["under_provisioned_share"] == 0.0
+    assert held["slack"] > json.loads(plain.stdout)["allocation"]["slack"]
+    alone = runner.invoke(main, ["simulate", day, "--inventory", str(inventory)])
+    clean_exit(alone, 1)
+    assert "--inventory goes with --allocation-policy" in alone.output

@@ -14,12 +14,14 @@ from forethought.cli.base import (
     _errors,
     _fail,
     _format_option,
+    _inventory_option,
     _json,
     _limit_option,
     _load,
     _progress,
     _skip_option,
     _trace_help,
+    _vm_infos,
     _writable,
     main,
     stderr,
@@ -30,15 +32,6 @@ from forethought.core.resources import Resource
 
 if TYPE_CHECKING:  # imported where used: the command line starts faster without them
     from forethought.allocation.compare import Comparison
-    from forethought.allocation.policy import VmInfo
-
-_inventory_option = click.option(
-    "--inventory",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="CSV of the VMs' tags and applications (columns vm,tags,application; tags "
-    "separated by ';'), for policy groups that match on them.",
-)
 
 #: Short headers for the side-by-side table, one per entry of FIGURES.
 COMPACT_HEADERS = ("slack", "short", "unmet", "resizes\n/VM-h", "VMs >1%\nshort")
@@ -123,21 +116,6 @@ def policy_check_cmd(
                 soft_wrap=True,
             )
     stdout.print("\npolicy OK", style="bold green")
-
-
-def _vm_infos(vm_ids: tuple[str, ...], inventory: str | None) -> list[VmInfo]:
-    """The trace's VMs as a policy sees them, with the inventory's tags and applications."""
-    from forethought.allocation.inventory import load_inventory, vm_infos
-
-    infos, absent = vm_infos(vm_ids, load_inventory(inventory) if inventory else None)
-    if absent:
-        shown = ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
-        stderr.print(
-            f"note: {len(absent):,} VM(s) of the inventory are not in the trace: {shown}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    return infos
 
 
 @main.command(name="rightsize")

@@ -1,6 +1,8 @@
 """The ``forethought`` command group and what every command shares: errors, trace
 loading, common options, progress bars."""
 
+from __future__ import annotations
+
 import json
 import math
 import os
@@ -8,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from inspect import cleandoc
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
@@ -20,6 +22,9 @@ from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
 from forethought.telemetry.load import FORMATS, load_trace
 from forethought.telemetry.series import Telemetry
+
+if TYPE_CHECKING:  # imported where used: the command line starts faster without it
+    from forethought.allocation.policy import VmInfo
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -182,3 +187,27 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]
     finally:
         if task:
             bar.stop()
+
+
+_inventory_option = click.option(
+    "--inventory",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV of the VMs' tags and applications (columns vm,tags,application; tags "
+    "separated by ';'), for policy groups that match on them.",
+)
+
+
+def _vm_infos(vm_ids: tuple[str, ...], inventory: str | None) -> list[VmInfo]:
+    """The trace's VMs as a policy sees them, with the inventory's tags and applications."""
+    from forethought.allocation.inventory import load_inventory, vm_infos
+
+    infos, absent = vm_infos(vm_ids, load_inventory(inventory) if inventory else None)
+    if absent:
+        shown = ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
+        stderr.print(
+            f"note: {len(absent):,} VM(s) of the inventory are not in the trace: {shown}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return infos

@@ -10,12 +10,14 @@ from forethought.cli.base import (
     _errors,
     _fail,
     _format_option,
+    _inventory_option,
     _json,
     _limit_option,
     _load,
     _progress,
     _skip_option,
     _trace_help,
+    _vm_infos,
     _writable,
     main,
     stderr,
@@ -72,14 +74,18 @@ def _run_policies(
     show_progress: bool,
     allocate: str | None = None,
     allocation_policy: str | None = None,
+    inventory: str | None = None,
 ) -> tuple[Telemetry, list[SimResult]]:
     from forethought.allocation.policy import load_policy
     from forethought.sim.runner import simulate
 
     if allocation_policy is not None and allocate != "forethought":
         _fail("--allocation-policy goes with --allocate forethought")
+    if inventory is not None and allocation_policy is None:
+        _fail("--inventory goes with --allocation-policy: it says which VM is in which group")
     policy = load_policy(allocation_policy) if allocation_policy else None
     telemetry = _load(trace, fmt, skip_bad, limit)
+    vms = _vm_infos(telemetry.vm_ids, inventory) if inventory else None
     results = []
     for name, param in runs:
         with _progress(show_progress, f"simulating {name}") as advance:
@@ -92,6 +98,7 @@ def _run_policies(
                     allocate=allocate,
                     allocation_policy=policy,
                     progress=advance,
+                    vms=vms,
                 )
             )
     return telemetry, results
@@ -185,6 +192,7 @@ def _simulation_options(func: Callable[..., None]) -> Callable[..., None]:
             _hosts_option,
             _allocate_option,
             _allocation_policy_option,
+            _inventory_option,
             click.option(
                 "--json", "as_json", is_flag=True, help="Print JSON (one object per policy)."
             ),
@@ -230,6 +238,7 @@ def simulate_cmd(
     hosts: int,
     allocate: str | None,
     allocation_policy: str | None,
+    inventory: str | None,
     as_json: bool,
     report: str | None,
     timeline: str | None,
@@ -280,6 +289,7 @@ def simulate_cmd(
             progress and not as_json,
             allocate,
             allocation_policy,
+            inventory,
         )
         _outputs(telemetry, results, as_json, report, timeline, f"simulation of {trace}")
 
@@ -302,6 +312,7 @@ def compare_cmd(
     hosts: int,
     allocate: str | None,
     allocation_policy: str | None,
+    inventory: str | None,
     as_json: bool,
     report: str | None,
     timeline: str | None,
@@ -343,5 +354,6 @@ def compare_cmd(
             progress and not as_json,
             allocate,
             allocation_policy,
+            inventory,
         )
         _outputs(telemetry, results, as_json, report, timeline, f"policies compared on {trace}")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from forethought.allocation.policy import Policy
+from forethought.allocation.policy import Policy, VmInfo
 from forethought.cluster.model import cloudsim_planetlab
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource, Unit
@@ -51,12 +51,14 @@ def simulate(
     allocate: str | None = None,
     allocation_policy: Policy | None = None,
     progress: Callable[[int, int], None] | None = None,
+    vms: list[VmInfo] | None = None,
 ) -> SimResult:
     """Run ``policy_name`` on the CloudSim-compatible data centre over the trace's CPU.
 
     ``allocate`` runs an allocation recommender inside the simulation: ``forethought``
     (with ``allocation_policy``, or the default policy) or one of the rightsizing
-    baselines; each VM's CPU is then capped at the allocation it decided.
+    baselines; each VM's CPU is then capped at the allocation it decided. ``vms`` gives
+    each VM's tags and application for the policy's groups (names only without it).
     """
     spec = policy(policy_name)
     test = spec.build(parameter)
@@ -68,7 +70,7 @@ def simulate(
         if allocate != "forethought" and allocation_policy is not None:
             raise ForethoughtError("an allocation policy file goes with forethought's manager")
         baseline = None if allocate == "forethought" else allocate
-        allocator = recommender_for(telemetry, Resource.CPU, allocation_policy, baseline, 0)
+        allocator = recommender_for(telemetry, Resource.CPU, allocation_policy, baseline, 0, vms)
     u = cpu_utilisation(telemetry)
     cluster = cloudsim_planetlab(u.shape[0], hosts)
     dc = CloudSimDataCentre(
