@@ -308,6 +308,12 @@ def test_markov_needs_history_and_variation() -> None:
     assert "constant" in pred.reason
     with pytest.raises(ValueError, match="2 states"):
         MarkovChain(states=1)
+    # Enough history but nothing but constants: the note says so, not "too short".
+    model = MarkovChain()
+    history = feed(model, np.full((2, 60), 3.0))
+    pred = model.predict(2, history)
+    assert not pred.valid.any()
+    assert pred.reason == "constant series: a single state"
 
 
 # -- global linear ----------------------------------------------------------------------------

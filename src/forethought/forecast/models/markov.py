@@ -171,7 +171,9 @@ class MarkovChain(PointModel):
             return Prediction(
                 np.full((n, horizon), np.nan),
                 np.zeros(n, dtype=bool),
-                f"under {self.min_history} samples of history, or a constant series",
+                "constant series: a single state"
+                if self._fitted_once
+                else f"under {self.min_history} samples of history",
             )
         self._ensure_paths(horizon)
         current = self.state_of(history.window(1))[:, 0]
