@@ -307,3 +307,9 @@ def test_forecast_value_checks_its_shapes() -> None:
         Forecast(levels=(0.5, 0.9), quantiles=q, mean=np.zeros((2, 3)), notes=("",))
     with pytest.raises(ForecastError, match="quantiles"):
         Forecast(levels=(0.5,), quantiles=np.zeros((2, 3)), mean=np.zeros((2, 3)), notes=("", ""))
+
+
+def test_a_horizon_that_cannot_fit_in_memory_is_refused_with_a_message() -> None:
+    engine = make_forecaster("last", horizon=10**6)  # (H, series, H) paths: terabytes
+    with pytest.raises(ForecastError, match=r"a horizon of 1000000 steps for 2 series needs"):
+        engine.update(np.ones((2, 3)))

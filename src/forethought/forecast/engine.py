@@ -12,6 +12,7 @@ A forecast is then the newest combined path plus the residual quantiles of its h
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -89,6 +90,16 @@ class ForecastEngine(Forecaster):
     # -- state -------------------------------------------------------------------------
     def _allocate(self, n: int) -> None:
         M, H = len(self.models), self.horizon
+        # The issued paths grow with the square of the horizon: refuse what cannot fit
+        # in this machine's memory with a message, rather than fail deep inside NumPy.
+        need = 8 * H * n * H
+        total = _physical_memory()
+        if total is not None and need > total:
+            raise ForecastError(
+                f"a horizon of {H} steps for {n:,} series needs {need / 2**30:,.1f} GiB for "
+                f"the paths the engine keeps, more than this machine's {total / 2**30:,.1f} "
+                "GiB; shorten the horizon or forecast fewer series at once"
+            )
         self._n = n
         needed = max([m.history_needed for m in self.models] + [self.fallback.history_needed])
         self.history = History(n, max(needed, H + 1))
@@ -303,6 +314,14 @@ class ForecastEngine(Forecaster):
                 parts.append("no observation yet: forecast missing")
             texts[c] = "; ".join(parts)
         return tuple(texts[c] for c in code.tolist())
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory, where the platform says (None elsewhere)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _auto(step_seconds: int, horizon: int) -> list[PointModel]:
