@@ -14,10 +14,12 @@ from forethought.cli.base import (
     _errors,
     _fail,
     _format_option,
+    _inventory_option,
     _json,
     _load,
     _skip_option,
     _trace_help,
+    _vm_infos,
     _writable,
     main,
     stdout,
@@ -120,6 +122,13 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without 
     help="Also size every VM's CPU with forethought's allocation manager (default policy); "
     "its resizes go to the backend, which says whether each was applied live.",
 )
+@click.option(
+    "--allocation-policy",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Scaling policy file for --allocate (default: the default policy).",
+)
+@_inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per ranking.")
 @_skip_option
 @_trace_help
@@ -139,6 +148,8 @@ def hybrid_cmd(
     log_dir: str | None,
     report: str | None,
     allocate: bool,
+    allocation_policy: str | None,
+    inventory: str | None,
     as_json: bool,
     skip_bad: bool,
 ) -> None:
@@ -177,6 +188,10 @@ def hybrid_cmd(
 
     if report:
         _writable(report)
+    if allocation_policy is not None and not allocate:
+        _fail("--allocation-policy goes with --allocate")
+    if inventory is not None and allocation_policy is None:
+        _fail("--inventory goes with --allocation-policy: it says which VM is in which group")
     with _errors():
         setup = HybridSetup(
             private_hosts=private_hosts,
@@ -189,6 +204,10 @@ def hybrid_cmd(
             host_disk_kbs=math.inf if host_disk_mibs is None else host_disk_mibs * 1024.0,
         )
         telemetry = _load(trace, fmt, skip_bad, vms)
+        from forethought.allocation.policy import load_policy
+
+        policy = load_policy(allocation_policy) if allocation_policy else None
+        infos = _vm_infos(telemetry.vm_ids, inventory)
         u = cpu_utilisation(telemetry)
         # With --allocate, the trace's disk and network series (KB/s) are throttled too;
         # a missing sample counts as no I/O.
@@ -215,6 +234,8 @@ def hybrid_cmd(
                         steps=steps,
                         allocate=allocate,
                         io=io or None,
+                        policy=policy,
+                        vms=infos,
                     )
                 )
     if as_json:

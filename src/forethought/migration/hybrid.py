@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from forethought.allocation.base import Recommender
 from forethought.allocation.manager import PredictiveRecommender, Settings
-from forethought.allocation.policy import DEFAULT_POLICY_YAML, VmInfo, parse_policy
+from forethought.allocation.policy import DEFAULT_POLICY_YAML, Policy, VmInfo, parse_policy
 from forethought.cluster.model import (
     CLOUDSIM_VM_TYPES,
     G4,
@@ -181,11 +181,14 @@ def run_hybrid(
     seed: int = 0,
     allocate: bool = False,
     io: Mapping[Resource, FloatArray] | None = None,
+    policy: Policy | None = None,
+    vms: Sequence[VmInfo] | None = None,
 ) -> HybridResult:
     """Run the control loop over ``utilisation`` (vms, samples in [0, 1]) for ``steps``.
 
     ``io`` adds disk and network bandwidth series (KB/s, same shape); with ``allocate``
-    the loop throttles them too.
+    the loop throttles them too, under ``policy`` (the default policy without one), its
+    groups matched on ``vms`` (the trace's names, tags and applications; ``vm-N`` without).
     """
     u = np.asarray(utilisation, dtype=np.float64)
     if u.ndim != 2 or not np.isfinite(u).all() or (u < 0).any() or (u > 1).any():
@@ -202,10 +205,12 @@ def run_hybrid(
     log = ActionLog.open(log_path)
     orchestrator = Orchestrator(backend, network, log, limits)
     allocators: dict[Resource, Recommender] = {}
-    if allocate:  # forethought's manager with the default policy, sizing each VM's CPU
-        policy = parse_policy(DEFAULT_POLICY_YAML, "default policy")
-        names = [VmInfo(f"vm-{v}") for v in range(cluster.n_vms)]
-        groups = policy.assign(names)
+    if allocate:  # forethought's manager, sizing each VM's CPU
+        policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
+        names = list(vms) if vms is not None else [VmInfo(f"vm-{v}") for v in range(cluster.n_vms)]
+        if len(names) != cluster.n_vms:
+            raise ForethoughtError(f"{len(names)} VM descriptions for {cluster.n_vms} VMs")
+        groups = policy.assign(names, require_all_groups=False)
         for resource in (Resource.CPU, *backend.io):  # and each bandwidth the trace has
             sizing = Settings.from_policy(policy, groups, resource, int(interval))
             allocators[resource] = PredictiveRecommender(sizing, resource)
