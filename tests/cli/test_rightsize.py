@@ -116,6 +116,13 @@ def test_policy_check_explains_and_checks_against_a_trace(tmp_path: Path) -> Non
     assert "--inventory goes with --trace" in out
     code, out = invoke_json("policy", "check", str(EXAMPLE), "--json")
     assert json.loads(out)["groups"][0]["name"] == "databases"
+    assert "vms_per_group" not in json.loads(out)
+    code, out = invoke_json(
+        "policy", "check", str(EXAMPLE), "--trace", "bundled:planetlab-20110303", "--json"
+    )
+    assert code == 0
+    counts = json.loads(out)["vms_per_group"]
+    assert counts == {"databases": 0, "batch": 0, "everything-else": 1052}
 
 
 def test_policy_check_names_field_and_line(tmp_path: Path) -> None:
@@ -243,7 +250,9 @@ def test_rightsize_groups_by_tag_from_an_inventory(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("", "empty file"),
-        ("name,tags\nx,a\n", "line 1: the header must name the columns vm"),
+        ("name,tags\nx,a\n", "line 1: the header must name the column vm"),
+        ('vm,tags\nx,a\n"y,b\n', "line 3: malformed CSV (unexpected end of data: an unterminated"),
+        ('vm,tags\n"x\n2",a\nz,a,b\n', "line 4: 3 column(s), the header has 2"),
         ("vm,tags\nx,a,b\n", "line 2: 3 column(s), the header has 2"),
         ("vm,tags\nx,a\n,b\n", "line 3: the vm column is empty"),
         ("vm\nx\n\nx\n", "line 4: VM 'x' is listed twice"),
@@ -252,10 +261,33 @@ def test_rightsize_groups_by_tag_from_an_inventory(tmp_path: Path) -> None:
 def test_a_bad_inventory_names_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     inventory = tmp_path / "vms.csv"
     inventory.write_text(text)
-    code, out = invoke("rightsize", *SMALL, "--inventory", str(inventory))
+    policy = ["--policy", str(EXAMPLE)]
+    code, out = invoke("rightsize", *SMALL, *policy, "--inventory", str(inventory))
     assert code == 1
     assert message in flat(out)
     assert "vms.csv" in out
-    code, out = invoke("rightsize", *SMALL, "--inventory", str(tmp_path / "none.csv"))
+    code, out = invoke("rightsize", *SMALL, *policy, "--inventory", str(tmp_path / "none.csv"))
     assert code == 1
     assert "no such file" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["rightsize", *SMALL, "--inventory", "vms.csv"], "--inventory goes with --policy"),
+        (["rightsize", *SMALL, "--watch", "2"], "--watch chooses the VMs drawn in --report"),
+        (["policy", "check", str(EXAMPLE), "--strict"], "--strict goes with --trace"),
+    ],
+)
+def test_an_option_that_would_do_nothing_is_refused(extra: list[str], message: str) -> None:
+    code, out = invoke(*extra)
+    assert code == 1
+    assert message in flat(out)
+
+
+def test_an_inventory_ignores_columns_it_does_not_know(tmp_path: Path) -> None:
+    from forethought.allocation.inventory import load_inventory
+
+    inventory = tmp_path / "export.csv"
+    inventory.write_text('vm,owner,tags\n"web, 01",alice,a;b\n')
+    assert load_inventory(inventory)["web, 01"].tags == frozenset({"a", "b"})

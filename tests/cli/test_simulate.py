@@ -298,6 +298,7 @@ def test_an_inventory_puts_tagged_vms_in_their_group_inside_the_simulation(
     clean_exit(pinned, 0)
     # Every VM held at its full size: never short, and more slack than forecast sizing.
     held = json.loads(pinned.stdout)["allocation"]
+    assert "watched_allocation" not in held  # the figures as rightsize --json gives them
     assert held["under_provisioned_share"] == 0.0
     assert held["slack"] > json.loads(plain.stdout)["allocation"]["slack"]
     alone = runner.invoke(main, ["simulate", day, "--inventory", str(inventory)])

@@ -9,12 +9,14 @@ an operator can export from their cloud (OpenStack metadata, libvirt domain meta
     batch-7,batch,
 
 ``vm`` is required; ``tags`` (separated by ``;`` or spaces) and ``application`` are
-optional columns and may be empty. Errors name the file and the line.
+optional columns and may be empty; other columns (an export's owner, flavour...) are
+ignored. Errors name the file and the line.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,32 +39,48 @@ def load_inventory(path: str | Path) -> dict[str, VmInfo]:
         raise InventoryError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{path}: cannot read the inventory: {exc}") from None
-    rows = list(csv.reader(text.splitlines()))
-    if not rows or not any(cell.strip() for cell in rows[0]):
+    # Parsed as one stream: a quoted cell may hold a comma or a line break, and the
+    # reader's own line count stays the file's.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header_row = next(reader, [])
+    except csv.Error as exc:
+        raise InventoryError(f"{path}, line 1: malformed CSV: {exc}") from None
+    if not any(cell.strip() for cell in header_row):
+        expected = ",".join(COLUMNS)
+        raise InventoryError(f"{path}: empty file; expected a header line such as {expected}")
+    header = [cell.strip().lower() for cell in header_row]
+    known = [c for c in header if c in COLUMNS]
+    if "vm" not in header or len(set(known)) != len(known):
         raise InventoryError(
-            f"{path}: empty file; expected a header line such as {','.join(COLUMNS)}"
-        )
-    header = [cell.strip().lower() for cell in rows[0]]
-    unknown = [c for c in header if c not in COLUMNS]
-    if unknown or "vm" not in header or len(set(header)) != len(header):
-        raise InventoryError(
-            f"{path}, line 1: the header must name the columns vm and optionally tags and "
-            f"application, each once; got {','.join(rows[0])}"
+            f"{path}, line 1: the header must name the column vm and optionally tags and "
+            f"application, each once (other columns are ignored); got {','.join(header_row)}"
         )
     out: dict[str, VmInfo] = {}
-    for number, row in enumerate(rows[1:], start=2):
+    while True:
+        start = reader.line_num + 1  # the line the next record starts on
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise InventoryError(
+                f"{path}, line {start}: malformed CSV ({exc}: an unterminated quote?)"
+            ) from None
         if not any(cell.strip() for cell in row):
             continue  # blank lines are allowed
         if len(row) != len(header):
             raise InventoryError(
-                f"{path}, line {number}: {len(row)} column(s), the header has {len(header)}"
+                f"{path}, line {start}: {len(row)} column(s), the header has {len(header)}"
             )
-        cells = dict(zip(header, (cell.strip() for cell in row), strict=True))
+        cells = {
+            name: cell.strip() for name, cell in zip(header, row, strict=True) if name in COLUMNS
+        }
         name = cells["vm"]
         if not name:
-            raise InventoryError(f"{path}, line {number}: the vm column is empty")
+            raise InventoryError(f"{path}, line {start}: the vm column is empty")
         if name in out:
-            raise InventoryError(f"{path}, line {number}: VM {name!r} is listed twice")
+            raise InventoryError(f"{path}, line {start}: VM {name!r} is listed twice")
         tags = frozenset(cells.get("tags", "").replace(";", " ").split())
         out[name] = VmInfo(name, tags, cells.get("application") or None)
     return out

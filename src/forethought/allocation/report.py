@@ -15,6 +15,8 @@ from forethought.core.htmlpage import page, pyplot, svg, write_page
 
 #: How each resource is sized, for axis labels.
 UNITS = {"cpu": "% of the VM's CPU", "memory": "% of the VM's memory"}
+#: Disk and network bandwidths are sized in their own unit.
+BANDWIDTH_UNIT = "KB/s"
 
 
 def _table(comparison: Comparison, resource: str) -> str:
@@ -53,6 +55,9 @@ def _tradeoff(comparison: Comparison, resource: str) -> str:
         )
     ax.set_xlabel("under-provisioned intervals (%)")
     ax.set_ylabel("slack (%)")
+    # Shares cannot go below 0 or slack above 100 %, whatever the autoscaled margins say.
+    ax.set_xlim(left=0.0)
+    ax.set_ylim(0.0, 100.0)
     ax.grid(alpha=0.3)
     text = svg(fig)
     plt.close(fig)
@@ -77,7 +82,7 @@ def _timelines(comparison: Comparison, resource: str) -> list[tuple[str, str]]:
                 ax.step(hours, s.watched_allocation[k], where="post", linewidth=1.1, label=name)
         ax.axvspan(0.0, scored_from, color="grey", alpha=0.12, label="warm-up (not scored)")
         ax.set_xlabel("hours")
-        ax.set_ylabel(UNITS.get(resource, resource))
+        ax.set_ylabel(UNITS.get(resource, f"{resource} ({BANDWIDTH_UNIT})"))
         ax.grid(alpha=0.3)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="small", ncol=5)
         out.append((vm, svg(fig)))

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # imported where used: the command line starts faster without
     from forethought.allocation.compare import Comparison
 
 #: Short headers for the side-by-side table, one per entry of FIGURES.
-COMPACT_HEADERS = ("slack", "short", "unmet", "resizes\n/VM-h", "VMs >1%\nshort")
+COMPACT_HEADERS = ("slack", "short", "unmet", "resizes\n/VM-h", "VMs\n>1% short")
 
 
 @main.group(name="policy")
@@ -56,7 +56,12 @@ def policy_group() -> None:
     help="With --trace, a group that takes no VM of the trace is an error, not a warning.",
 )
 @_format_option
-@click.option("--json", "as_json", is_flag=True, help="Print the validated policy as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the validated policy as JSON (with --trace, plus vms_per_group).",
+)
 def policy_check_cmd(
     policy_file: str,
     trace: str | None,
@@ -92,6 +97,8 @@ def policy_check_cmd(
 
     if inventory is not None and trace is None:
         _fail("--inventory goes with --trace: it says what the trace's VMs are")
+    if strict and trace is None:
+        _fail("--strict goes with --trace: it makes a group with no VM of the trace an error")
     counts: Counter[str] = Counter()
     with _errors():
         policy = load_policy(policy_file)
@@ -99,22 +106,25 @@ def policy_check_cmd(
             telemetry = _load(trace, fmt, False, None)
             vms = _vm_infos(telemetry.vm_ids, inventory)
             counts.update(g.name for g in policy.assign(vms, require_all_groups=strict))
+    idle = [g.name for g in policy.groups if not counts[g.name]] if trace is not None else []
+    if idle:
+        hint = "" if inventory else " (tags and applications come from --inventory)"
+        stderr.print(
+            f"warning: group(s) {', '.join(idle)} take no VM of this trace{hint}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if as_json:
-        click.echo(policy.model.model_dump_json(indent=2))
+        out = policy.model.model_dump(mode="json")
+        if trace is not None:  # what the check found, beside the validated policy
+            out["vms_per_group"] = {g.name: counts[g.name] for g in policy.groups}
+        click.echo(_json(out))
         return
     stdout.print(policy.explain(), highlight=False)
     if trace is not None:
         stdout.print(f"\nVMs of {trace} per group (first match wins):", highlight=False)
         for group in policy.groups:
             stdout.print(f"  {group.name}: {counts[group.name]:,}", highlight=False)
-        idle = [g.name for g in policy.groups if not counts[g.name]]
-        if idle:
-            hint = "" if inventory else " (tags and applications come from --inventory)"
-            stderr.print(
-                f"warning: group(s) {', '.join(idle)} take no VM of this trace{hint}",
-                highlight=False,
-                soft_wrap=True,
-            )
     stdout.print("\npolicy OK", style="bold green")
 
 
@@ -183,10 +193,10 @@ def policy_check_cmd(
 )
 @click.option(
     "--watch",
-    type=click.IntRange(min=0),
-    default=3,
-    show_default=True,
-    help="VMs drawn in the report: those whose demand ranges widest.",
+    type=click.IntRange(min=0, max=50),
+    default=None,
+    help="VMs drawn in the report (default 3, at most 50): those whose hourly demand level "
+    "moves most, where recommenders differ.",
 )
 @click.option(
     "--json",
@@ -211,7 +221,7 @@ def rightsize_cmd(
     inventory: str | None,
     versus: str | None,
     report: str | None,
-    watch: int,
+    watch: int | None,
     as_json: bool,
     progress: bool,
     skip_bad: bool,
@@ -251,6 +261,10 @@ def rightsize_cmd(
         _fail("give either --policy or --baseline, not both")
     if versus and baseline:
         _fail("--versus compares forethought with baselines; give the baselines to --versus")
+    if watch is not None and report is None:
+        _fail("--watch chooses the VMs drawn in --report; give --report too")
+    if inventory is not None and policy_file is None:
+        _fail("--inventory goes with --policy: it says which VM is in which group")
     from pathlib import Path
 
     from forethought.allocation.compare import (
@@ -293,7 +307,7 @@ def rightsize_cmd(
                 resize_delay=resize_delay,
                 warmup=warmup,
                 cross_resource=cross_resource,
-                watch=watch if report is not None else 0,
+                watch=(3 if watch is None else watch) if report is not None else 0,
                 progress=lambda label, done, total: advance(done, total),
                 vms=vms,
             )
@@ -334,17 +348,22 @@ def _one_recommender(trace: str, name: str, comparison: Comparison) -> None:
 
 def _side_by_side(trace: str, comparison: Comparison) -> None:
     for resource, runs_of in comparison.scores.items():
-        beaten = comparison.dominated_by(resource)
         table = Table(title=f"rightsizing {trace}: {resource}", box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("recommender", no_wrap=True)
+        table.add_column("recommender", overflow="fold")
         for header in COMPACT_HEADERS:
             table.add_column(header, justify="right", no_wrap=True)
-        table.add_column("dominated\nby", min_width=11, overflow="fold")
         for name, s in runs_of.items():
             d = s.to_dict()
-            cells = [fmt_.format(d[key]) for key, _, fmt_ in FIGURES]
-            table.add_row(name, *cells, ", ".join(beaten[name]) or "-")
+            table.add_row(name, *(fmt_.format(d[key]) for key, _, fmt_ in FIGURES))
         stdout.print(table)
+        # Below the table, not in a column: at 80 characters a column would be cut.
+        beaten = {n: by for n, by in comparison.dominated_by(resource).items() if by}
+        if not beaten:
+            stdout.print(
+                "no recommender is dominated: none is beaten on slack and shortage at once"
+            )
+        for name, by in beaten.items():
+            stdout.print(f"{name} is dominated by {', '.join(by)}", highlight=False)
 
 
 @main.command(name="anomalies")
@@ -369,7 +388,8 @@ def _side_by_side(trace: str, comparison: Comparison) -> None:
     type=click.IntRange(min=0),
     default=20,
     show_default=True,
-    help="Anomalies listed in the table (all of them with --json).",
+    help="Strongest anomalies across resources listed under the counts (all anomalies of "
+    "both kinds with --json).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every anomaly with its evidence.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")

@@ -61,6 +61,8 @@ class SimResult:
             out.pop("timeline")
         if self.allocation is None:
             out.pop("allocation")
+        else:  # the figures as `rightsize --json` gives them, nothing internal
+            out["allocation"] = self.allocation.to_dict()
         return out
 
 
