@@ -292,8 +292,15 @@ def _hybrid_table(
     stdout.print(table)
     if failures:
         injected = ", ".join(f"{k} x{v}" for k, v in results[0].injected.items())
-        verdict = "all rolled back" if all(r.failures_rolled_back for r in results) else "NOT all"
-        stdout.print(f"injected: {injected}; failed migrations: {verdict}")
+        stdout.print(f"injected: {injected}", highlight=False)
+        for r in results:  # say what the injections hit, not only that nothing went wrong
+            if not r.failures_hit:
+                verdict = "no migration was hit"
+            elif r.failures_rolled_back:
+                verdict = f"{r.failures_hit:,} migration(s) hit, all rolled back"
+            else:
+                verdict = f"{r.failures_hit:,} migration(s) hit, NOT all rolled back"
+            stdout.print(f"  {r.ranking}: {verdict}", highlight=False)
 
 
 @main.command(name="hosts")

@@ -158,6 +158,9 @@ class HybridResult:
     #: --allocate on a trace that has bandwidths; 0 otherwise).
     io_unmet_share: float = 0.0
     injected: dict[str, int] = field(default_factory=dict)
+    #: Migrations an injected failure hit, and whether every one of them was rolled back
+    #: (vacuously true when none was hit).
+    failures_hit: int = 0
     failures_rolled_back: bool = True
     #: Per step: hours, active hosts, cumulative migrations started, cumulative ones
     #: started across sites, cumulative rollbacks, unmet share, cumulative energy (kWh).
@@ -338,6 +341,7 @@ def run_hybrid(
             result.failed += 1
         elif state is ActionState.STARTED:
             result.still_running += 1
+    result.failures_hit = len(saw_failure)
     result.failures_rolled_back = all(final[a][0] is ActionState.ROLLED_BACK for a in saw_failure)
     inventory = backend.inventory()
     known = {h.id for h in inventory.hosts}
