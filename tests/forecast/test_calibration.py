@@ -7,9 +7,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from forethought.core.errors import ForecastError
 from forethought.forecast import make_forecaster
 from forethought.forecast.base import FloatArray, horizon_bands
-from forethought.forecast.calibration import ResidualCalibrator
+from forethought.forecast.calibration import DEFAULT_ADAPT_RATES, ResidualCalibrator, adapt_rates
+from forethought.forecast.engine import ForecastEngine
+from forethought.forecast.models.simple import LastValue
 
 from .conftest import run
 
@@ -189,8 +192,8 @@ def test_adaptation_restores_coverage_after_a_change_of_regime(
     n, steps = 100, 1200
     sd = np.where((np.arange(steps) // 200) % 2 == 0, 1.0, 3.0)
     residuals = rng.normal(size=(n, steps)) * sd
-    miss = {}
-    for rate in (0.0, 0.005):
+    miss: dict[float | tuple[float, ...], float] = {}
+    for rate in (0.0, 0.005, DEFAULT_ADAPT_RATES):
         cal = ResidualCalibrator(n, 1, (0.5, 0.95), size=288, min_count=24, adapt_rate=rate)
         misses = []
         for t in range(steps):
@@ -202,6 +205,94 @@ def test_adaptation_restores_coverage_after_a_change_of_regime(
         miss[rate] = float(np.mean(misses))
     assert miss[0.0] > 0.058  # the plain window under-covers after each quiet spell
     assert 0.043 <= miss[0.005] <= 0.057
+    assert 0.043 <= miss[DEFAULT_ADAPT_RATES] <= 0.057  # the mixture of rates as well
+
+
+def feed(cal: ResidualCalibrator, residuals: FloatArray, refresh_every: int = 12) -> None:
+    """Residuals (series, steps) through the calibrator on the engine's refresh schedule."""
+    n, steps = residuals.shape
+    for t in range(steps):
+        add_one(cal, residuals[:, t], np.ones(n, dtype=bool))
+        if cal.adds_since_refresh >= refresh_every:
+            cal.refresh(np.ones(n))
+
+
+def test_the_mixed_level_is_a_weighted_mean_of_the_experts(rng: np.random.Generator) -> None:
+    cal = ResidualCalibrator(30, 3, (0.5, 0.95), size=100, min_count=10)
+    feed(cal, rng.standard_t(3, size=(30, 400)))
+    weights = cal.expert_weights
+    assert weights.shape == (30, 3, 2, len(DEFAULT_ADAPT_RATES))
+    np.testing.assert_allclose(weights.sum(axis=3), 1.0, rtol=1e-5)
+    assert (weights > 0).all()
+    experts = cal._expert_levels.astype(np.float64)
+    np.testing.assert_allclose(
+        cal.adjusted_levels, (weights * experts).sum(axis=3), rtol=1e-5, atol=1e-6
+    )
+    assert (cal.adjusted_levels >= experts.min(axis=3) - 1e-6).all()
+    assert (cal.adjusted_levels <= experts.max(axis=3) + 1e-6).all()
+
+
+def test_calm_residuals_favour_the_slow_expert(rng: np.random.Generator) -> None:
+    """On exchangeable residuals a fast rate only shakes the band: its loss is higher."""
+    cal = ResidualCalibrator(200, 1, (0.9,), size=288, min_count=24, adapt_rate=(0.001, 0.05))
+    feed(cal, rng.normal(size=(200, 1500)), refresh_every=1)
+    weights = cal.expert_weights[:, 0, 0]
+    assert float(np.median(weights[:, 0])) > 0.5
+    levels = cal._expert_levels[:, 0, 0].astype(np.float64)
+    assert float(levels[:, 1].std()) > 2 * float(levels[:, 0].std())  # the fast one wanders
+
+
+def test_a_shifting_regime_favours_the_fast_expert(rng: np.random.Generator) -> None:
+    """When the spread keeps changing, the slow expert lags: the weight moves to the fast one."""
+    steps = 1500
+    sd = np.where((np.arange(steps) // 60) % 2 == 0, 1.0, 4.0)
+    cal = ResidualCalibrator(200, 1, (0.9,), size=288, min_count=24, adapt_rate=(0.001, 0.05))
+    feed(cal, rng.normal(size=(200, steps)) * sd, refresh_every=1)
+    assert float(np.median(cal.expert_weights[:, 0, 0, 1])) > 0.5
+
+
+def test_a_series_flat_at_zero_keeps_finite_weights() -> None:
+    """Quantiles of almost nothing must not turn a residual into an infinite loss."""
+    residuals = np.zeros((2, 300))
+    residuals[0, ::7] = 1e-44  # denormal in float32: the experts' width is next to nothing
+    residuals[0, 150] = 50.0
+    cal = ResidualCalibrator(2, 1, (0.9, 0.99), size=100, min_count=10)
+    with np.errstate(invalid="raise"):  # no inf - inf, no NaN made along the way
+        feed(cal, residuals, refresh_every=1)
+    assert np.isfinite(cal.expert_weights).all()
+    assert np.isfinite(cal.adjusted_levels).all()
+    assert np.isfinite(cal.residual_quantiles(np.ones(2))[0]).all()
+
+
+def test_a_single_rate_is_plain_adaptive_conformal() -> None:
+    cal = ResidualCalibrator(1, 1, (0.9,), size=50, min_count=5, adapt_rate=0.01)
+    feed(cal, np.arange(10.0)[None, :], refresh_every=1)  # every residual a miss
+    # Adapting from the 6th residual on (5 are its own): 5 misses, each 0.01 x (1 - 0.1) up.
+    assert cal.adjusted_levels[0, 0, 0] == pytest.approx(0.9 + 5 * 0.01 * 0.9, abs=1e-5)
+    assert cal.rates == (0.01,)
+
+
+@pytest.mark.parametrize(
+    ("rate", "message"),
+    [
+        (-0.01, "in \\[0, 1\\)"),
+        (1.5, "in \\[0, 1\\)"),
+        (float("nan"), "in \\[0, 1\\)"),
+        ((0.0, 0.01), "turns adaptation off"),
+        ((0.01, 0.01), "twice"),
+    ],
+)
+def test_bad_adapt_rates_are_refused(rate: float | tuple[float, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        adapt_rates(rate)
+    with pytest.raises(ForecastError, match=message):
+        ForecastEngine([LastValue()], adapt_rate=rate)
+
+
+def test_no_rate_means_no_adaptation() -> None:
+    assert adapt_rates(0.0) == ()
+    assert adapt_rates(()) == ()
+    assert adapt_rates([0.002, 0.02]) == (0.002, 0.02)
 
 
 # -- the engine's calibration on synthetic laws --------------------------------------------------

@@ -13,15 +13,55 @@ therefore adapted online (adaptive conformal inference, Gibbs and Candes 2021): 
 residual above the quantile in force raises the level a little, each one below lowers it,
 so the long-run miss rate of *every horizon* is driven to 1 - q whatever the data do.
 
+How fast to adapt depends on the series: a calm one is served best by a slow rate (narrow,
+steady bands), one whose regime changes by a fast one. No single rate suits a fleet, so
+several are run side by side, each an *expert* with its own level, and the level used is
+their weighted mean, each weight falling exponentially with the expert's recent pinball
+loss (dynamically-tuned ACI, Gibbs and Candes 2022). Every expert's long-run miss rate is
+1 - q, so the mixture's is too; the weights only choose how the band gets there.
+
 Until a series has ``min_count`` residuals in a band, it borrows the pooled residuals of
 all series in that band, standardised by each series' scale, and its note says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from forethought.forecast.base import BoolArray, FloatArray, horizon_bands
+
+# Rates of the level experts: a decade around the single rate that served before, spaced by
+# about a factor of two, so whichever rate a series needs is within reach of one expert.
+DEFAULT_ADAPT_RATES: tuple[float, ...] = (0.001, 0.003, 0.01)
+# Each expert's loss is discounted by this factor per step (a memory of about 100 steps,
+# most of a day at five minutes), so the weights follow a change of regime.
+EXPERT_LOSS_DECAY = 0.99
+# Weights are softmax(-EXPERT_SHARPNESS x discounted loss); losses are scaled by the width
+# of the experts' quantiles, so this does not depend on the unit of the series.
+EXPERT_SHARPNESS = 1.0
+# The most one step can add to an expert's loss, in units of the experts' mean width.
+_MAX_STEP_LOSS = 100.0
+# Series per block when adapting: bounds the temporaries at fleet scale (a few MB each).
+_ADAPT_BLOCK = 16384
+
+
+def adapt_rates(adapt_rate: float | Sequence[float]) -> tuple[float, ...]:
+    """The experts' rates for an ``adapt_rate`` argument; () when adaptation is off.
+
+    A single number is one expert (plain adaptive conformal inference); 0 turns adaptation
+    off, which keeps the finite-sample correction of split conformal instead.
+    """
+    rates = (adapt_rate,) if isinstance(adapt_rate, int | float) else tuple(adapt_rate)
+    for rate in rates:
+        if not (np.isfinite(rate) and 0.0 <= rate < 1.0):
+            raise ValueError(f"adapt_rate must be in [0, 1); got {rate}")
+    if any(rate == 0 for rate in rates) and len(rates) > 1:
+        raise ValueError("adapt_rate 0 turns adaptation off: give it alone, not among rates")
+    if len(set(rates)) != len(rates):
+        raise ValueError(f"adapt_rate lists a rate twice: {rates}")
+    return tuple(float(r) for r in rates if r > 0)
 
 
 class ResidualCalibrator:
@@ -34,14 +74,14 @@ class ResidualCalibrator:
         levels: tuple[float, ...],
         size: int = 288,
         min_count: int = 24,
-        adapt_rate: float = 0.005,
+        adapt_rate: float | Sequence[float] = DEFAULT_ADAPT_RATES,
     ) -> None:
         if size < 2 or min_count < 1:
             raise ValueError("the calibration window needs at least 2 residuals")
         self.n, self.horizon, self.size = n, horizon, size
         self.min_count = min(min_count, size)
         self.levels = np.asarray(levels, dtype=np.float64)
-        self.adapt_rate = adapt_rate
+        self.rates = adapt_rates(adapt_rate)
         self.bands = horizon_bands(horizon)
         self.band_of = np.array(
             [b for b, (lo, hi) in enumerate(self.bands) for _ in range(lo, hi + 1)]
@@ -51,8 +91,16 @@ class ResidualCalibrator:
         self._pos = 0  # every band records one residual per step
         self._count = np.zeros((n, B), dtype=np.int64)
         self._sum = np.zeros((n, B))  # running sum of each ring, for the mean residual
-        self._adjusted = np.tile(self.levels.astype(np.float32), (n, horizon, 1))
-        # Residual quantiles at the adjusted levels, as last computed by refresh().
+        L, K = len(self.levels), len(self.rates)
+        # Each expert's level per (series, horizon, level), and the quantiles at those
+        # levels as last refreshed: what its misses and losses are judged against. float32,
+        # as the rings: at fleet scale these are the calibrator's largest arrays after them.
+        self._expert_levels = np.empty((n, horizon, L, K), dtype=np.float32)
+        self._expert_levels[:] = self.levels.astype(np.float32)[:, None]
+        self._expert_quantiles = np.zeros((n, horizon, L, K), dtype=np.float32)
+        self._expert_loss = np.zeros((n, B, L, K), dtype=np.float32)  # per horizon band
+        self._combined: np.ndarray | None = None  # the mixed levels, computed when asked
+        # Residual quantiles at the combined levels, as last computed by refresh().
         self._quantiles: FloatArray | None = None
         self._mean = np.zeros((n, horizon))
         self._pooled = np.ones((n, horizon), dtype=bool)
@@ -63,8 +111,6 @@ class ResidualCalibrator:
     def add(self, residuals: FloatArray, valid: BoolArray) -> None:
         """Record one step's residuals of the 1..k-step-ahead forecasts, shape (series, k)."""
         k = residuals.shape[1]
-        if self.adapt_rate > 0 and self._quantiles is not None:
-            self._adapt(k, residuals, valid)
         # One residual per band: rotate through the band's horizons from step to step.
         picks = [
             (b, lo - 1 + self._pos % (min(hi, k) - lo + 1))
@@ -73,6 +119,8 @@ class ResidualCalibrator:
         ]
         bands = np.array([b for b, _ in picks])
         cols = np.array([c for _, c in picks])
+        if self.rates and self._quantiles is not None:
+            self._adapt(k, residuals, valid, cols)
         held = self._ring.shape[2]
         if self._pos >= held and held < self.size:
             # Straight to full size, once: growing by doubling would hold the old and the
@@ -94,32 +142,83 @@ class ResidualCalibrator:
         self._stale = True
         self.adds_since_refresh += 1
 
-    def _adapt(self, k: int, residuals: FloatArray, valid: BoolArray) -> None:
-        """Move each level toward the miss rate it should have (adaptive conformal).
+    def _adapt(self, k: int, residuals: FloatArray, valid: BoolArray, cols: np.ndarray) -> None:
+        """Move every expert's level toward its target miss rate and score the experts.
 
-        A miss is a residual above the quantile in force (the last refresh), which is the
-        quantile a forecast issued meanwhile would have used.
+        A miss is a residual above the expert's quantile in force (the last refresh), which
+        is the quantile a forecast issued meanwhile would have used. Each band scores its
+        experts on the horizon its ring records this step (``cols``): the pinball loss of
+        their quantiles, which over the rotation covers every horizon of the band.
         """
-        assert self._quantiles is not None
-        ready = valid & ~self._pooled[:, :k]
-        missed = residuals[:, :, None] > self._quantiles[:, :k]
-        # The two possible steps per level, computed as adapt_rate * (missed - (1 - q)).
-        up = self.adapt_rate * (1.0 - (1.0 - self.levels))
-        down = self.adapt_rate * (0.0 - (1.0 - self.levels))
-        step = np.where(missed, up, down)
-        step[~ready] = 0.0
-        moved = step + self._adjusted[:, :k]
-        self._adjusted[:, :k] = np.clip(moved, 0.0, 1.0, out=moved)
+        ready = valid[:, :k] & ~self._pooled[:, :k]  # (series, k)
+        if not ready.any():
+            return
+        level = self.levels.astype(np.float32)[:, None]
+        rates = np.asarray(self.rates, dtype=np.float32)
+        # The two possible steps of each expert: rate * (missed - (1 - level)).
+        up, down = rates * level, rates * (level - 1)
+        # In blocks of series: the temporaries are (series, k, levels, experts) each.
+        for first in range(0, self.n, _ADAPT_BLOCK):
+            rows = slice(first, first + _ADAPT_BLOCK)
+            q = self._expert_quantiles[rows, :k]
+            r = residuals[rows, :k, None, None].astype(np.float32)
+            step = np.where(r > q, up, down)
+            levels = self._expert_levels[rows, :k]  # a view: updated in place
+            np.add(levels, step, out=levels, where=ready[rows, :, None, None])
+            np.clip(levels, 0.0, 1.0, out=levels)
+            self._score(rows, q[:, cols], r[:, cols], ready[rows][:, cols], level)
+        self._combined = None
+
+    def _score(
+        self, rows: slice, q: np.ndarray, r: np.ndarray, ready: BoolArray, level: np.ndarray
+    ) -> None:
+        """Add one step's pinball loss per band to the experts' discounted losses."""
+        loss = (r - q) * ((r > q) + (level - 1))  # (series, bands, levels, experts)
+        # In units of the experts' mean width, so the weights do not depend on the unit of
+        # the series; no width (all quantiles 0) means nothing to tell the experts apart.
+        width = np.abs(q).mean(axis=3, keepdims=True)
+        scaled = np.zeros_like(loss)
+        with np.errstate(over="ignore"):  # capped right below
+            np.divide(loss, width, out=scaled, where=width > 0)
+        # Bounded, as the method assumes: a width of almost nothing (a series flat at 0)
+        # would otherwise turn one residual into an infinite loss for every expert.
+        np.minimum(scaled, _MAX_STEP_LOSS, out=scaled)
+        held = self._expert_loss[rows, : q.shape[1]]
+        decayed = np.float32(EXPERT_LOSS_DECAY) * held + scaled
+        self._expert_loss[rows, : q.shape[1]] = np.where(ready[:, :, None, None], decayed, held)
 
     @property
     def counts(self) -> np.ndarray:
         """Residuals held per (series, horizon)."""
         return self._count[:, self.band_of]
 
+    def _band_weights(self, band: int) -> np.ndarray:
+        """The experts' weights in one horizon band, (series, level, expert), float32."""
+        loss = self._expert_loss[:, band]
+        # Shifted by the best loss first: the same softmax, without overflow.
+        weights = np.exp(-EXPERT_SHARPNESS * (loss - loss.min(axis=2, keepdims=True)))
+        weights /= weights.sum(axis=2, keepdims=True)
+        return np.asarray(weights)
+
+    @property
+    def expert_weights(self) -> FloatArray:
+        """Each expert's weight per (series, horizon, level, expert); sums to 1 over experts."""
+        per_band = np.stack([self._band_weights(b) for b in range(len(self.bands))], axis=1)
+        return per_band[:, self.band_of].astype(np.float64)
+
     @property
     def adjusted_levels(self) -> FloatArray:
-        """The adapted level used for each (series, horizon, level)."""
-        return self._adjusted.astype(np.float64)
+        """The adapted level used for each (series, horizon, level): the experts' mix."""
+        if not self.rates:
+            return np.broadcast_to(self.levels, (self.n, self.horizon, len(self.levels))).copy()
+        if self._combined is None:
+            combined = np.empty((self.n, self.horizon, len(self.levels)), dtype=np.float32)
+            for b in range(len(self.bands)):  # per band: temporaries of (series, level, expert)
+                weights = self._band_weights(b)
+                for h in np.flatnonzero(self.band_of == b).tolist():
+                    combined[:, h] = np.einsum("nlk,nlk->nl", weights, self._expert_levels[:, h])
+            self._combined = combined
+        return self._combined.astype(np.float64)
 
     def refresh(self, scale: FloatArray, bands: list[int] | None = None) -> None:
         """Recompute the quantiles in force (used to adapt levels and bound anomalies).
@@ -131,21 +230,27 @@ class ResidualCalibrator:
         """
         partial = bands is not None and self._quantiles is not None
         self._quantiles, self._mean, self._pooled, self._anomaly_q = self._compute(
-            scale, bands if partial else None
+            scale, bands if partial else None, experts=True
         )
         if not partial:
             self._stale = False
             self.adds_since_refresh = 0
 
     def _compute(
-        self, scale: FloatArray, bands: list[int] | None = None
+        self, scale: FloatArray, bands: list[int] | None = None, experts: bool = False
     ) -> tuple[FloatArray, FloatArray, BoolArray, FloatArray]:
-        """Quantiles at the adjusted levels, mean residual, pooled mask, one-step p-top."""
+        """Quantiles at the adjusted levels, mean residual, pooled mask, one-step p-top.
+
+        With ``experts`` the quantiles at every expert's level are put in force as well
+        (in place): a refresh does that, a forecast only needs the mixed level.
+        """
         chosen = list(range(len(self.bands))) if bands is None else bands
-        levels = self._adjusted.astype(np.float64)
+        levels = self.adjusted_levels
+        n, L, K = self.n, len(self.levels), len(self.rates)
+        experts = experts and K > 0
         # With adaptive levels the long-run miss rate is already driven to 1 - q, so the
         # finite-sample correction would only make the quantiles conservative.
-        finite_sample = self.adapt_rate <= 0
+        finite_sample = not self.rates
         if bands is None or self._quantiles is None:
             quant = np.empty((self.n, self.horizon, len(self.levels)))
         else:
@@ -157,6 +262,10 @@ class ResidualCalibrator:
             ordered = np.sort(self._ring[:, b], axis=1)  # NaN last; beats partition here
             for h in np.flatnonzero(self.band_of == b).tolist():
                 quant[:, h] = _from_sorted(ordered, self._count[:, b], levels[:, h], finite_sample)
+                if experts:
+                    at = self._expert_levels[:, h].reshape(n, L * K).astype(np.float64)
+                    of_experts = _from_sorted(ordered, self._count[:, b], at, finite_sample)
+                    self._expert_quantiles[:, h] = of_experts.reshape(n, L, K)
             if b == 0:
                 first_band = ordered
             del ordered
@@ -175,6 +284,12 @@ class ResidualCalibrator:
                 hs = np.flatnonzero(self.band_of == b)
                 fallback = zq[None, None, :] * unit[:, None, None]
                 quant[:, hs] = np.where(pooled[:, hs, None], fallback, quant[:, hs])
+                if experts:  # a borrowed quantile is every expert's: nothing to adapt yet
+                    self._expert_quantiles[:, hs] = np.where(
+                        pooled[:, hs, None, None],
+                        fallback[..., None],
+                        self._expert_quantiles[:, hs],
+                    )
             mean = np.where(pooled, 0.0, mean)
         # Anomalies are judged at the fixed top level, not the adapted one: a run of
         # outliers must not lift the bar it is measured against.

@@ -27,7 +27,7 @@ from forethought.forecast.base import (
     Forecaster,
     validate_levels,
 )
-from forethought.forecast.calibration import ResidualCalibrator
+from forethought.forecast.calibration import DEFAULT_ADAPT_RATES, ResidualCalibrator, adapt_rates
 from forethought.forecast.history import History
 from forethought.forecast.models.autoregressive import AutoRegressive
 from forethought.forecast.models.base import PointModel
@@ -52,7 +52,7 @@ class ForecastEngine(Forecaster):
         horizon: int = 12,
         levels: tuple[float, ...] = DEFAULT_LEVELS,
         calibration_window: int = 288,
-        adapt_rate: float = 0.005,
+        adapt_rate: float | Sequence[float] = DEFAULT_ADAPT_RATES,
         min_calibration: int = 24,
         learning_rate: float = 1.0,
         loss_decay: float = 0.97,
@@ -70,7 +70,10 @@ class ForecastEngine(Forecaster):
         self.horizon = horizon
         self.levels = validate_levels(levels)
         self.calibration_window = calibration_window
-        self.adapt_rate = adapt_rate
+        try:
+            self.adapt_rate = adapt_rates(adapt_rate)
+        except ValueError as err:
+            raise ForecastError(str(err)) from None
         self.min_calibration = min_calibration
         self.learning_rate = learning_rate
         self.loss_decay = loss_decay
@@ -105,8 +108,18 @@ class ForecastEngine(Forecaster):
         self.history = History(n, max(needed, H + 1))
         for model in [*self.models, self.fallback]:
             model.reset(n)
+        # The median is the combined path itself (see forecast), so only the other levels
+        # are calibrated: a quarter less of the calibrator's memory and work by default. (The
+        # top level also sets the anomaly bar, so 0.5 stays when nothing lies above it.)
+        above = max(self.levels) > 0.5
+        self._offset_levels = tuple(q for q in self.levels if q != 0.5) if above else self.levels
         self.calibrator = ResidualCalibrator(
-            n, H, self.levels, self.calibration_window, self.min_calibration, self.adapt_rate
+            n,
+            H,
+            self._offset_levels,
+            self.calibration_window,
+            self.min_calibration,
+            self.adapt_rate or 0.0,
         )
         self.anomalies = AnomalyDetector(n, self.anomaly_run, max(self.levels))
         self._paths = np.full((H, n, H), np.nan)  # combined path issued at step s, slot s % H
@@ -269,13 +282,16 @@ class ForecastEngine(Forecaster):
             self._pool_scale(), H, fresh=self.fresh_quantiles
         )
         spread = self._spreads[(self.steps - 1) % self.horizon]
-        rq = rq * spread[:, None, None]
         rmean = rmean * spread[:, None]
         # The combined path is already a median estimate (models are scored on absolute
         # error), and re-centring it on a noisy residual median only adds variance, so the
         # 0.5 level is the path itself; the other levels are conformal offsets from it.
-        rq[:, :, [k for k, q in enumerate(self.levels) if q == 0.5]] = 0.0
-        quantiles = path[:, :, None] + rq
+        offsets = np.zeros((rq.shape[0], H, len(self.levels)))
+        calibrated = [k for k, q in enumerate(self.levels) if q in self._offset_levels]
+        offsets[:, :, calibrated] = rq * spread[:, None, None]
+        if 0.5 in self._offset_levels:
+            offsets[:, :, self.levels.index(0.5)] = 0.0
+        quantiles = path[:, :, None] + offsets
         mean = path + rmean
         if self.lower is not None or self.upper is not None:
             quantiles = np.clip(quantiles, self.lower, self.upper)
