@@ -122,10 +122,15 @@ class ForecastEngine(Forecaster):
             self.adapt_rate or 0.0,
         )
         self.anomalies = AnomalyDetector(n, self.anomaly_run, max(self.levels))
-        self._paths = np.full((H, n, H), np.nan)  # combined path issued at step s, slot s % H
+        # Issued paths, only to score them, are kept in float32 as the residual rings are
+        # (7 significant digits, far below any forecast error): at fleet scale they are
+        # among the largest arrays. The newest, which forecast() returns, stays exact.
+        self._paths = np.full((H, n, H), np.nan, dtype=np.float32)  # issued at step s, slot s % H
+        self._newest = np.full((n, H), np.nan)
         self._spreads = np.ones((H, n))  # local spread when that path was issued
         self._first = np.full((M, n), np.nan)  # each model's one-step forecast from last step
-        self._last_h = np.full((H, M, n), np.nan)  # each model's H-step forecast, slot s % H
+        # Each model's H-step forecast, slot s % H (float32 too: it only scores the models).
+        self._last_h = np.full((H, M, n), np.nan, dtype=np.float32)
         self._loss = np.zeros((M, n))
         self._valid = np.zeros((M, n), dtype=bool)
         self._weights = np.full((M, n), 1.0 / M)
@@ -204,7 +209,7 @@ class ForecastEngine(Forecaster):
             elif self.calibrator.adds_since_refresh >= H:
                 self.calibrator.refresh(self._pool_scale())
             offset = self.calibrator.upper_one_step()
-            self._upper1 = self._paths[t % H, :, 0] + offset * self._spreads[t % H]
+            self._upper1 = self._newest[:, 0] + offset * self._spreads[t % H]
 
     def _pool_scale(self) -> FloatArray:
         """Per-series scale of the stored residuals, for borrowing pooled calibration.
@@ -270,6 +275,7 @@ class ForecastEngine(Forecaster):
             )
         self._weights = weights
         self._paths[t % H] = combined
+        self._newest = combined
 
     def forecast(self, horizon: int | None = None) -> Forecast:
         H = self.horizon if horizon is None else horizon
@@ -277,7 +283,7 @@ class ForecastEngine(Forecaster):
             raise ForecastError("forecast called before any update")
         if not 1 <= H <= self.horizon:
             raise ForecastError(f"horizon must be between 1 and {self.horizon} (configured)")
-        path = self._paths[(self.steps - 1) % self.horizon, :, :H]
+        path = self._newest[:, :H]
         rq, rmean, pooled = self.calibrator.residual_quantiles(
             self._pool_scale(), H, fresh=self.fresh_quantiles
         )
