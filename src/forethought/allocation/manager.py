@@ -12,6 +12,10 @@ allocation with hysteresis so it does not flap:
 - a **shortfall** (demand above the allocation) raises the VM's floor at once: for memory
   (an out-of-memory or swap signal) the floor is remembered for a day, for CPU
   (throttling) it only forces the next increase;
+- a **short target** (a policy's ``short_target``) makes the headroom learn, per VM:
+  each shortfall adds to it, each interval that is not short takes a little back, so
+  that in the long run the VM is short at most that often whatever the forecaster's
+  quantiles do (adaptive conformal inference, applied to the allocation itself);
 - an **anomaly** (demand above the forecast's p99 for three steps) is recorded with its
   evidence and handled as the group's policy says: alert, scale up, or isolate (freeze
   the VM's decreases until the anomaly passes).
@@ -41,6 +45,10 @@ from forethought.forecast.engine import ForecastEngine, make_forecaster
 from forethought.forecast.models.markov import MarkovChain
 
 DAY_SECONDS = 86_400
+# Learned headroom added per shortfall (taken back at short_target times this per interval
+# that is not short), and its ceiling: a VM short whatever it gets must not inflate forever.
+LEARNED_HEADROOM_STEP = 0.05
+LEARNED_HEADROOM_MAX = 1.0
 
 ACTION_CODE = {AnomalyAction.ALERT: 0, AnomalyAction.SCALE_UP: 1, AnomalyAction.ISOLATE: 2}
 
@@ -66,6 +74,8 @@ class Settings:
     # Steps a shortfall's raised floor holds (at least 1: the next decision); None takes
     # the resource's default (a day for memory).
     floor_hold: np.ndarray | None = None
+    # The share of intervals a VM may be short, learned toward; NaN where off.
+    short_target: FloatArray | None = None
 
     @classmethod
     def from_policy(
@@ -94,6 +104,9 @@ class Settings:
             scale_up_by=np.array([g.anomaly.scale_up_by for g in groups]),
             priority=np.array([policy.priority(g) for g in groups], dtype=np.int64),
             floor_hold=np.maximum(steps([shortfall_floor_minutes(p, resource) for p in per]), 1),
+            short_target=np.array(
+                [np.nan if p.short_target is None else p.short_target for p in per]
+            ),
         )
 
 
@@ -180,6 +193,7 @@ class PredictiveRecommender:
         self.floor = np.zeros(n)
         self.floor_left = np.zeros(n, dtype=np.int64)
         self.isolated = np.zeros(n, dtype=bool)
+        self.learned = np.zeros(n)  # headroom learned toward the short target
         # Memory remembers an out-of-memory signal for a day by default: shrinking back
         # into it is the loop to avoid. A CPU shortfall (throttling) only forces the next
         # increase. The policy's shortfall_floor_minutes sets it per group.
@@ -203,6 +217,23 @@ class PredictiveRecommender:
         self.floor = np.where(short, np.maximum(self.floor, raised), self.floor)
         self.floor_left = np.where(short, self.floor_steps, self.floor_left)
         self._short = short
+        if s.short_target is not None:
+            self._learn(short)
+
+    def _learn(self, short: BoolArray) -> None:
+        """One step of the learned headroom toward each VM's short target.
+
+        A shortfall where the allocation already sits at its upper limit teaches nothing:
+        more headroom could not have prevented it.
+        """
+        assert self.settings.short_target is not None
+        target = self.settings.short_target
+        on = np.isfinite(target)
+        could = short & (self.alloc < self.upper * (1.0 - 1e-9))
+        miss = np.where(short & ~could, np.where(on, target, 0.0), could.astype(np.float64))
+        step = LEARNED_HEADROOM_STEP * (miss - np.where(on, target, 0.0))
+        learned = np.clip(self.learned + step, 0.0, LEARNED_HEADROOM_MAX)
+        self.learned = np.where(on, learned, 0.0)
 
     def recommend(self) -> FloatArray:
         s = self.settings
@@ -212,9 +243,10 @@ class PredictiveRecommender:
             fc.quantiles, np.broadcast_to(self.level_index[:, None, None], (n, self.horizon, 1)), 2
         )[:, :, 0]
         within = np.arange(self.horizon)[None, :] < s.lookahead[:, None]
-        target = np.max(np.where(within, path, -np.inf), axis=1) * (1.0 + s.headroom)
+        headroom = s.headroom + self.learned
+        target = np.max(np.where(within, path, -np.inf), axis=1) * (1.0 + headroom)
         lead = 1 + self.resize_delay
-        need_next = np.max(path[:, :lead], axis=1) * (1.0 + s.headroom)
+        need_next = np.max(path[:, :lead], axis=1) * (1.0 + headroom)
         # The floor raised by a shortfall holds for floor_steps decisions, then lapses.
         self.floor = np.where(self.floor_left > 0, self.floor, 0.0)
         lower = np.maximum(s.minimum, self.floor)

@@ -81,6 +81,14 @@ class ResourcePolicy(_Strict):
         description="how long a shortfall's raised floor holds (None: a day for memory, "
         "where a shortfall is an out-of-memory or swap signal; the next decision otherwise)",
     )
+    short_target: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="share of intervals a VM may be short: headroom is learned per VM, "
+        "raised after each shortfall and eased after each interval that is not, so the "
+        "VM is short at most this often in the long run (None: no learned headroom)",
+    )
 
     @model_validator(mode="after")
     def _limits(self) -> ResourcePolicy:
@@ -282,6 +290,12 @@ def _describe(p: ResourcePolicy, resource: Resource) -> str:
         f"than {p.down_tolerance:.0%} above the need, by at most {p.max_step_down:.0%}, "
         f"at most once every {p.cooldown_minutes:g} min; demand above the allocation raises "
         f"it at once{_floor_words(p, resource)}"
+        + (
+            ""
+            if p.short_target is None
+            else f", and adds learned headroom until the VM is short in at most "
+            f"{p.short_target:.1%} of intervals"
+        )
         + (", never below the 1 MiB/s floor that keeps I/O from stalling" if bandwidth else "")
     )
 
@@ -438,8 +452,9 @@ def load_policy(path: str | Path) -> Policy:
 DEFAULT_POLICY_YAML = """\
 version: 1
 defaults:
-  cpu: {quantile: 0.97, headroom: 0.10}
-  memory: {quantile: 0.99, headroom: 0.05, max_step_down: 0.10, down_after_minutes: 120}
+  cpu: {quantile: 0.97, headroom: 0.10, short_target: 0.01}
+  memory: {quantile: 0.99, headroom: 0.05, max_step_down: 0.10, down_after_minutes: 120,
+           short_target: 0.01}
 groups:
   - name: all
     match: {name: "*"}
