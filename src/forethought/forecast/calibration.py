@@ -222,8 +222,11 @@ class ResidualCalibrator:
         if not self.rates:
             shape = (self.n, int(steps.sum()), len(self.levels))
             return np.asarray(np.broadcast_to(self.levels, shape))
-        weights = self._band_weights(band)
-        mixed: np.ndarray = np.einsum("nlk,nhlk->nhl", weights, self._expert_levels[:, steps])
+        weights = self._band_weights(band)[:, None]  # (series, 1, level, expert)
+        levels = self._expert_levels[:, steps]
+        mixed = weights[..., 0] * levels[..., 0]
+        for k in range(1, len(self.rates)):  # a few whole-array steps: faster than einsum
+            mixed += weights[..., k] * levels[..., k]
         return mixed.astype(np.float64)
 
     def refresh(self, scale: FloatArray, bands: list[int] | None = None) -> None:
