@@ -28,17 +28,17 @@ def _script(name: str) -> ModuleType:
     return module
 
 
-def test_forecast_ceiling_orders_engine_bound_and_oracle() -> None:
+def test_forecast_ceiling_orders_engine_estimate_and_oracle() -> None:
     ceiling = _script("forecast_ceiling")
     values, _ = load_trace("bundled:planetlab-20110303", limit=120).series(Resource.CPU)
     figures = ceiling.day_figures(values, seed=0)
     engine = figures["forethought auto"]
-    bound = figures["cross-fitted bound"]
+    bound = figures["cross-fitted estimate"]
     oracle = figures["oracle flat (knows the next hour)"]
     # Knowing the VM's own next hour beats everything that only knows the past.
     assert oracle["mase"] < min(engine["mase"], bound["mase"])
     assert oracle["pinball_95"] < min(engine["pinball_95"], bound["pinball_95"])
-    # The bound is a real quantile fit: its p95 covers near 95 %, on VMs it was not fitted on.
+    # The estimate is a real quantile fit: its p95 covers near 95 %, on VMs it was not fitted on.
     assert 0.85 < bound["coverage_95"] < 1.0
     assert all(np.isfinite(v) for row in figures.values() for v in row.values())
 

@@ -224,7 +224,7 @@ def test_the_mixed_level_is_a_weighted_mean_of_the_experts(rng: np.random.Genera
     assert weights.shape == (30, 3, 2, len(DEFAULT_ADAPT_RATES))
     np.testing.assert_allclose(weights.sum(axis=3), 1.0, rtol=1e-5)
     assert (weights > 0).all()
-    experts = cal._expert_levels.astype(np.float64)
+    experts = cal.expert_levels
     np.testing.assert_allclose(
         cal.adjusted_levels, (weights * experts).sum(axis=3), rtol=1e-5, atol=1e-6
     )
@@ -238,7 +238,7 @@ def test_calm_residuals_favour_the_slow_expert(rng: np.random.Generator) -> None
     feed(cal, rng.normal(size=(200, 1500)), refresh_every=1)
     weights = cal.expert_weights[:, 0, 0]
     assert float(np.median(weights[:, 0])) > 0.5
-    levels = cal._expert_levels[:, 0, 0].astype(np.float64)
+    levels = cal.expert_levels[:, 0, 0]
     assert float(levels[:, 1].std()) > 2 * float(levels[:, 0].std())  # the fast one wanders
 
 

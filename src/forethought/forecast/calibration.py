@@ -96,10 +96,12 @@ class ResidualCalibrator:
         # Each expert's level per (series, horizon, level), and the quantiles at those
         # levels as last refreshed: what its misses and losses are judged against. float32,
         # as the rings: at fleet scale these are the calibrator's largest arrays after them.
-        self._expert_levels = np.empty((n, horizon, L, K), dtype=np.float32)
-        self._expert_levels[:] = self.levels.astype(np.float32)[:, None]
-        self._expert_quantiles = np.zeros((n, horizon, L, K), dtype=np.float32)
-        self._expert_loss = np.zeros((n, B, L, K), dtype=np.float32)  # per horizon band
+        # The series are the last axis: every operation then runs along long rows, not
+        # along the handful of levels and experts (several times faster).
+        self._expert_levels = np.empty((horizon, L, K, n), dtype=np.float32)
+        self._expert_levels[:] = self.levels.astype(np.float32)[:, None, None]
+        self._expert_quantiles = np.zeros((horizon, L, K, n), dtype=np.float32)
+        self._expert_loss = np.zeros((B, L, K, n), dtype=np.float32)  # per horizon band
         # Residual quantiles at the combined levels, as last computed by refresh().
         self._quantiles: FloatArray | None = None
         self._mean = np.zeros((n, horizon))
@@ -153,39 +155,41 @@ class ResidualCalibrator:
         ready = valid[:, :k] & ~self._pooled[:, :k]  # (series, k)
         if not ready.any():
             return
-        level = self.levels.astype(np.float32)[:, None]
-        rates = np.asarray(self.rates, dtype=np.float32)
+        level = self.levels.astype(np.float32)[:, None, None]  # (level, 1, 1)
+        rates = np.asarray(self.rates, dtype=np.float32)[:, None]  # (expert, 1)
         # The two possible steps of each expert: rate * (missed - (1 - level)).
         up, down = rates * level, rates * (level - 1)
-        # In blocks of series: the temporaries are (series, k, levels, experts) each.
+        across = ready.T  # (k, series), as the experts' arrays are laid out
+        # In blocks of series: the temporaries are (k, levels, experts, series) each.
         for first in range(0, self.n, _ADAPT_BLOCK):
             rows = slice(first, first + _ADAPT_BLOCK)
-            q = self._expert_quantiles[rows, :k]
-            r = residuals[rows, :k, None, None].astype(np.float32)
+            q = self._expert_quantiles[:k, :, :, rows]
+            r = residuals[rows, :k].T.astype(np.float32)[:, None, None, :]
             step = np.where(r > q, up, down)
-            levels = self._expert_levels[rows, :k]  # a view: updated in place
-            np.add(levels, step, out=levels, where=ready[rows, :, None, None])
+            step *= across[:, None, None, rows]  # no step where not ready
+            levels = self._expert_levels[:k, :, :, rows]  # a view: updated in place
+            levels += step
             np.clip(levels, 0.0, 1.0, out=levels)
-            self._score(rows, q[:, cols], r[:, cols], ready[rows][:, cols], level)
+            self._score(rows, q[cols], r[cols], across[cols][:, rows], level)
 
     def _score(
         self, rows: slice, q: np.ndarray, r: np.ndarray, ready: BoolArray, level: np.ndarray
     ) -> None:
         """Add one step's pinball loss per band to the experts' discounted losses."""
-        loss = (r - q) * ((r > q) + (level - 1))  # (series, bands, levels, experts)
+        loss = (r - q) * ((r > q) + (level - 1))  # (bands, levels, experts, series)
         # In units of the experts' mean width, so the weights do not depend on the unit of
         # the series; no width (all quantiles 0) means nothing to tell the experts apart.
-        width = _over_experts(np.add, np.abs(q)) / q.shape[3]
+        width = _over_experts(np.add, np.abs(q), axis=2) / q.shape[2]
         inverse = np.zeros_like(width)
         np.divide(1.0, np.maximum(width, _TINY_WIDTH), out=inverse, where=width > 0)
         with np.errstate(over="ignore"):  # capped right below
-            loss *= inverse[..., None]
+            loss *= inverse[:, :, None, :]
         # Bounded, as the method assumes: a width of almost nothing (a series flat at 0)
         # would otherwise turn one residual into an infinite loss for every expert.
         np.minimum(loss, _MAX_STEP_LOSS, out=loss)
-        np.copyto(loss, np.float32(0.0), where=~ready[:, :, None, None])  # NaN where missing
-        held = self._expert_loss[rows, : q.shape[1]]  # a view: updated in place
-        held *= np.where(ready, np.float32(EXPERT_LOSS_DECAY), np.float32(1.0))[:, :, None, None]
+        np.copyto(loss, np.float32(0.0), where=~ready[:, None, None, :])  # NaN where missing
+        held = self._expert_loss[: q.shape[0], :, :, rows]  # a view: updated in place
+        held *= np.where(ready, np.float32(EXPERT_LOSS_DECAY), np.float32(1.0))[:, None, None, :]
         held += loss
 
     @property
@@ -194,19 +198,24 @@ class ResidualCalibrator:
         return self._count[:, self.band_of]
 
     def _band_weights(self, band: int) -> np.ndarray:
-        """The experts' weights in one horizon band, (series, level, expert), float32."""
-        loss = self._expert_loss[:, band]
+        """The experts' weights in one horizon band, (level, expert, series), float32."""
+        loss = self._expert_loss[band]  # (level, expert, series)
         # Shifted by the best loss first: the same softmax, without overflow.
-        best = _over_experts(np.minimum, loss)[..., None]
+        best = _over_experts(np.minimum, loss, axis=1)[:, None, :]
         weights = np.exp(-EXPERT_SHARPNESS * (loss - best))
-        weights /= _over_experts(np.add, weights)[..., None]
+        weights /= _over_experts(np.add, weights, axis=1)[:, None, :]
         return np.asarray(weights)
 
     @property
     def expert_weights(self) -> FloatArray:
         """Each expert's weight per (series, horizon, level, expert); sums to 1 over experts."""
-        per_band = np.stack([self._band_weights(b) for b in range(len(self.bands))], axis=1)
-        return per_band[:, self.band_of].astype(np.float64)
+        per_band = np.stack([self._band_weights(b) for b in range(len(self.bands))])
+        return np.asarray(per_band[self.band_of].transpose(3, 0, 1, 2), dtype=np.float64)
+
+    @property
+    def expert_levels(self) -> FloatArray:
+        """Each expert's level per (series, horizon, level, expert)."""
+        return self._expert_levels.transpose(3, 0, 1, 2).astype(np.float64)
 
     @property
     def adjusted_levels(self) -> FloatArray:
@@ -222,12 +231,12 @@ class ResidualCalibrator:
         if not self.rates:
             shape = (self.n, int(steps.sum()), len(self.levels))
             return np.asarray(np.broadcast_to(self.levels, shape))
-        weights = self._band_weights(band)[:, None]  # (series, 1, level, expert)
-        levels = self._expert_levels[:, steps]
-        mixed = weights[..., 0] * levels[..., 0]
+        weights = self._band_weights(band)  # (level, expert, series)
+        levels = self._expert_levels[steps]  # (steps, level, expert, series)
+        mixed = weights[:, 0] * levels[:, :, 0]
         for k in range(1, len(self.rates)):  # a few whole-array steps: faster than einsum
-            mixed += weights[..., k] * levels[..., k]
-        return mixed.astype(np.float64)
+            mixed += weights[:, k] * levels[:, :, k]
+        return np.asarray(mixed.transpose(2, 0, 1), dtype=np.float64)  # (series, steps, level)
 
     def refresh(self, scale: FloatArray, bands: list[int] | None = None) -> None:
         """Recompute the quantiles in force (used to adapt levels and bound anomalies).
@@ -261,6 +270,8 @@ class ResidualCalibrator:
         finite_sample = not self.rates
         if bands is None or self._quantiles is None:
             quant = np.empty((self.n, self.horizon, len(self.levels)))
+        elif experts:
+            quant = self._quantiles  # a refresh replaces them anyway: no copy needed
         else:
             quant = self._quantiles.copy()
         first_band: np.ndarray | None = None  # kept for the anomaly bar below
@@ -270,11 +281,14 @@ class ResidualCalibrator:
             ordered = np.sort(self._ring[:, b], axis=1)  # NaN last; beats partition here
             levels = self._band_levels(b)  # only the bands refreshed: a partial refresh is cheap
             for i, h in enumerate(np.flatnonzero(self.band_of == b).tolist()):
-                quant[:, h] = _from_sorted(ordered, self._count[:, b], levels[:, i], finite_sample)
+                at = levels[:, i]
+                if experts:  # the mixed levels and every expert's, in one lookup
+                    mine = self._expert_levels[h].reshape(L * K, n).T.astype(np.float64)
+                    at = np.concatenate([at, mine], axis=1)
+                found = _from_sorted(ordered, self._count[:, b], at, finite_sample)
+                quant[:, h] = found[:, :L]
                 if experts:
-                    at = self._expert_levels[:, h].reshape(n, L * K).astype(np.float64)
-                    of_experts = _from_sorted(ordered, self._count[:, b], at, finite_sample)
-                    self._expert_quantiles[:, h] = of_experts.reshape(n, L, K)
+                    self._expert_quantiles[h] = found[:, L:].T.reshape(L, K, n)
             if b == 0:
                 first_band = ordered
             del ordered
@@ -294,10 +308,10 @@ class ResidualCalibrator:
                 fallback = zq[None, None, :] * unit[:, None, None]
                 quant[:, hs] = np.where(pooled[:, hs, None], fallback, quant[:, hs])
                 if experts:  # a borrowed quantile is every expert's: nothing to adapt yet
-                    self._expert_quantiles[:, hs] = np.where(
-                        pooled[:, hs, None, None],
-                        fallback[..., None],
-                        self._expert_quantiles[:, hs],
+                    self._expert_quantiles[hs] = np.where(
+                        pooled[:, hs].T[:, None, None, :],
+                        (zq[:, None] * unit[None, :])[:, None, :],  # (level, 1, series)
+                        self._expert_quantiles[hs],
                     )
             mean = np.where(pooled, 0.0, mean)
         # Anomalies are judged at the fixed top level, not the adapted one: a run of
@@ -342,15 +356,16 @@ class ResidualCalibrator:
         return np.where(self._pooled[:, 0], np.nan, self._anomaly_q)
 
 
-def _over_experts(op: np.ufunc, values: np.ndarray) -> np.ndarray:
-    """``op`` reduced over the last axis (the few experts), one slice at a time.
+def _over_experts(op: np.ufunc, values: np.ndarray, axis: int) -> np.ndarray:
+    """``op`` reduced over ``axis`` (the few experts), one slice at a time.
 
-    NumPy reduces a short last axis row by row; a handful of whole-array operations is
-    several times faster at fleet scale.
+    A handful of whole-array operations along the long series axis is faster than
+    NumPy's reduction over a short axis.
     """
-    out = values[..., 0].copy()
-    for k in range(1, values.shape[-1]):
-        op(out, values[..., k], out=out)
+    parts = np.moveaxis(values, axis, 0)
+    out: np.ndarray = parts[0].copy()
+    for part in parts[1:]:
+        op(out, part, out=out)
     return out
 
 
@@ -369,7 +384,10 @@ def _from_sorted(
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, c.astype(np.int64) - 1)
     frac = pos - lo
-    lo_v = np.take_along_axis(ordered, lo, axis=1).astype(np.float64)
-    hi_v = np.take_along_axis(ordered, hi, axis=1).astype(np.float64)
+    # Flat indices: the same values as take_along_axis, in a fraction of the time.
+    row = (np.arange(ordered.shape[0]) * ordered.shape[1])[:, None]
+    flat = ordered.reshape(-1)
+    lo_v = flat[row + lo].astype(np.float64)
+    hi_v = flat[row + hi].astype(np.float64)
     out = lo_v + frac * (hi_v - lo_v)
     return np.asarray(np.where(count[:, None] > 0, out, 0.0))
