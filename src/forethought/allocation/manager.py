@@ -228,12 +228,11 @@ class PredictiveRecommender:
         """
         assert self.settings.short_target is not None
         target = self.settings.short_target
-        on = np.isfinite(target)
-        could = short & (self.alloc < self.upper * (1.0 - 1e-9))
-        miss = np.where(short & ~could, np.where(on, target, 0.0), could.astype(np.float64))
-        step = LEARNED_HEADROOM_STEP * (miss - np.where(on, target, 0.0))
-        learned = np.clip(self.learned + step, 0.0, LEARNED_HEADROOM_MAX)
-        self.learned = np.where(on, learned, 0.0)
+        # (an unset allocation, NaN, teaches nothing either)
+        at_limit = short & ~(self.alloc < self.upper * (1.0 - 1e-9))
+        step = LEARNED_HEADROOM_STEP * (short - target)  # NaN where the policy has no target
+        learned = np.clip(self.learned + np.where(at_limit, 0.0, step), 0.0, LEARNED_HEADROOM_MAX)
+        self.learned = np.where(np.isfinite(target), learned, 0.0)
 
     def recommend(self) -> FloatArray:
         s = self.settings

@@ -33,7 +33,7 @@ import numpy as np
 from forethought.forecast.base import BoolArray, FloatArray, horizon_bands
 
 # Rates of the level experts: a decade around the single rate that served before, spaced by
-# about a factor of two, so whichever rate a series needs is within reach of one expert.
+# about sqrt(10), so whichever rate a series needs is within reach of one expert.
 DEFAULT_ADAPT_RATES: tuple[float, ...] = (0.001, 0.003, 0.01)
 # Each expert's loss is discounted by this factor per step (a memory of about 100 steps,
 # most of a day at five minutes), so the weights follow a change of regime.
@@ -179,7 +179,7 @@ class ResidualCalibrator:
         loss = (r - q) * ((r > q) + (level - 1))  # (bands, levels, experts, series)
         # In units of the experts' mean width, so the weights do not depend on the unit of
         # the series; no width (all quantiles 0) means nothing to tell the experts apart.
-        width = _over_experts(np.add, np.abs(q), axis=2) / q.shape[2]
+        width = np.abs(q).mean(axis=2)
         inverse = np.zeros_like(width)
         np.divide(1.0, np.maximum(width, _TINY_WIDTH), out=inverse, where=width > 0)
         with np.errstate(over="ignore"):  # capped right below
@@ -201,9 +201,9 @@ class ResidualCalibrator:
         """The experts' weights in one horizon band, (level, expert, series), float32."""
         loss = self._expert_loss[band]  # (level, expert, series)
         # Shifted by the best loss first: the same softmax, without overflow.
-        best = _over_experts(np.minimum, loss, axis=1)[:, None, :]
+        best = loss.min(axis=1, keepdims=True)
         weights = np.exp(-EXPERT_SHARPNESS * (loss - best))
-        weights /= _over_experts(np.add, weights, axis=1)[:, None, :]
+        weights /= weights.sum(axis=1, keepdims=True)
         return np.asarray(weights)
 
     @property
@@ -354,19 +354,6 @@ class ResidualCalibrator:
         if self._quantiles is None:
             return np.full(self.n, np.nan)
         return np.where(self._pooled[:, 0], np.nan, self._anomaly_q)
-
-
-def _over_experts(op: np.ufunc, values: np.ndarray, axis: int) -> np.ndarray:
-    """``op`` reduced over ``axis`` (the few experts), one slice at a time.
-
-    A handful of whole-array operations along the long series axis is faster than
-    NumPy's reduction over a short axis.
-    """
-    parts = np.moveaxis(values, axis, 0)
-    out: np.ndarray = parts[0].copy()
-    for part in parts[1:]:
-        op(out, part, out=out)
-    return out
 
 
 def _from_sorted(
