@@ -21,7 +21,6 @@ from forethought.core.resources import Resource
 from forethought.forecast.anomaly import Anomaly, CrossAnomaly, CrossResourceDetector
 from forethought.forecast.base import BoolArray, FloatArray
 from forethought.forecast.engine import make_forecaster
-from forethought.forecast.models.markov import MarkovChain
 
 
 @dataclass
@@ -93,11 +92,7 @@ def cross_resource_anomalies(
     mask = np.concatenate([np.asarray(series[r][1], dtype=bool) for r in resources])
     mask &= np.isfinite(values)
     engine = make_forecaster(model, step_seconds=step_seconds, horizon=1, lower=0.0)
-    engine.fresh_quantiles = False
-    engine.stagger_refresh = True
-    for m in engine.models:
-        if isinstance(m, MarkovChain):
-            m.stagger = True
+    engine.steady()
     names = tuple(r.value for r in resources)
     detector = CrossResourceDetector(n, names, run=run, level=level) if R > 1 else None
     report = CrossReport(names, detector.threshold if detector is not None else float("nan"))

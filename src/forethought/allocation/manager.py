@@ -42,7 +42,6 @@ from forethought.core.resources import BANDWIDTH_FLOOR_KBS, BANDWIDTHS, Resource
 from forethought.forecast.anomaly import Anomaly, CrossAnomaly
 from forethought.forecast.base import DEFAULT_LEVELS, BoolArray, FloatArray
 from forethought.forecast.engine import ForecastEngine, make_forecaster
-from forethought.forecast.models.markov import MarkovChain
 
 DAY_SECONDS = 86_400
 # Learned headroom added per shortfall (taken back at short_target times this per interval
@@ -171,13 +170,8 @@ class PredictiveRecommender:
         self.engine: ForecastEngine = make_forecaster(
             self.model, step_seconds=step_seconds, horizon=self.horizon, levels=levels, lower=0.0
         )
-        # A decision every step: use the quantiles the engine refreshes every horizon
-        # steps rather than re-sorting every residual ring at each decision.
-        self.engine.fresh_quantiles = False
-        self.engine.stagger_refresh = True
-        for model in self.engine.models:  # and the Markov chains refit a slice per step
-            if isinstance(model, MarkovChain):
-                model.stagger = True
+        # A decision every step: the same cost at every step (see steady).
+        self.engine.steady()
         self.level_index = np.searchsorted(np.array(levels), s.quantile)
         self.upper = np.minimum(s.maximum, self.capacity)
         # The least decrease worth a resize (see recommend): small enough to cost no

@@ -154,6 +154,19 @@ class ForecastEngine(Forecaster):
         """Every anomaly detected so far, with its evidence."""
         return self.anomalies.events if self._n is not None else []
 
+    def steady(self) -> None:
+        """Set the engine up for a caller that forecasts at every step.
+
+        ``forecast()`` then serves the residual quantiles in force, the calibration is
+        refreshed one horizon band at a time, and models that refit on a schedule (AR,
+        Markov, the seasonal test) refit a slice of the series at each step. Each step
+        then costs about the same, instead of every twelfth paying for all the refits.
+        """
+        self.fresh_quantiles = False
+        self.stagger_refresh = True
+        for model in [*self.models, self.fallback]:
+            model.stagger = True
+
     # -- verbs -------------------------------------------------------------------------
     def update(self, values: FloatArray, observed: BoolArray | None = None) -> None:
         values = np.asarray(values, dtype=np.float64)

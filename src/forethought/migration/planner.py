@@ -37,7 +37,6 @@ from forethought.cluster.power import power_of
 from forethought.core.errors import ForethoughtError
 from forethought.forecast.base import BoolArray, FloatArray
 from forethought.forecast.engine import ForecastEngine, make_forecaster
-from forethought.forecast.models.markov import MarkovChain
 from forethought.migration.learning import ThresholdLearner
 from forethought.migration.pressure import HostPressure
 from forethought.migration.scenarios import ResidualCopula, quantile_paths
@@ -206,13 +205,8 @@ class PredictivePlanner:
             self.engine = make_forecaster(
                 self.settings.model, horizon=self.settings.horizon, levels=LEVELS, upper=100.0
             )
-            # Deciding every step: reuse residual quantiles and refit Markov chains a slice
-            # at a time, so each step costs about the same.
-            self.engine.fresh_quantiles = False
-            self.engine.stagger_refresh = True
-            for model in self.engine.models:
-                if isinstance(model, MarkovChain):
-                    model.stagger = True
+            # Deciding every step: the same cost at every step (see steady).
+            self.engine.steady()
             window = max(self.settings.draws, 2)
             self.copula = ResidualCopula(n, window=window, min_errors=min(4, window))
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from forethought.forecast.base import BoolArray, FloatArray
+from forethought.forecast.base import FloatArray
 from forethought.forecast.history import History
-from forethought.forecast.models.base import PointModel, Prediction
+from forethought.forecast.models.base import IntArray, Prediction, ScheduledRefit
 
 
-class AutoRegressive(PointModel):
+class AutoRegressive(ScheduledRefit):
     """AR(``order``) on levels, or on first differences when ``differenced`` (ARIMA(p,1,0)).
 
     Coefficients are refitted every ``refit_every`` steps on the last ``window`` samples, so
     they follow a changing series; between refits the forecast still starts from the newest
-    samples. All series are fitted at once through batched normal equations.
+    samples. All series are fitted at once through batched normal equations (or a slice of
+    them at each step, when staggered).
     """
 
     def __init__(
@@ -44,20 +45,17 @@ class AutoRegressive(PointModel):
         self._coef = np.zeros((n, self.order))
         self._mean = np.zeros(n)
         self._fitted = np.zeros(n, dtype=bool)
-        self._since_fit = self.refit_every
+        self.reset_schedule()
 
-    def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
-        self._since_fit += 1
-        if self._since_fit >= self.refit_every and history.length >= self.min_history:
-            self._since_fit = 0
-            self._fit(history)
-
-    def _series(self, history: History, w: int) -> FloatArray:
+    def _series(self, history: History, w: int, rows: IntArray | None = None) -> FloatArray:
         x = history.window(w + int(self.differenced))
+        if rows is not None:
+            x = x[rows]
         return np.diff(x, axis=1) if self.differenced else x
 
-    def _fit(self, history: History) -> None:
-        z = self._series(history, self.window)
+    def _fit(self, history: History, rows: IntArray | None = None) -> None:
+        """Refit every series, or only ``rows`` (the others keep their coefficients)."""
+        z = self._series(history, self.window, rows)
         mean = z.mean(axis=1)
         zc = z - mean[:, None]
         p = self.order
@@ -73,9 +71,10 @@ class AutoRegressive(PointModel):
         # multi-step paths explode; such series are better served by the other models.
         stable = np.abs(coef).sum(axis=1) < 0.98
         varying = zc.std(axis=1) > 0
-        self._coef = np.where((stable & varying)[:, None], coef, 0.0)
-        self._mean = mean
-        self._fitted = stable & varying
+        keep = slice(None) if rows is None else rows
+        self._coef[keep] = np.where((stable & varying)[:, None], coef, 0.0)
+        self._mean[keep] = mean
+        self._fitted[keep] = stable & varying
 
     def predict(self, horizon: int, history: History) -> Prediction:
         n = history.n

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from forethought.forecast.base import BoolArray, FloatArray
 from forethought.forecast.history import History
@@ -21,6 +22,9 @@ class Prediction:
     reason: str = ""  # why invalid series were left out, in words
 
 
+IntArray = npt.NDArray[np.intp]
+
+
 class PointModel(ABC):
     """A model of the central value of every series' next steps.
 
@@ -32,6 +36,10 @@ class PointModel(ABC):
     name: ClassVar[str]
     #: Samples of history the model reads; the engine keeps at least this many.
     history_needed: int = 1
+    #: True: a model that refits on a schedule refits a slice of the series at each step
+    #: instead of all of them every few steps (each series keeps its period), so a caller
+    #: deciding every step pays about the same each step. Others ignore it.
+    stagger: bool = False
 
     @property
     def label(self) -> str:
@@ -47,6 +55,42 @@ class PointModel(ABC):
     @abstractmethod
     def predict(self, horizon: int, history: History) -> Prediction:
         """The point path of the next ``horizon`` steps for every series."""
+
+
+class ScheduledRefit(PointModel):
+    """A model that refits every ``refit_every`` steps once ``min_history`` samples exist.
+
+    All series at once by default; with ``stagger``, after the first full fit, the series
+    whose index is congruent to the step modulo ``refit_every``, so each series keeps its
+    period and every step does a ``1/refit_every`` share of the work.
+    """
+
+    refit_every: int
+    min_history: int
+
+    def reset_schedule(self) -> None:
+        """Start the schedule afresh; call from :meth:`reset`."""
+        self._since_fit = self.refit_every
+        self._fitted_once = False
+        self._step = 0
+
+    def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
+        self._since_fit += 1
+        self._step += 1
+        if self.stagger and self._fitted_once:
+            rows = np.flatnonzero(
+                np.arange(history.n) % self.refit_every == self._step % self.refit_every
+            )
+            if rows.size:
+                self._fit(history, rows)
+        elif self._since_fit >= self.refit_every and history.length >= self.min_history:
+            self._since_fit = 0
+            self._fit(history, None)
+            self._fitted_once = True
+
+    @abstractmethod
+    def _fit(self, history: History, rows: IntArray | None) -> None:
+        """Refit every series (``rows`` None), or only ``rows``; the others keep their fit."""
 
 
 def flat(level: FloatArray, horizon: int) -> FloatArray:

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from forethought.forecast.base import BoolArray, FloatArray
+from forethought.forecast.base import FloatArray
 from forethought.forecast.history import History
-from forethought.forecast.models.base import PointModel, Prediction
+from forethought.forecast.models.base import IntArray, Prediction, ScheduledRefit
 
 
-class MarkovChain(PointModel):
+class MarkovChain(ScheduledRefit):
     """States are per-series quantile bins of the recent window; transitions are counted.
 
     The h-step state distribution is the current state's row of ``P^h``, computed by
@@ -33,9 +33,6 @@ class MarkovChain(PointModel):
         self.window = window
         self.refit_every = refit_every
         self.smoothing = smoothing
-        # True: after the first fit, refit 1/refit_every of the series at each step (every
-        # series still refits every refit_every steps), for a steady cost per step.
-        self.stagger = False
         self.history_needed = window
         self.min_history = 4 * states
 
@@ -45,23 +42,8 @@ class MarkovChain(PointModel):
         self._values = np.zeros((n, s))
         self._matrix = np.tile(np.eye(s), (n, 1, 1))
         self._fitted = np.zeros(n, dtype=bool)
-        self._since_fit = self.refit_every
         self._median_paths = np.zeros((n, s, 0))  # median path from each starting state
-        self._fitted_once = False
-
-    def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
-        self._since_fit += 1
-        self._step = getattr(self, "_step", 0) + 1
-        if self.stagger and self._fitted_once:
-            rows = np.flatnonzero(
-                np.arange(history.n) % self.refit_every == self._step % self.refit_every
-            )
-            if rows.size:
-                self._fit(history, rows)
-        elif self._since_fit >= self.refit_every and history.length >= self.min_history:
-            self._since_fit = 0
-            self._fit(history)
-            self._fitted_once = True
+        self.reset_schedule()
 
     def state_of(self, x: FloatArray) -> np.ndarray:
         """State index of each value of ``x`` (series, k) under each series' bins."""
@@ -76,10 +58,10 @@ class MarkovChain(PointModel):
             state += x > self._edges[:, j : j + 1]
         return state
 
-    def _fit(self, history: History | _Rows, subset: np.ndarray | None = None) -> None:
-        if subset is not None:
+    def _fit(self, history: History | _Rows, rows: IntArray | None = None) -> None:
+        if rows is not None:
             assert isinstance(history, History)
-            self._fit_rows(history, subset)
+            self._fit_rows(history, rows)
             return
         x = history.window(self.window)
         n, length = x.shape

@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from forethought.forecast.base import BoolArray, FloatArray
 from forethought.forecast.history import History
-from forethought.forecast.models.base import PointModel, Prediction
+from forethought.forecast.models.base import IntArray, Prediction, ScheduledRefit
 
 NONE, HOURLY, DAILY, WEEKLY = 0, 1, 2, 3
 SEASON_NAMES = {NONE: "none", HOURLY: "hourly", DAILY: "daily", WEEKLY: "weekly"}
@@ -95,7 +95,7 @@ def detect_season(
     return out
 
 
-class SeasonalProfile(PointModel):
+class SeasonalProfile(ScheduledRefit):
     """The median of the same phase over recent cycles, re-levelled to the current level.
 
     The cycle (hourly, daily or weekly) is chosen per series by :func:`detect_season` and
@@ -109,22 +109,26 @@ class SeasonalProfile(PointModel):
         self.periods = {c.code: max(2, round(c.seconds / step_seconds)) for c in CYCLES}
         self.cycles = {c.code: c.cycles for c in CYCLES}
         self.level_window = level_window
+        # The test needs four hours; it is redone every four hours (or quarter day).
+        hour, day = self.periods[HOURLY], self.periods[DAILY]
+        self.min_history = 4 * hour
+        self.refit_every = max(1, min(day // 4, 4 * hour))
         self.history_needed = max(self.periods[c] * self.cycles[c] for c in self.periods) + (
             level_window
         )
 
     def reset(self, n: int) -> None:
         self._season = np.zeros(n, dtype=np.int8)
-        self._since_test = 0
+        self.reset_schedule()
 
-    def observe(self, y: FloatArray, observed: BoolArray, history: History) -> None:
-        self._since_test += 1
-        hour, day = self.periods[HOURLY], self.periods[DAILY]
-        every = max(1, min(day // 4, 4 * hour))
-        if history.length >= 4 * hour and self._since_test >= every:
-            self._since_test = 0
-            window = history.window(min(history.length, 4 * 7 * day))
-            self._season = detect_season(window, day, hour=hour)
+    def _fit(self, history: History, rows: IntArray | None) -> None:
+        window = history.window(min(history.length, 4 * 7 * self.periods[DAILY]))
+        if rows is None:
+            self._season = detect_season(window, self.periods[DAILY], hour=self.periods[HOURLY])
+        else:
+            self._season[rows] = detect_season(
+                window[rows], self.periods[DAILY], hour=self.periods[HOURLY]
+            )
 
     @property
     def seasons(self) -> npt.NDArray[np.int8]:
