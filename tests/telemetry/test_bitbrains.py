@@ -343,8 +343,21 @@ def test_nothing_readable_is_an_error(tmp_path: Path) -> None:
 
 def test_a_millisecond_timestamp_is_refused_not_allocated(tmp_path: Path) -> None:
     write_vm(tmp_path / "1.csv", [HEADER, row(START), row(START * 1000.0)])
-    with pytest.raises(TraceError, match="timestamp is probably wrong"):
+    with pytest.raises(TraceError, match=r"1\.csv, line 3: timestamp .* milliseconds"):
         read_bitbrains(tmp_path)
+
+
+def test_a_file_in_milliseconds_is_refused_or_skipped_naming_its_lines(tmp_path: Path) -> None:
+    small_vm(tmp_path / "1.csv", rows=12)
+    write_vm(tmp_path / "2.csv", [HEADER] + [row((START + 300 * i) * 1000.0) for i in range(12)])
+    with pytest.raises(TraceError, match=r"2\.csv, line 2: timestamp .* Unix seconds"):
+        read_bitbrains(tmp_path)
+    t = read_bitbrains(tmp_path, skip_bad=True)
+    assert t.n_steps == 12  # the grid spans the real samples only
+    assert t.vm_ids == ("1",)
+    skipped = t.repairs.skipped
+    assert [s.line for s in skipped] == [*range(2, 14), None]
+    assert skipped[-1].reason == "no valid row left"
 
 
 @pytest.mark.parametrize("bad", [1.0, 2 * START])

@@ -266,6 +266,10 @@ BAD_RECORDS: dict[str, tuple[str, str]] = {
     "bad timestamp": ("a,yesterday,cpu,1,percent", "timestamp: not Unix seconds or ISO-8601"),
     "negative timestamp": ("a,-5,cpu,1,percent", "timestamp: negative"),
     "stray timestamp": ("a,7,cpu,1,percent", "timestamp: 7 lies far outside the trace's"),
+    "millisecond timestamp": (
+        "a,{t}000,cpu,1,percent",
+        f"timestamp: {T0 + 600}000 is after the year 5000 as Unix seconds: milliseconds",
+    ),
     "empty vm": (",{t},cpu,1,percent", "vm: empty VM id"),
     "unknown unit": ("a,{t},cpu,1,furlongs", "unit: unknown 'furlongs'"),
     "missing unit": ("a,{t},cpu,1,", "unit: missing"),
@@ -304,6 +308,24 @@ def test_a_bad_record_is_skipped_and_listed(tmp_path: Path, case: str) -> None:
     assert trace.vm_ids == ("a",)
     assert trace.mask[0, 0].tolist() == [True, True, False, True, True]
     assert trace.repairs.gaps == 1
+
+
+def test_a_file_in_milliseconds_is_refused_at_its_first_record(tmp_path: Path) -> None:
+    lines = [HEADER] + [f"a,{(T0 + 300 * i) * 1000},cpu,{i},percent" for i in range(5)]
+    path = write_csv(tmp_path / "ms.csv", lines)
+    with pytest.raises(TraceError, match="milliseconds or microseconds") as caught:
+        read_long(path)
+    assert caught.value.line == 2
+
+
+def test_a_grid_too_long_names_the_earliest_and_latest_lines(tmp_path: Path) -> None:
+    # Two halves decades apart: neither half is stray, but no grid of 300 s spans both.
+    far = T0 + 6_000_000_000
+    stamps = [T0, T0 + 300, far, far + 300]
+    lines = [HEADER] + [f"a,{t},cpu,1,percent" for t in stamps]
+    path = write_csv(tmp_path / "split.csv", lines)
+    with pytest.raises(TraceError, match=r"earliest sample at line 2, latest at line 5"):
+        read_long(path)
 
 
 def test_quoted_fields_and_blank_lines_keep_line_numbers_right(tmp_path: Path) -> None:

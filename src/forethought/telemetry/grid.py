@@ -27,6 +27,26 @@ IntArray = npt.NDArray[np.int64]
 MAX_STEPS = 5_000_000
 
 
+#: Unix seconds beyond this (the year 5138) are not a date: almost always milliseconds or
+#: microseconds. Readers refuse them rather than guess the unit.
+LATEST_PLAUSIBLE_SECONDS = 1e11
+
+
+def implausible_seconds(stamps: FloatArray) -> tuple[BoolArray, str]:
+    """Timestamps too large to be Unix seconds, and why, for an error message.
+
+    A trace written in milliseconds is otherwise read as a grid a thousand times too long
+    (or, where the step is inferred, a step a thousand times too large), without a word.
+    """
+    with np.errstate(invalid="ignore"):
+        late = stamps > LATEST_PLAUSIBLE_SECONDS
+    why = (
+        "is after the year 5000 as Unix seconds: milliseconds or microseconds? "
+        "forethought reads timestamps in seconds; convert them"
+    )
+    return np.asarray(late, dtype=bool), why
+
+
 def stray_timestamps(stamps: FloatArray) -> tuple[BoolArray, str]:
     """Timestamps far from all the others (a corrupted one), and why, for an error message.
 

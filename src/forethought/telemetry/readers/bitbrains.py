@@ -27,7 +27,13 @@ import numpy.typing as npt
 
 from forethought.core.errors import ForethoughtError, TraceError
 from forethought.core.resources import Resource, Unit
-from forethought.telemetry.grid import Grid, exact_duplicates, resample, stray_timestamps
+from forethought.telemetry.grid import (
+    Grid,
+    exact_duplicates,
+    implausible_seconds,
+    resample,
+    stray_timestamps,
+)
 from forethought.telemetry.readers._text import first_line, read_text
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
@@ -270,15 +276,19 @@ def _without_stray_timestamps(
     tables: list[FloatArray], paths: list[Path], skip_bad: bool, report: RepairReport
 ) -> list[FloatArray]:
     """Refuse (or with ``skip_bad`` drop) rows whose timestamp lies far from all the others
-    (see :func:`~forethought.telemetry.grid.stray_timestamps`)."""
-    stray_all, why = stray_timestamps(np.concatenate([t[:, _TS] for t in tables]))
+    or cannot be Unix seconds (see :func:`~forethought.telemetry.grid.stray_timestamps` and
+    :func:`~forethought.telemetry.grid.implausible_seconds`)."""
+    stamps = np.concatenate([t[:, _TS] for t in tables])
+    late_all, too_late = implausible_seconds(stamps)
+    stray_all, why = stray_timestamps(np.where(late_all, np.nan, stamps))
     kept = []
     start = 0
     for rows, path in zip(tables, paths, strict=True):
-        stray = np.flatnonzero(stray_all[start : start + rows.shape[0]])
+        late = late_all[start : start + rows.shape[0]]
+        stray = np.flatnonzero(late | stray_all[start : start + rows.shape[0]])
         start += rows.shape[0]
         for index in stray.tolist():
-            problem = f"timestamp {rows[index, _TS]:.0f} {why}"
+            problem = f"timestamp {rows[index, _TS]:.0f} {too_late if late[index] else why}"
             _skip_or_raise(path, problem, skip_bad, report, line=_line_of_row(path, index))
         kept.append(np.delete(rows, stray, axis=0) if stray.size else rows)
     return kept
@@ -345,6 +355,12 @@ def read_bitbrains(
     if not tables:
         raise TraceError(root, "no readable VM file (all were skipped)")
     tables = _without_stray_timestamps(tables, paths, skip_bad, report)
+    for v in [v for v, rows in enumerate(tables) if rows.shape[0] == 0]:
+        report.skipped.append(SkippedRecord(str(paths[v]), None, "no valid row left"))
+    kept = [v for v, rows in enumerate(tables) if rows.shape[0]]
+    vm_ids, tables = [vm_ids[v] for v in kept], [tables[v] for v in kept]
+    if not tables:
+        raise TraceError(root, "no readable VM file (all were skipped)")
 
     n_vms = len(tables)
     cpu_clipped = np.zeros(n_vms, dtype=np.int64)

@@ -35,6 +35,7 @@ from forethought.core.resources import DEFAULT_UNITS, Resource, Unit
 from forethought.telemetry.grid import (
     Grid,
     exact_duplicates,
+    implausible_seconds,
     resample,
     slot_accounting,
     stray_timestamps,
@@ -403,6 +404,7 @@ class _Valid:
     units: tuple[Unit, ...]
     timestamp: FloatArray
     value: FloatArray
+    where: IntArray  # each record's line (CSV) or row (Parquet), for error messages
 
 
 def _shown(column: FloatArray | TextArray, i: int) -> str:
@@ -433,6 +435,8 @@ def _validate(path: Path, records: _Records, skip_bad: bool, report: RepairRepor
     )
     problems.flag(~np.isfinite(seconds), lambda i: "timestamp: missing or non-finite")
     problems.flag(seconds < 0, lambda i: f"timestamp: negative ({seconds[i]:g})")
+    late, too_late = implausible_seconds(np.where(problems.bad, np.nan, seconds))
+    problems.flag(late, lambda i: f"timestamp: {seconds[i]:.0f} {too_late}")
     stray, why = stray_timestamps(np.where(problems.bad, np.nan, seconds))
     problems.flag(stray, lambda i: f"timestamp: {seconds[i]:.0f} {why}")
 
@@ -517,6 +521,7 @@ def _validate(path: Path, records: _Records, skip_bad: bool, report: RepairRepor
         units=units,
         timestamp=seconds[keep],
         value=value[keep],
+        where=records.where[keep],
     )
 
 
@@ -571,7 +576,12 @@ def _to_telemetry(
             float(valid.timestamp.min()), float(valid.timestamp.max()), step_seconds
         )
     except ForethoughtError as exc:
-        raise TraceError(path, str(exc)) from exc
+        first, last = int(np.argmin(valid.timestamp)), int(np.argmax(valid.timestamp))
+        raise TraceError(
+            path,
+            f"{exc} (earliest sample at line {valid.where[first]}, latest at line "
+            f"{valid.where[last]})",
+        ) from exc
     out = resample(series, valid.timestamp, value[:, None], n_vms * n_res, grid)
     # Account per VM, as the Bitbrains reader does, so a trace converted to the long format
     # reports the same numbers: a VM's slot holds as many samples as its busiest resource
