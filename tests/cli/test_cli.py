@@ -75,6 +75,38 @@ def test_backtest_table_and_model_choice(runner: CliRunner) -> None:
     assert "20 series x 4 origins" in result.output
 
 
+def test_backtest_report_draws_scores_and_forecasts(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out_file = tmp_path / "bt.html"
+    args = ["backtest", "--limit", "20", "--every", "36", "--no-progress", "--json"]
+    result = runner.invoke(main, [*args, "--report", str(out_file)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_series"] == 20  # --json keeps its shape
+    text = out_file.read_text(encoding="utf-8")
+    assert text.count("<svg") == 4  # scores by horizon and three watched series
+    assert text.count("<tr><th>h = ") == 12
+    assert "report written to" in result.stderr
+    result = runner.invoke(main, [*args, "--report", str(out_file), "--watch", "0"])
+    assert result.exit_code == 0, result.output
+    assert out_file.read_text(encoding="utf-8").count("<svg") == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--watch", "2"], "--watch chooses the series drawn in --report"),
+        (["--report", "{tmp}/missing/bt.html"], "cannot write the report"),
+    ],
+)
+def test_backtest_report_misuse_is_refused(
+    runner: CliRunner, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    args = ["backtest", "--limit", "5", "--every", "72", "--no-progress"]
+    result = runner.invoke(main, [*args, *(e.format(tmp=tmp_path) for e in extra)])
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+
+
 @pytest.mark.parametrize(
     ("model", "module", "extra"),
     [("lstm", "torch", "lstm"), ("autoets", "statsforecast", "statsforecast")],

@@ -9,7 +9,6 @@ recommender is better on both at once.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from forethought.allocation.runner import resources_of, rightsize, sized_series
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import BANDWIDTHS, Resource
 from forethought.forecast.base import FloatArray
+from forethought.telemetry.select import hourly_level_spread, top_rows
 from forethought.telemetry.series import Telemetry
 
 
@@ -85,29 +85,18 @@ def parse_versus(text: str) -> list[str]:
 def most_varied(telemetry: Telemetry, resource_names: Sequence[str], count: int) -> np.ndarray:
     """The ``count`` VMs whose hourly demand level moves most (summed over resources).
 
-    The spread of hourly means, not of samples: a VM flickering between 0 and 100 % every
-    five minutes gets its peak from every recommender and makes a dull plot, while one
-    whose level rises and falls through the day shows how each recommender follows it.
-    Ties keep the trace's order.
+    See :func:`~forethought.telemetry.select.hourly_level_spread`; each resource's spread
+    is scaled by its largest, so resources in different units count alike. Ties keep the
+    trace's order.
     """
     if count <= 0:
         return np.zeros(0, dtype=np.intp)
-    per_hour = max(1, round(3600 / telemetry.step_seconds))
     score = np.zeros(telemetry.n_vms)
     for name in resource_names:
         values, mask, _ = sized_series(telemetry, Resource(name))
-        hours = values.shape[1] // per_hour
-        if hours < 2:
-            continue
-        cut = (slice(None), slice(0, hours * per_hour))
-        seen = np.where(mask[cut], values[cut], np.nan).reshape(telemetry.n_vms, hours, per_hour)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing hours and VMs
-            level = np.nanstd(np.nanmean(seen, axis=2), axis=1)
-        level = np.where(np.isfinite(level), level, 0.0)
+        level = hourly_level_spread(values, mask, telemetry.step_seconds)
         score += level / max(float(level.max()), 1e-12)
-    order = np.argsort(-score, kind="stable")
-    return np.asarray(np.sort(order[:count]), dtype=np.intp)
+    return top_rows(score, count)
 
 
 @dataclass(frozen=True)

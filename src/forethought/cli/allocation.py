@@ -19,9 +19,11 @@ from forethought.cli.base import (
     _limit_option,
     _load,
     _progress,
+    _report_options,
     _skip_option,
     _trace_help,
     _vm_infos,
+    _watch_needs_report,
     _writable,
     main,
     stderr,
@@ -184,19 +186,10 @@ def policy_check_cmd(
     help="Also replay these baselines on the same data and compare them side by side: "
     "comma-separated names (vpa,autopilot-ml) or `all`.",
 )
-@click.option(
-    "--report",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write a self-contained HTML report: the figures, the slack / shortage trade-off "
-    "and the demand and allocations of --watch VMs (needs forethought[report]).",
-)
-@click.option(
-    "--watch",
-    type=click.IntRange(min=0, max=50),
-    default=None,
-    help="VMs drawn in the report (default 3, at most 50): those whose hourly demand level "
-    "moves most, where recommenders differ.",
+@_report_options(
+    "the figures, the slack / shortage trade-off and the demand and allocations of --watch VMs",
+    "VMs",
+    ", where recommenders differ",
 )
 @click.option(
     "--json",
@@ -261,8 +254,7 @@ def rightsize_cmd(
         _fail("give either --policy or --baseline, not both")
     if versus and baseline:
         _fail("--versus compares forethought with baselines; give the baselines to --versus")
-    if watch is not None and report is None:
-        _fail("--watch chooses the VMs drawn in --report; give --report too")
+    drawn = _watch_needs_report(watch, report, "VMs")
     if inventory is not None and policy_file is None:
         _fail("--inventory goes with --policy: it says which VM is in which group")
     from pathlib import Path
@@ -307,7 +299,7 @@ def rightsize_cmd(
                 resize_delay=resize_delay,
                 warmup=warmup,
                 cross_resource=cross_resource,
-                watch=(3 if watch is None else watch) if report is not None else 0,
+                watch=drawn if report is not None else 0,
                 progress=lambda label, done, total: advance(done, total),
                 vms=vms,
             )

@@ -159,6 +159,37 @@ _limit_option = click.option(
 )
 
 
+def _report_options(
+    contents: str, drawn: str, why: str = ""
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--report FILE`` (an HTML report of ``contents``) and ``--watch N`` (how many
+    ``drawn`` it draws, chosen by :mod:`forethought.telemetry.select`)."""
+
+    def add(func: Callable[..., None]) -> Callable[..., None]:
+        func = click.option(
+            "--watch",
+            type=click.IntRange(min=0, max=50),
+            default=None,
+            help=f"{drawn[:1].upper()}{drawn[1:]} drawn in the report (default 3, at most "
+            f"50): those whose hourly level moves most{why}.",
+        )(func)
+        return click.option(
+            "--report",
+            type=click.Path(dir_okay=False, writable=True),
+            default=None,
+            help=f"Write a self-contained HTML report: {contents} (needs forethought[report]).",
+        )(func)
+
+    return add
+
+
+def _watch_needs_report(watch: int | None, report: str | None, drawn: str) -> int:
+    """How many to draw (3 unless told), refusing ``--watch`` without ``--report``."""
+    if watch is not None and report is None:
+        _fail(f"--watch chooses the {drawn} drawn in --report; give --report too")
+    return 3 if watch is None else watch
+
+
 @contextmanager
 def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]:
     # A bar only where a person watches: in a pipe or a CI log it would leave blank lines.

@@ -1,5 +1,7 @@
 """Commands on traces and forecasts: datasets, inspect, backtest, forecast."""
 
+from pathlib import Path
+
 import click
 import numpy as np
 from rich.table import Table
@@ -11,16 +13,20 @@ from forethought.cli.base import (
     _limit_option,
     _load,
     _progress,
+    _report_options,
     _resource_option,
     _skip_option,
     _trace_help,
+    _watch_needs_report,
     main,
+    stderr,
     stdout,
 )
 from forethought.core.resources import Resource, Unit
 from forethought.evaluation.backtest import BacktestConfig, BacktestResult, backtest
 from forethought.forecast.engine import make_forecaster, model_names
 from forethought.telemetry.datasets import DATASETS
+from forethought.telemetry.select import hourly_level_spread, top_rows
 from forethought.telemetry.series import Telemetry
 
 #: The longest horizon the commands accept: a day of five-minute steps.
@@ -173,6 +179,10 @@ def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
     ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@_report_options(
+    "the scores by horizon step, drawn, and the forecasts of --watch series over what happened",
+    "series",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @_skip_option
 @_limit_option
@@ -187,6 +197,8 @@ def backtest_cmd(
     every: int,
     model: str,
     as_json: bool,
+    report: str | None,
+    watch: int | None,
     progress: bool,
     skip_bad: bool,
     limit: int | None,
@@ -207,8 +219,10 @@ def backtest_cmd(
       over_provisioning    mean amount by which p95 exceeds the actual (slack)
 
     CPU time covers every update and forecast, reported per 1,000 series per origin.
-    With no TRACE the bundled PlanetLab day is used.
+    With no TRACE the bundled PlanetLab day is used. --report writes the scores and a few
+    series' forecasts, drawn, to one HTML file.
     """
+    shown = _watch_needs_report(watch, report, "series")
     with _errors():
         t = _load(trace, fmt, skip_bad, limit)
         resource = Resource(resource_name.lower())
@@ -238,8 +252,27 @@ def backtest_cmd(
             **result.to_dict(),
         }
         click.echo(_json(out, indent=2))
-        return
-    _print_backtest(result, f"{model} on {t.source} ({resource.value})", unit)
+    else:
+        _print_backtest(result, f"{model} on {t.source} ({resource.value})", unit)
+    if report is not None:
+        from forethought.evaluation.report import write
+
+        rows = top_rows(hourly_level_spread(values, mask, t.step_seconds), shown)
+        # Written after the scores are out: a failing disk must not take them with it.
+        with _errors():
+            write(
+                result,
+                values,
+                mask,
+                rows.tolist(),
+                t.vm_ids,
+                Path(report),
+                title=f"backtest of {model} on {t.source}",
+                source=f"{t.source} ({resource.value}, {unit.value})",
+                step_seconds=t.step_seconds,
+                unit=f"{resource.value} ({unit.value})",
+            )
+        stderr.print(f"report written to {report}", highlight=False)
 
 
 @main.command(name="forecast")

@@ -44,6 +44,11 @@ class BacktestResult:
     wall_seconds: float
     notes: dict[str, int] = field(default_factory=dict)  # distinct fallback note -> series
     anomalies: int = 0
+    # The forecasts scored, for drawing them: the origins, and the median and p95 paths
+    # issued at each, (series, origin, horizon step).
+    origins: list[int] = field(default_factory=list, repr=False)
+    point: FloatArray | None = field(default=None, repr=False, compare=False)
+    p95: FloatArray | None = field(default=None, repr=False, compare=False)
 
     @property
     def cpu_per_1k_series_per_origin(self) -> float:
@@ -120,4 +125,7 @@ def backtest(
         wall_seconds=wall,
         notes=notes,
         anomalies=len(events),
+        origins=origins,
+        point=point,
+        p95=p95,
     )

@@ -1,0 +1,197 @@
+"""An HTML report of a backtest: the scores per horizon step, and the forecasts of a few VMs
+drawn over what they then did."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from forethought.core.errors import ForethoughtError
+from forethought.core.htmlpage import page, pyplot, svg, write_page
+from forethought.evaluation.backtest import BacktestResult
+from forethought.forecast.base import BoolArray, FloatArray
+
+#: The per-horizon table: metric key, heading, format.
+COLUMNS = (
+    ("mae", "MAE", "{:.3f}"),
+    ("mase", "MASE", "{:.3f}"),
+    ("pinball_95", "pinball_95", "{:.3f}"),
+    ("coverage_95", "coverage_95", "{:.3f}"),
+    ("under_provisioning", "above p95", "{:.3f}"),
+    ("over_provisioning", "p95 slack", "{:.2f}"),
+)
+#: Where coverage of the p95 should fall at every horizon step.
+COVERAGE_BAND = (0.94, 0.96)
+
+
+def _table(result: BacktestResult) -> str:
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in COLUMNS)
+    rows = [
+        "<tr><th>all</th>"
+        + "".join(f"<td>{fmt.format(result.scores.overall[k])}</td>" for k, _, fmt in COLUMNS)
+        + "</tr>"
+    ]
+    for row in result.scores.per_horizon:
+        cells = "".join(f"<td>{fmt.format(row[k])}</td>" for k, _, fmt in COLUMNS)
+        rows.append(f"<tr><th>h = {int(row['h'])}</th>{cells}</tr>")
+    return f"<table><tr><th>horizon</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _by_horizon(result: BacktestResult) -> str:
+    plt = pyplot()
+    from matplotlib.ticker import MaxNLocator  # loaded with pyplot: an optional extra
+
+    per = result.scores.per_horizon
+    h = [int(r["h"]) for r in per]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for ax, key, label in zip(
+        axes,
+        ("mase", "pinball_95", "coverage_95"),
+        ("MASE", "pinball_95", "coverage_95"),
+        strict=True,
+    ):
+        ax.plot(h, [r[key] for r in per], marker="o", markersize=3)
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("horizon step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    low, high = COVERAGE_BAND
+    axes[2].axhspan(low, high, color="tab:green", alpha=0.15, label="target band")
+    axes[2].legend(fontsize="small")
+    fig.tight_layout()
+    text = svg(fig)
+    plt.close(fig)
+    return text
+
+
+def _forecasts(
+    result: BacktestResult,
+    values: FloatArray,
+    mask: BoolArray,
+    rows: Sequence[int],
+    names: Sequence[str],
+    step_seconds: int,
+    unit: str,
+) -> list[tuple[str, str]]:
+    if result.point is None or result.p95 is None or not result.origins:
+        return []
+    plt = pyplot()
+    H = result.point.shape[2]
+    hours = np.arange(values.shape[1]) * step_seconds / 3600.0
+    out = []
+    for row in rows:
+        fig, ax = plt.subplots(figsize=(10, 3.2))
+        actual = np.where(mask[row], values[row], np.nan)
+        ax.plot(hours, actual, color="black", linewidth=0.8, label="actual")
+        for j, t in enumerate(result.origins):
+            steps = (t + np.arange(H)) * step_seconds / 3600.0
+            first = j == 0
+            ax.plot(
+                steps,
+                result.point[row, j],
+                color="tab:blue",
+                linewidth=1.2,
+                label="median forecast" if first else None,
+            )
+            ax.plot(
+                steps,
+                result.p95[row, j],
+                color="tab:red",
+                linewidth=0.9,
+                linestyle="--",
+                label="p95 forecast" if first else None,
+            )
+        warm = result.origins[0] * step_seconds / 3600.0
+        ax.axvspan(0.0, warm, color="grey", alpha=0.12, label="history before the first origin")
+        ax.set_xlabel("hours")
+        ax.set_ylabel(unit)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="small", ncol=4)
+        out.append((names[row], svg(fig)))
+        plt.close(fig)
+    return out
+
+
+def _notes(result: BacktestResult) -> str:
+    if not result.notes:
+        return "<p>No series fell back to a simpler model at the last origin.</p>"
+    rows = "".join(
+        f"<tr><td>{count:,}</td><td style='text-align:left'>{html.escape(text)}</td></tr>"
+        for text, count in sorted(result.notes.items(), key=lambda kv: -kv[1])
+    )
+    return f"<table><tr><th>series</th><th>note at the last origin</th></tr>{rows}</table>"
+
+
+def render(
+    result: BacktestResult,
+    values: FloatArray,
+    mask: BoolArray,
+    watched: Sequence[int],
+    names: Sequence[str],
+    *,
+    title: str,
+    source: str,
+    step_seconds: int,
+    unit: str,
+) -> str:
+    """The whole backtest as one HTML document."""
+    if not result.scores.per_horizon:
+        raise ForethoughtError("nothing to report: the backtest scored no forecast")
+    first, last = result.origins[0], result.origins[-1]
+    intro = (
+        f"<p>Trace: {html.escape(source)}. {result.n_series:,} series, "
+        f"{result.n_origins} origins (steps {first} to {last}), "
+        f"{len(result.scores.per_horizon)} steps ahead from each. At every origin the "
+        "model had seen only the samples before it. MASE divides each error by the "
+        "series' in-sample one-step naive error; <em>coverage_95</em> is the share of "
+        "actuals at or below the p95 forecast (target 0.95); <em>pinball_95</em> scores "
+        "the p95 forecast, lower is better. CPU time: "
+        f"{result.cpu_per_1k_series_per_origin:.3f} s per 1,000 series per origin.</p>"
+    )
+    parts = [
+        intro,
+        "<h2>Scores by horizon step</h2>",
+        _table(result),
+        _by_horizon(result),
+    ]
+    figures = _forecasts(result, values, mask, watched, names, step_seconds, unit)
+    if figures:
+        parts.append(
+            "<h2>Forecasts of a few series</h2><p>The series whose hourly level moves "
+            "most. Each origin's median and p95 paths are drawn over what happened.</p>"
+        )
+        parts += [f"<h3>{html.escape(name)}</h3>{figure}" for name, figure in figures]
+    parts += ["<h2>Fallbacks</h2>", _notes(result)]
+    return page(title, "".join(parts))
+
+
+def write(
+    result: BacktestResult,
+    values: FloatArray,
+    mask: BoolArray,
+    watched: Sequence[int],
+    names: Sequence[str],
+    path: Path,
+    *,
+    title: str,
+    source: str,
+    step_seconds: int,
+    unit: str,
+) -> None:
+    write_page(
+        path,
+        render(
+            result,
+            values,
+            mask,
+            watched,
+            names,
+            title=title,
+            source=source,
+            step_seconds=step_seconds,
+            unit=unit,
+        ),
+    )
