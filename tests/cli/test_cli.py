@@ -91,6 +91,37 @@ def test_backtest_report_draws_scores_and_forecasts(runner: CliRunner, tmp_path:
     assert out_file.read_text(encoding="utf-8").count("<svg") == 1
 
 
+def test_forecast_report_draws_the_fleet_and_a_few_vms(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out_file = tmp_path / "fc.html"
+    args = ["forecast", "bundled:planetlab-20110303", "--limit", "30", "--json"]
+    result = runner.invoke(main, [*args, "--report", str(out_file), "--watch", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 30  # JSON lines untouched by the report
+    text = out_file.read_text(encoding="utf-8")
+    assert text.count("<svg") == 3  # model weights and two VMs
+    assert "Which models the forecasts lean on" in text
+    result = runner.invoke(main, [*args[:4], "--model", "median", "--report", str(out_file)])
+    assert result.exit_code == 0, result.output
+    text = out_file.read_text(encoding="utf-8")
+    assert text.count("<svg") == 3  # one model: no weights to draw; three VMs by default
+    result = runner.invoke(main, [*args[:4], "--watch", "2"])
+    assert result.exit_code == 1
+    assert "--watch chooses the VMs drawn in --report" in " ".join(result.output.split())
+
+
+def test_anomalous_vms_are_drawn_first() -> None:
+    import numpy as np
+
+    from forethought.forecast.report import watched_rows
+
+    anomalous = np.array([False, False, True, False])
+    spread = np.array([1.0, 3.0, 0.0, 2.0])
+    assert watched_rows(anomalous, spread, 3) == [2, 1, 3]
+    assert watched_rows(anomalous, spread, 1) == [2]
+    assert watched_rows(anomalous, spread, 0) == []
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

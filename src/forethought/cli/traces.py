@@ -22,8 +22,10 @@ from forethought.cli.base import (
     stderr,
     stdout,
 )
+from forethought.core.htmlpage import Drawable, write_page
 from forethought.core.resources import Resource, Unit
 from forethought.evaluation.backtest import BacktestConfig, BacktestResult, backtest
+from forethought.forecast.base import Forecast
 from forethought.forecast.engine import make_forecaster, model_names
 from forethought.telemetry.datasets import DATASETS
 from forethought.telemetry.select import hourly_level_spread, top_rows
@@ -105,6 +107,13 @@ def _series(t: Telemetry, resource: Resource, percent: bool) -> tuple[np.ndarray
         values = t.percent_of_capacity(resource)
         unit = Unit.PERCENT
     return values, mask, unit
+
+
+def _drawable(
+    t: Telemetry, values: np.ndarray, mask: np.ndarray, resource: Resource, unit: Unit
+) -> Drawable:
+    """The series of one resource, as a report draws them."""
+    return Drawable(values, mask, t.vm_ids, t.step_seconds, f"{resource.value} ({unit.value})")
 
 
 def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
@@ -255,23 +264,20 @@ def backtest_cmd(
     else:
         _print_backtest(result, f"{model} on {t.source} ({resource.value})", unit)
     if report is not None:
-        from forethought.evaluation.report import write
+        from forethought.evaluation.report import render
 
         rows = top_rows(hourly_level_spread(values, mask, t.step_seconds), shown)
+        series = _drawable(t, values, mask, resource, unit)
         # Written after the scores are out: a failing disk must not take them with it.
         with _errors():
-            write(
+            text = render(
                 result,
-                values,
-                mask,
+                series,
                 rows.tolist(),
-                t.vm_ids,
-                Path(report),
                 title=f"backtest of {model} on {t.source}",
                 source=f"{t.source} ({resource.value}, {unit.value})",
-                step_seconds=t.step_seconds,
-                unit=f"{resource.value} ({unit.value})",
             )
+            write_page(Path(report), text)
         stderr.print(f"report written to {report}", highlight=False)
 
 
@@ -307,6 +313,12 @@ def backtest_cmd(
     help="Quantile level to forecast (repeatable; default 0.5 0.9 0.95 0.99).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per VM (JSON lines).")
+@_report_options(
+    "which models the forecasts lean on, and the last day and the forecast distribution "
+    "of --watch VMs",
+    "VMs",
+    ", after the anomalous ones",
+)
 @_skip_option
 @_limit_option
 @_trace_help
@@ -318,6 +330,8 @@ def forecast_cmd(
     model: str,
     levels: tuple[float, ...],
     as_json: bool,
+    report: str | None,
+    watch: int | None,
     skip_bad: bool,
     limit: int | None,
 ) -> None:
@@ -326,9 +340,11 @@ def forecast_cmd(
     For each VM: the mean and the quantiles per step, the note of any fallback that shaped
     the forecast (too little history, a constant series, a model that could not fit) and
     whether the VM is in an anomalous spell (its last observations above the p99 forecast).
+    --report draws the forecasts of a few VMs, anomalous ones first, in one HTML file.
     """
     from forethought.forecast.base import DEFAULT_LEVELS
 
+    drawn = _watch_needs_report(watch, report, "VMs")
     with _errors():
         t = _load(trace, fmt, skip_bad, limit)
         resource = Resource(resource_name.lower())
@@ -363,7 +379,30 @@ def forecast_cmd(
                     indent=None,  # one line per VM (JSON Lines)
                 )
             )
-        return
+    else:
+        _print_forecast(t, fc, flags, resource, unit, horizon)
+    if report is not None:
+        from forethought.forecast.report import render, watched_rows
+
+        rows = watched_rows(flags, hourly_level_spread(values, mask, t.step_seconds), drawn)
+        series = _drawable(t, values, mask, resource, unit)
+        # Written after the forecasts are out: a failing disk must not take them with it.
+        with _errors():
+            text = render(
+                fc,
+                series,
+                flags,
+                rows,
+                title=f"{resource.value} forecast of {t.source}",
+                source=f"{t.source} ({resource.value}, {unit.value}), model {model}",
+            )
+            write_page(Path(report), text)
+        stderr.print(f"report written to {report}", highlight=False)
+
+
+def _print_forecast(
+    t: Telemetry, fc: Forecast, flags: np.ndarray, resource: Resource, unit: Unit, horizon: int
+) -> None:
     table = Table(title=f"{resource.value} forecast, next {horizon} steps ({unit.value})")
     # The upper levels actually forecast (at most the top two), each under its own name.
     upper = [(k, q) for k, q in enumerate(fc.levels) if q > 0.5][-2:]

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from forethought.core.errors import ForethoughtError
 
@@ -19,6 +24,21 @@ STYLE = (
     "td,th{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}"
     "svg{max-width:100%;height:auto}"
 )
+
+
+@dataclass(frozen=True)
+class Drawable:
+    """Series a report can draw: values and mask (series, steps), names, step, unit label."""
+
+    values: npt.NDArray[np.float64]
+    mask: npt.NDArray[np.bool_]
+    names: Sequence[str]
+    step_seconds: int
+    unit: str
+
+    def observed(self, row: int) -> npt.NDArray[np.float64]:
+        """Row ``row`` with missing samples as NaN (gaps in the line)."""
+        return np.where(self.mask[row], self.values[row], np.nan)
 
 
 def pyplot() -> Any:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from forethought.core.errors import ForethoughtError
-from forethought.core.htmlpage import page, pyplot, svg, write_page
+from forethought.core.htmlpage import Drawable, page, pyplot, svg
 from forethought.evaluation.backtest import BacktestResult
-from forethought.forecast.base import BoolArray, FloatArray
 
 #: The per-horizon table: metric key, heading, format.
 COLUMNS = (
@@ -68,26 +66,20 @@ def _by_horizon(result: BacktestResult) -> str:
 
 
 def _forecasts(
-    result: BacktestResult,
-    values: FloatArray,
-    mask: BoolArray,
-    rows: Sequence[int],
-    names: Sequence[str],
-    step_seconds: int,
-    unit: str,
+    result: BacktestResult, series: Drawable, rows: Sequence[int]
 ) -> list[tuple[str, str]]:
     if result.point is None or result.p95 is None or not result.origins:
         return []
     plt = pyplot()
     H = result.point.shape[2]
-    hours = np.arange(values.shape[1]) * step_seconds / 3600.0
+    step_hours = series.step_seconds / 3600.0
+    hours = np.arange(series.values.shape[1]) * step_hours
     out = []
     for row in rows:
         fig, ax = plt.subplots(figsize=(10, 3.2))
-        actual = np.where(mask[row], values[row], np.nan)
-        ax.plot(hours, actual, color="black", linewidth=0.8, label="actual")
+        ax.plot(hours, series.observed(row), color="black", linewidth=0.8, label="actual")
         for j, t in enumerate(result.origins):
-            steps = (t + np.arange(H)) * step_seconds / 3600.0
+            steps = (t + np.arange(H)) * step_hours
             first = j == 0
             ax.plot(
                 steps,
@@ -104,13 +96,13 @@ def _forecasts(
                 linestyle="--",
                 label="p95 forecast" if first else None,
             )
-        warm = result.origins[0] * step_seconds / 3600.0
+        warm = result.origins[0] * step_hours
         ax.axvspan(0.0, warm, color="grey", alpha=0.12, label="history before the first origin")
         ax.set_xlabel("hours")
-        ax.set_ylabel(unit)
+        ax.set_ylabel(series.unit)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="small", ncol=4)
-        out.append((names[row], svg(fig)))
+        out.append((series.names[row], svg(fig)))
         plt.close(fig)
     return out
 
@@ -126,16 +118,7 @@ def _notes(result: BacktestResult) -> str:
 
 
 def render(
-    result: BacktestResult,
-    values: FloatArray,
-    mask: BoolArray,
-    watched: Sequence[int],
-    names: Sequence[str],
-    *,
-    title: str,
-    source: str,
-    step_seconds: int,
-    unit: str,
+    result: BacktestResult, series: Drawable, watched: Sequence[int], *, title: str, source: str
 ) -> str:
     """The whole backtest as one HTML document."""
     if not result.scores.per_horizon:
@@ -157,7 +140,7 @@ def render(
         _table(result),
         _by_horizon(result),
     ]
-    figures = _forecasts(result, values, mask, watched, names, step_seconds, unit)
+    figures = _forecasts(result, series, watched)
     if figures:
         parts.append(
             "<h2>Forecasts of a few series</h2><p>The series whose hourly level moves "
@@ -166,32 +149,3 @@ def render(
         parts += [f"<h3>{html.escape(name)}</h3>{figure}" for name, figure in figures]
     parts += ["<h2>Fallbacks</h2>", _notes(result)]
     return page(title, "".join(parts))
-
-
-def write(
-    result: BacktestResult,
-    values: FloatArray,
-    mask: BoolArray,
-    watched: Sequence[int],
-    names: Sequence[str],
-    path: Path,
-    *,
-    title: str,
-    source: str,
-    step_seconds: int,
-    unit: str,
-) -> None:
-    write_page(
-        path,
-        render(
-            result,
-            values,
-            mask,
-            watched,
-            names,
-            title=title,
-            source=source,
-            step_seconds=step_seconds,
-            unit=unit,
-        ),
-    )
