@@ -38,6 +38,16 @@ class CrossReport:
     flags: BoolArray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     series_events: list[tuple[int, str, Anomaly]] = field(default_factory=list)
 
+    def counts(self) -> list[tuple[str, int]]:
+        """(kind, anomalies): each resource above its own p99, then across resources."""
+        out = [
+            (f"{name} above its own p99", sum(1 for _, r, _ in self.series_events if r == name))
+            for name in self.resources
+        ]
+        if len(self.resources) > 1:
+            out.append(("across resources", len(self.events)))
+        return out
+
     def to_dict(self) -> dict[str, object]:
         return {
             "resources": list(self.resources),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -34,6 +35,8 @@ from forethought.core.resources import Resource
 
 if TYPE_CHECKING:  # imported where used: the command line starts faster without them
     from forethought.allocation.compare import Comparison
+    from forethought.allocation.cross import CrossReport
+    from forethought.telemetry.series import Telemetry
 
 #: Short headers for the side-by-side table, one per entry of FIGURES.
 COMPACT_HEADERS = ("slack", "short", "unmet", "resizes\n/VM-h", "VMs\n>1% short")
@@ -189,7 +192,7 @@ def policy_check_cmd(
 @_report_options(
     "the figures, the slack / shortage trade-off and the demand and allocations of --watch VMs",
     "VMs",
-    ", where recommenders differ",
+    "those whose hourly level moves most, where recommenders differ",
 )
 @click.option(
     "--json",
@@ -257,7 +260,6 @@ def rightsize_cmd(
     drawn = _watch_needs_report(watch, report, "VMs")
     if inventory is not None and policy_file is None:
         _fail("--inventory goes with --policy: it says which VM is in which group")
-    from pathlib import Path
 
     from forethought.allocation.compare import (
         Contender,
@@ -384,6 +386,11 @@ def _side_by_side(trace: str, comparison: Comparison) -> None:
     "both kinds with --json).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every anomaly with its evidence.")
+@_report_options(
+    "the counts, and every resource of the --watch VMs with their anomalies marked",
+    "VMs",
+    "those with the strongest anomalies",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @_skip_option
 @_limit_option
@@ -395,6 +402,8 @@ def anomalies_cmd(
     run: int,
     top: int,
     as_json: bool,
+    report: str | None,
+    watch: int | None,
     progress: bool,
     skip_bad: bool,
     limit: int | None,
@@ -413,13 +422,19 @@ def anomalies_cmd(
     capacity where the trace knows it, else in their own unit (KB/s for disk and
     network); a VM needs a day of history before it can be flagged across resources.
 
+    --report draws the VMs with the strongest anomalies, resource by resource, with
+    every anomaly marked where it happened.
+
     \b
     Examples:
       forethought anomalies path/to/bitbrains/2013-8 --resource cpu --resource memory
       forethought anomalies path/to/bitbrains/2013-8 --json > anomalies.json
+      forethought anomalies path/to/bitbrains/2013-8 --report anomalies.html --watch 5
     """
     from forethought.allocation.cross import cross_resource_anomalies
     from forethought.allocation.runner import percent_series
+
+    drawn = _watch_needs_report(watch, report, "VMs")
 
     with _errors():
         telemetry = _load(trace, fmt, skip_bad, limit)
@@ -435,24 +450,53 @@ def anomalies_cmd(
                 soft_wrap=True,
             )
         series = {}
+        found_in_percent = {}
         for r in dict.fromkeys(chosen):
             try:  # in percent of each VM's capacity where the trace knows it
                 series[r] = percent_series(telemetry, r)
+                found_in_percent[r] = True
             except ForethoughtError:  # else in the resource's own unit (KB/s for I/O)
                 series[r] = telemetry.series(r)
+                found_in_percent[r] = False
         with _progress(progress and not as_json, "forecasting") as advance:
-            report = cross_resource_anomalies(
+            found = cross_resource_anomalies(
                 series,
                 step_seconds=telemetry.step_seconds,
                 run=run,
                 progress=advance,
             )
     if as_json:
-        out = report.to_dict()
+        out = found.to_dict()
         out["vm_ids"] = list(telemetry.vm_ids)
         out["step_seconds"] = telemetry.step_seconds
         click.echo(_json(out, indent=2))
-        return
+    else:
+        _print_anomalies(trace, telemetry, found, top)
+    if report is not None:
+        from forethought.allocation.anomaly_report import ranked_vms, render
+        from forethought.core.htmlpage import write_page
+
+        units = [
+            "% of capacity" if found_in_percent[r] else telemetry.unit(r).value for r in series
+        ]
+        # Written after the anomalies are out: a failing disk must not take them with it.
+        with _errors():
+            text = render(
+                found,
+                list(series.values()),
+                units,
+                telemetry.vm_ids,
+                ranked_vms(found, telemetry.n_vms, drawn),
+                title=f"anomalies in {trace}",
+                source=telemetry.source,
+                step_seconds=telemetry.step_seconds,
+                run=run,
+            )
+            write_page(Path(report), text)
+        stderr.print(f"report written to {report}", highlight=False)
+
+
+def _print_anomalies(trace: str, telemetry: Telemetry, report: CrossReport, top: int) -> None:
     ids = telemetry.vm_ids
     days = telemetry.n_steps * telemetry.step_seconds / 86_400
     summary = Table(title=f"anomalies in {trace} ({telemetry.n_vms} VMs, {days:.1f} days)")
@@ -460,12 +504,8 @@ def anomalies_cmd(
     summary.add_column("anomalies", justify="right")
     summary.add_column("per VM-day", justify="right")
     vm_days = max(telemetry.n_vms * days, 1e-9)
-    for name in report.resources:
-        count = sum(1 for _, res, _ in report.series_events if res == name)
-        summary.add_row(f"{name} above its own p99", f"{count:,}", f"{count / vm_days:.3f}")
-    n = len(report.events)
-    if len(report.resources) > 1:
-        summary.add_row("across resources", f"{n:,}", f"{n / vm_days:.3f}")
+    for kind, count in report.counts():
+        summary.add_row(kind, f"{count:,}", f"{count / vm_days:.3f}")
     stdout.print(summary)
     if top and report.events:
         listed = sorted(report.events, key=lambda e: -max(e.distance))[:top]

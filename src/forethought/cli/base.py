@@ -160,10 +160,10 @@ _limit_option = click.option(
 
 
 def _report_options(
-    contents: str, drawn: str, why: str = ""
+    contents: str, drawn: str, chosen: str = "those whose hourly level moves most"
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """``--report FILE`` (an HTML report of ``contents``) and ``--watch N`` (how many
-    ``drawn`` it draws, chosen by :mod:`forethought.telemetry.select`)."""
+    ``drawn`` it draws, and which: ``chosen``)."""
 
     def add(func: Callable[..., None]) -> Callable[..., None]:
         func = click.option(
@@ -171,7 +171,7 @@ def _report_options(
             type=click.IntRange(min=0, max=50),
             default=None,
             help=f"{drawn[:1].upper()}{drawn[1:]} drawn in the report (default 3, at most "
-            f"50): those whose hourly level moves most{why}.",
+            f"50): {chosen}.",
         )(func)
         return click.option(
             "--report",

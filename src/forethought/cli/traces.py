@@ -317,7 +317,7 @@ def backtest_cmd(
     "which models the forecasts lean on, and the last day and the forecast distribution "
     "of --watch VMs",
     "VMs",
-    ", after the anomalous ones",
+    "the anomalous ones, then those whose hourly level moves most",
 )
 @_skip_option
 @_limit_option
