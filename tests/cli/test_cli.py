@@ -91,6 +91,43 @@ def test_backtest_report_draws_scores_and_forecasts(runner: CliRunner, tmp_path:
     assert out_file.read_text(encoding="utf-8").count("<svg") == 1
 
 
+def test_backtest_versus_puts_models_side_by_side(runner: CliRunner, tmp_path: Path) -> None:
+    args = ["backtest", "--limit", "20", "--every", "36", "--no-progress"]
+    result = runner.invoke(main, [*args, "--versus", "last,median"])
+    assert result.exit_code == 0, result.output
+    for name in ("auto", "last", "median"):
+        assert f"│ {name}" in result.output
+    result = runner.invoke(main, [*args, "--model", "median", "--versus", "last", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert list(out["models"]) == ["median", "last"]
+    # Same origins for every model, and persistence is the worse of the two here.
+    assert out["models"]["median"]["n_origins"] == out["models"]["last"]["n_origins"] == 4
+    assert out["models"]["median"]["mase"] < out["models"]["last"]["mase"]
+    pytest.importorskip("matplotlib")
+    out_file = tmp_path / "vs.html"
+    result = runner.invoke(main, [*args, "--versus", "last", "--report", str(out_file)])
+    assert result.exit_code == 0, result.output
+    text = out_file.read_text(encoding="utf-8")
+    assert "Models side by side" in text
+    assert text.count("<tr><th>last</th>") == 1
+
+
+@pytest.mark.parametrize(
+    ("versus", "message"),
+    [
+        ("lastt", "--versus: unknown model(s) lastt"),
+        ("last,last", "--versus names last twice"),
+        ("auto", "--versus names auto twice"),
+        (",", "--versus needs at least one model name"),
+    ],
+)
+def test_backtest_versus_refuses_bad_names(runner: CliRunner, versus: str, message: str) -> None:
+    result = runner.invoke(main, ["backtest", "--limit", "5", "--versus", versus])
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+
+
 def test_forecast_report_draws_the_fleet_and_a_few_vms(runner: CliRunner, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     out_file = tmp_path / "fc.html"

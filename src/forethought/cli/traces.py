@@ -1,5 +1,6 @@
 """Commands on traces and forecasts: datasets, inspect, backtest, forecast."""
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -8,6 +9,7 @@ from rich.table import Table
 
 from forethought.cli.base import (
     _errors,
+    _fail,
     _format_option,
     _json,
     _limit_option,
@@ -116,6 +118,51 @@ def _drawable(
     return Drawable(values, mask, t.vm_ids, t.step_seconds, f"{resource.value} ({unit.value})")
 
 
+def _versus_models(versus: str | None, model: str) -> list[str]:
+    """The models named by --versus, checked before anything runs."""
+    if versus is None:
+        return []
+    names = [n.strip() for n in versus.split(",") if n.strip()]
+    known = model_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        _fail(f"--versus: unknown model(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    if not names:
+        _fail("--versus needs at least one model name")
+    repeated = sorted({n for n in names if names.count(n) > 1 or n == model})
+    if repeated:
+        _fail(f"--versus names {', '.join(repeated)} twice (--model {model} counts)")
+    return names
+
+
+def _print_side_by_side(results: dict[str, BacktestResult], title: str) -> None:
+    table = Table(title=f"backtest of {title}")
+    headers = ("MASE", "pinball_95", "coverage_95", "over h", "MAE", "CPU s*")
+    table.add_column("model")
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
+    for name, r in results.items():
+        o = r.scores.overall
+        cov = [row["coverage_95"] for row in r.scores.per_horizon]
+        table.add_row(
+            name,
+            f"{o['mase']:.3f}",
+            f"{o['pinball_95']:.3f}",
+            f"{o['coverage_95']:.3f}",
+            f"{min(cov):.3f}-{max(cov):.3f}",
+            f"{o['mae']:.3f}",
+            f"{r.cpu_per_1k_series_per_origin:.3f}",
+        )
+    stdout.print(table)
+    first = next(iter(results.values()))
+    stdout.print(
+        f"{first.n_series} series x {first.n_origins} origins, the same for every model; "
+        "over h: coverage_95 min-max over the horizon steps; *CPU s per 1,000 series per "
+        "origin",
+        highlight=False,
+    )
+
+
 def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
     table = Table(title=title)
     cols = [
@@ -187,9 +234,22 @@ def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
         "lstm needs forethought[lstm] (PyTorch)."
     ),
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option(
+    "--versus",
+    default=None,
+    metavar="NAMES",
+    help="Also backtest these models on the same data and put them side by side: "
+    "comma-separated names from the --model list (median,ewma,last).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object instead of a table (with --versus: keyed by model under `models`).",
+)
 @_report_options(
-    "the scores by horizon step, drawn, and the forecasts of --watch series over what happened",
+    "the scores by horizon step, drawn (every model of --versus too), and the forecasts "
+    "of --watch series over what happened",
     "series",
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
@@ -205,6 +265,7 @@ def backtest_cmd(
     first_origin: int,
     every: int,
     model: str,
+    versus: str | None,
     as_json: bool,
     report: str | None,
     watch: int | None,
@@ -228,39 +289,56 @@ def backtest_cmd(
       over_provisioning    mean amount by which p95 exceeds the actual (slack)
 
     CPU time covers every update and forecast, reported per 1,000 series per origin.
-    With no TRACE the bundled PlanetLab day is used. --report writes the scores and a few
+    With no TRACE the bundled PlanetLab day is used. --versus runs more models on the
+    same origins and puts them side by side. --report writes the scores and a few
     series' forecasts, drawn, to one HTML file.
+
+    \b
+    Examples:
+      forethought backtest bundled:planetlab-20110303 --versus median,ewma,last
+      forethought backtest DAY_DIR --json --report backtest.html
     """
     shown = _watch_needs_report(watch, report, "series")
+    models = [model, *_versus_models(versus, model)]
     with _errors():
         t = _load(trace, fmt, skip_bad, limit)
         resource = Resource(resource_name.lower())
         values, mask, unit = _series(t, resource, percent)
         cfg = BacktestConfig(horizon=horizon, first_origin=first_origin, every=every)
         upper = 100.0 if unit is Unit.PERCENT else None
-        label = f"backtest {model}"
-        with _progress(progress and not as_json, label) as advance:
-            result = backtest(
-                lambda: make_forecaster(
-                    model, step_seconds=t.step_seconds, horizon=horizon, upper=upper
-                ),
-                values,
-                mask,
-                cfg,
-                progress=advance,
-            )
+        results: dict[str, BacktestResult] = {}
+        for name in models:
+            with _progress(progress and not as_json, f"backtest {name}") as advance:
+                results[name] = backtest(
+                    partial(
+                        make_forecaster,
+                        name,
+                        step_seconds=t.step_seconds,
+                        horizon=horizon,
+                        upper=upper,
+                    ),
+                    values,
+                    mask,
+                    cfg,
+                    progress=advance,
+                )
+    result = results[model]
     if as_json:
-        out = {
+        out: dict[str, object] = {
             "trace": t.source,
             "resource": resource.value,
             "unit": unit.value,
-            "model": model,
             "horizon": horizon,
             "first_origin": first_origin,
             "every": every,
-            **result.to_dict(),
         }
+        if len(models) > 1:
+            out["models"] = {name: r.to_dict() for name, r in results.items()}
+        else:
+            out = {**out, "model": model, **result.to_dict()}
         click.echo(_json(out, indent=2))
+    elif len(models) > 1:
+        _print_side_by_side(results, f"{t.source} ({resource.value}, errors in {unit.value})")
     else:
         _print_backtest(result, f"{model} on {t.source} ({resource.value})", unit)
     if report is not None:
@@ -276,6 +354,8 @@ def backtest_cmd(
                 rows.tolist(),
                 title=f"backtest of {model} on {t.source}",
                 source=f"{t.source} ({resource.value}, {unit.value})",
+                model=model,
+                others={name: r for name, r in results.items() if name != model},
             )
             write_page(Path(report), text)
         stderr.print(f"report written to {report}", highlight=False)

@@ -4,7 +4,7 @@ drawn over what they then did."""
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -38,21 +38,33 @@ def _table(result: BacktestResult) -> str:
     return f"<table><tr><th>horizon</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def _by_horizon(result: BacktestResult) -> str:
+def _models_table(results: Mapping[str, BacktestResult]) -> str:
+    """One row per model: its overall scores and cost."""
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in COLUMNS)
+    rows = []
+    for name, r in results.items():
+        cells = "".join(f"<td>{fmt.format(r.scores.overall[k])}</td>" for k, _, fmt in COLUMNS)
+        cost = f"<td>{r.cpu_per_1k_series_per_origin:.3f}</td>"
+        rows.append(f"<tr><th>{html.escape(name)}</th>{cells}{cost}</tr>")
+    return (
+        f"<table><tr><th>model</th>{head}<th>CPU s / 1k series / origin</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
+
+
+def _by_horizon(results: Mapping[str, BacktestResult]) -> str:
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator  # loaded with pyplot: an optional extra
 
-    per = result.scores.per_horizon
-    h = [int(r["h"]) for r in per]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for ax, key, label in zip(
-        axes,
-        ("mase", "pinball_95", "coverage_95"),
-        ("MASE", "pinball_95", "coverage_95"),
-        strict=True,
-    ):
-        ax.plot(h, [r[key] for r in per], marker="o", markersize=3)
-        ax.set_title(label, fontsize="medium")
+    keys = ("mase", "pinball_95", "coverage_95")
+    for name, result in results.items():
+        per = result.scores.per_horizon
+        h = [int(r["h"]) for r in per]
+        for ax, key in zip(axes, keys, strict=True):
+            ax.plot(h, [r[key] for r in per], marker="o", markersize=3, label=name)
+    for ax, key in zip(axes, keys, strict=True):
+        ax.set_title("MASE" if key == "mase" else key, fontsize="medium")
         ax.set_xlabel("horizon step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -118,9 +130,17 @@ def _notes(result: BacktestResult) -> str:
 
 
 def render(
-    result: BacktestResult, series: Drawable, watched: Sequence[int], *, title: str, source: str
+    result: BacktestResult,
+    series: Drawable,
+    watched: Sequence[int],
+    *,
+    title: str,
+    source: str,
+    model: str = "forecaster",
+    others: Mapping[str, BacktestResult] | None = None,
 ) -> str:
-    """The whole backtest as one HTML document."""
+    """The whole backtest as one HTML document; ``others`` are models run beside ``model``
+    on the same origins (their scores are drawn with its own, its forecasts alone)."""
     if not result.scores.per_horizon:
         raise ForethoughtError("nothing to report: the backtest scored no forecast")
     first, last = result.origins[0], result.origins[-1]
@@ -134,17 +154,21 @@ def render(
         "the p95 forecast, lower is better. CPU time: "
         f"{result.cpu_per_1k_series_per_origin:.3f} s per 1,000 series per origin.</p>"
     )
-    parts = [
-        intro,
-        "<h2>Scores by horizon step</h2>",
+    everyone = {model: result, **(others or {})}
+    parts = [intro]
+    if len(everyone) > 1:
+        parts += ["<h2>Models side by side</h2>", _models_table(everyone)]
+    parts += [
+        f"<h2>Scores by horizon step: {html.escape(model)}</h2>",
         _table(result),
-        _by_horizon(result),
+        _by_horizon(everyone),
     ]
     figures = _forecasts(result, series, watched)
     if figures:
         parts.append(
-            "<h2>Forecasts of a few series</h2><p>The series whose hourly level moves "
-            "most. Each origin's median and p95 paths are drawn over what happened.</p>"
+            f"<h2>Forecasts of a few series: {html.escape(model)}</h2><p>The series whose "
+            "hourly level moves most. Each origin's median and p95 paths are drawn over "
+            "what happened.</p>"
         )
         parts += [f"<h3>{html.escape(name)}</h3>{figure}" for name, figure in figures]
     parts += ["<h2>Fallbacks</h2>", _notes(result)]
