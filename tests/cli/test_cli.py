@@ -201,6 +201,11 @@ def test_forecast_json_lines(runner: CliRunner) -> None:
     qs = [first["quantiles"][k] for k in ("0.5", "0.9", "0.95", "0.99")]
     for lower, upper in itertools.pairwise(qs):
         assert all(a <= b for a, b in zip(lower, upper, strict=True))
+    # Which models each VM leans on: the ensemble's weights, summing to one.
+    assert {"median36", "markov", "global"} <= set(first["model_weights"])
+    assert sum(first["model_weights"].values()) == pytest.approx(1.0, abs=1e-3)
+    one = runner.invoke(main, [*args, "--model", "median"])
+    assert json.loads(one.output.splitlines()[0])["model_weights"] == {}
 
 
 def test_forecast_table_names_the_levels_it_shows(runner: CliRunner) -> None:

@@ -440,6 +440,7 @@ def forecast_cmd(
         fc = engine.forecast(horizon)
     flags = engine.anomalies.flags
     if as_json:
+        weights = fc.model_weights if len(fc.model_names) > 1 else None
         for i, vm in enumerate(t.vm_ids):
             click.echo(
                 _json(
@@ -455,6 +456,14 @@ def forecast_cmd(
                         },
                         "anomalous": bool(flags[i]),
                         "note": fc.notes[i],
+                        # Which models this VM's forecast leans on (empty: one model, or
+                        # the fallback answered; the note says which).
+                        "model_weights": {
+                            name: round(float(w), 4)
+                            for name, w in zip(fc.model_names, weights[i], strict=True)
+                        }
+                        if weights is not None and weights[i].sum() > 0
+                        else {},
                     },
                     indent=None,  # one line per VM (JSON Lines)
                 )
