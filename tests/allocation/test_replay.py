@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forethought.allocation.replay import replay
+from forethought.allocation.replay import RightsizeScores, replay
 from forethought.core.errors import ForethoughtError
 from forethought.forecast.base import BoolArray, FloatArray
 
@@ -54,6 +54,43 @@ def test_figures_of_a_fixed_allocation() -> None:
     assert s.vms_over_1pct == pytest.approx(0.5)
     assert s.resizes == 2  # full size -> fixed takes effect at step 1, which is scored
     assert rec.shortfalls == 1
+
+
+def _fixed_replay(
+    usage: FloatArray, alloc: list[float], groups: list[str] | None = None
+) -> RightsizeScores:
+    mask = np.ones_like(usage, dtype=bool)
+    capacity = np.full(usage.shape[0], 100.0)
+    return replay(
+        usage,
+        mask,
+        Fixed(alloc),
+        capacity,
+        step_seconds=300,
+        resource="cpu",
+        warmup=1,
+        groups=groups,
+    )
+
+
+def test_figures_per_policy_group_are_each_groups_own() -> None:
+    usage = np.array([[10.0, 10.0, 30.0, 10.0], [50.0, 50.0, 50.0, 50.0], [5.0, 5.0, 5.0, 40.0]])
+    alloc = [20.0, 50.0, 10.0]
+    s = _fixed_replay(usage, alloc, ["web", "db", "web"])
+    assert list(s.groups) == ["web", "db"]
+    for name, rows in (("web", [0, 2]), ("db", [1])):
+        alone = _fixed_replay(usage[rows], [alloc[r] for r in rows])
+        g = s.groups[name]
+        assert g.n_vms == len(rows)
+        for key in ("slack", "under_provisioned_share", "unmet_share", "vms_over_1pct"):
+            assert getattr(g, key) == pytest.approx(getattr(alone, key)), (name, key)
+        assert g.resizes_per_vm_hour == pytest.approx(alone.resizes_per_vm_hour)
+    # The overall figures are unchanged by the split; JSON gains the groups' figures.
+    whole = _fixed_replay(usage, alloc)
+    assert whole.slack == pytest.approx(s.slack)
+    assert "groups" not in whole.to_dict()
+    assert s.to_dict()["groups"]["db"]["n_vms"] == 1  # type: ignore[index]
+    assert not _fixed_replay(usage, alloc, ["a"] * 3).groups  # one group: nothing to split
 
 
 def test_resizes_are_counted_per_vm_and_hour() -> None:

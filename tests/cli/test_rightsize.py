@@ -221,12 +221,37 @@ def test_rightsize_report_draws_the_comparison(tmp_path: Path) -> None:
     assert "cannot write" in out
 
 
-def test_rightsize_groups_by_tag_from_an_inventory(tmp_path: Path) -> None:
+def two_groups(tmp_path: Path, first: str) -> Path:
+    """A policy file: the group ``first`` (YAML flow mapping), then a catch-all."""
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        "version: 1\ngroups:\n"
-        "  - {name: pinned, match: {tags: [pinned]}, resources: {cpu: {min: 100}}}\n"
-        "  - {name: rest, match: {name: '*'}}\n"
+        f"version: 1\ngroups:\n  - {first}\n  - {{name: rest, match: {{name: '*'}}}}\n"
+    )
+    return policy
+
+
+def test_rightsize_gives_each_policy_groups_own_figures(tmp_path: Path) -> None:
+    policy = two_groups(
+        tmp_path, "{name: lean, match: {name: '1*'}, resources: {cpu: {quantile: 0.9}}}"
+    )
+    code, out = invoke_json("rightsize", *SMALL, "--policy", str(policy), "--json")
+    assert code == 0, out
+    cpu = json.loads(out)["cpu"]
+    groups = cpu["groups"]
+    assert set(groups) == {"lean", "rest"}
+    assert groups["lean"]["n_vms"] + groups["rest"]["n_vms"] == cpu["n_vms"] == 30
+    assert set(groups["lean"]) == KEYS | {"n_vms"}
+    code, out = invoke("rightsize", *SMALL, "--policy", str(policy))
+    assert code == 0, out
+    assert "cpu by policy group" in out
+    # One group (the default policy): nothing to split, and the JSON keeps its shape.
+    code, out = invoke_json("rightsize", *SMALL, "--json")
+    assert "groups" not in json.loads(out)["cpu"]
+
+
+def test_rightsize_groups_by_tag_from_an_inventory(tmp_path: Path) -> None:
+    policy = two_groups(
+        tmp_path, "{name: pinned, match: {tags: [pinned]}, resources: {cpu: {min: 100}}}"
     )
     code, out = invoke_json("rightsize", *SMALL, "--policy", str(policy), "--json")
     assert code == 0, out

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -48,11 +48,21 @@ class RightsizeScores:
     # The allocation in force at every step for the VMs asked to be watched (vms, steps),
     # for plots; not one of the figures.
     watched_allocation: FloatArray | None = field(default=None, compare=False, repr=False)
+    # The same figures for each policy group's VMs, where the policy has two or more.
+    groups: dict[str, RightsizeScores] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name != "watched_allocation"
+        out: dict[str, object] = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("watched_allocation", "groups")
         }
+        if self.groups:
+            out["groups"] = {
+                name: {key: getattr(g, key) for key, _, _ in FIGURES} | {"n_vms": g.n_vms}
+                for name, g in self.groups.items()
+            }
+        return out
 
 
 #: The rightsizing figures as every table shows them: (field, label, format).
@@ -76,17 +86,23 @@ class AllocationScorer:
 
     def __init__(self, n: int, warmup: int, step_seconds: int) -> None:
         self.n, self.warmup, self.step_seconds = n, warmup, step_seconds
-        self.alloc_sum = self.unused_sum = self.used_sum = self.unmet_sum = 0.0
+        # Per VM, so the figures can be given for any subset of VMs (a policy group).
+        self.alloc_sum, self.unused_sum = np.zeros(n), np.zeros(n)
+        self.used_sum, self.unmet_sum = np.zeros(n), np.zeros(n)
         self.short_count = np.zeros(n, dtype=np.int64)
         self.scored_count = np.zeros(n, dtype=np.int64)
-        self.resizes = 0
+        self.resize_count = np.zeros(n, dtype=np.int64)
         self.steps = 0
         self.decision_seconds = 0.0
+
+    @property
+    def resizes(self) -> int:
+        return int(self.resize_count.sum())
 
     def resized(self, t: int, before: FloatArray, after: FloatArray) -> None:
         """A new allocation takes effect at step t (counted after the warm-up)."""
         if t >= self.warmup:
-            self.resizes += int(np.count_nonzero(~np.isclose(after, before, rtol=1e-9, atol=1e-9)))
+            self.resize_count += ~np.isclose(after, before, rtol=1e-9, atol=1e-9)
 
     def step(self, t: int, applied: FloatArray, used: FloatArray, observed: BoolArray) -> BoolArray:
         """Score step t; returns the VMs whose demand exceeded their allocation."""
@@ -97,32 +113,58 @@ class AllocationScorer:
         self.steps = max(self.steps, t + 1)
         if t >= self.warmup:
             obs = observed
-            self.alloc_sum += float(applied[obs].sum())
-            self.unused_sum += float(np.maximum(applied - used, 0.0)[obs].sum())
-            self.used_sum += float(used[obs].sum())
-            self.unmet_sum += float(np.maximum(used - applied, 0.0)[obs].sum())
+            self.alloc_sum += np.where(obs, applied, 0.0)
+            self.unused_sum += np.where(obs, np.maximum(applied - used, 0.0), 0.0)
+            self.used_sum += np.where(obs, used, 0.0)
+            self.unmet_sum += np.where(obs, np.maximum(used - applied, 0.0), 0.0)
             self.short_count += short
             self.scored_count += obs
         return np.asarray(short)
 
-    def scores(self, resource: str, recommender: str, cpu_seconds: float) -> RightsizeScores:
-        n, T, warm = self.n, self.steps, self.warmup
-        scored = int(self.scored_count.sum())
+    def scores(
+        self,
+        resource: str,
+        recommender: str,
+        cpu_seconds: float,
+        groups: Sequence[str] | None = None,
+    ) -> RightsizeScores:
+        """The figures over every VM; with ``groups`` (each VM's policy group, two or more
+        distinct), over each group's VMs too."""
+        overall = self._figures(resource, recommender, cpu_seconds, np.arange(self.n))
+        if groups is None or len(set(groups)) < 2:
+            return overall
+        names = np.asarray(groups)
+        by_group = {
+            str(g): self._figures(resource, recommender, 0.0, np.flatnonzero(names == g))
+            for g in dict.fromkeys(groups)
+        }
+        return replace(overall, groups=by_group)
+
+    def _figures(
+        self, resource: str, recommender: str, cpu_seconds: float, rows: npt.NDArray[np.intp]
+    ) -> RightsizeScores:
+        n, T, warm = rows.size, self.steps, self.warmup
+        scored = int(self.scored_count[rows].sum())
         hours = (T - warm) * self.step_seconds / 3600.0
+        alloc, used = float(self.alloc_sum[rows].sum()), float(self.used_sum[rows].sum())
         share = np.divide(
-            self.short_count, self.scored_count, out=np.zeros(n), where=self.scored_count > 0
+            self.short_count[rows],
+            self.scored_count[rows],
+            out=np.zeros(n),
+            where=self.scored_count[rows] > 0,
         )
+        resizes = int(self.resize_count[rows].sum())
         return RightsizeScores(
             resource=resource,
             recommender=recommender,
-            slack=self.unused_sum / self.alloc_sum if self.alloc_sum else 0.0,
-            under_provisioned_share=float(self.short_count.sum()) / scored if scored else 0.0,
-            unmet_share=self.unmet_sum / self.used_sum if self.used_sum else 0.0,
-            resizes_per_vm_hour=self.resizes / (n * hours) if hours > 0 else 0.0,
+            slack=float(self.unused_sum[rows].sum()) / alloc if alloc else 0.0,
+            under_provisioned_share=float(self.short_count[rows].sum()) / scored if scored else 0.0,
+            unmet_share=float(self.unmet_sum[rows].sum()) / used if used else 0.0,
+            resizes_per_vm_hour=resizes / (n * hours) if hours > 0 and n else 0.0,
             vms_over_1pct=float(np.mean(share > 0.01)) if n else 0.0,
             n_vms=n,
             scored_steps=max(T - warm, 0),
-            resizes=self.resizes,
+            resizes=resizes,
             cpu_seconds=cpu_seconds,
             decision_ms_mean=1000.0 * self.decision_seconds / max(T, 1),
         )
@@ -140,11 +182,13 @@ def replay(
     warmup: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     watch: npt.NDArray[np.intp] | None = None,
+    groups: Sequence[str] | None = None,
 ) -> RightsizeScores:
     """Replay ``values`` (vms, steps) against ``recommender``'s allocations; see the module.
 
     ``watch`` lists VMs whose allocation in force is kept at every step
-    (``watched_allocation``), for plotting against their demand.
+    (``watched_allocation``), for plotting against their demand. ``groups`` names each
+    VM's policy group, for the figures per group.
     """
     values = np.asarray(values, dtype=np.float64)
     observed = np.asarray(observed, dtype=bool)
@@ -186,5 +230,5 @@ def replay(
         scorer.decision_seconds += time.perf_counter() - d0
         if progress is not None and (t % 64 == 0 or t == T - 1):
             progress(t + 1, T)
-    scores = scorer.scores(resource, recommender.name, time.process_time() - cpu0)
+    scores = scorer.scores(resource, recommender.name, time.process_time() - cpu0, groups)
     return replace(scores, watched_allocation=kept) if kept is not None else scores

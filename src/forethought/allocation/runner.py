@@ -11,7 +11,13 @@ import numpy.typing as npt
 from forethought.allocation.base import Recommender
 from forethought.allocation.cross import cross_resource_anomalies
 from forethought.allocation.manager import PredictiveRecommender, Settings
-from forethought.allocation.policy import DEFAULT_POLICY_YAML, Policy, VmInfo, parse_policy
+from forethought.allocation.policy import (
+    DEFAULT_POLICY_YAML,
+    Group,
+    Policy,
+    VmInfo,
+    parse_policy,
+)
 from forethought.allocation.replay import RightsizeScores, replay
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import BANDWIDTHS, Resource, Unit
@@ -57,6 +63,16 @@ def resources_of(telemetry: Telemetry, names: list[str] | None) -> list[Resource
     return [r for r in SIZED if r in telemetry.resources]
 
 
+def policy_groups(
+    telemetry: Telemetry, policy: Policy | None, vms: list[VmInfo] | None = None
+) -> tuple[Policy, list[Group]]:
+    """The policy (the default one where none is given) and each VM's group in it."""
+    policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
+    # Every VM must fall in a group; a group with no VM here is only noted by the caller.
+    infos = vms if vms is not None else [VmInfo(v) for v in telemetry.vm_ids]
+    return policy, policy.assign(infos, require_all_groups=False)
+
+
 def recommender_for(
     telemetry: Telemetry,
     resource: Resource,
@@ -76,10 +92,7 @@ def recommender_for(
             )
 
         return make_baseline(baseline, resource.value)
-    policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
-    # Every VM must fall in a group; a group with no VM here is only noted by the caller.
-    infos = vms if vms is not None else [VmInfo(v) for v in telemetry.vm_ids]
-    groups = policy.assign(infos, require_all_groups=False)
+    policy, groups = policy_groups(telemetry, policy, vms)
     settings = Settings.from_policy(policy, groups, resource, telemetry.step_seconds)
     return PredictiveRecommender(settings, resource, resize_delay=resize_delay)
 
@@ -122,6 +135,11 @@ def rightsize(
         for _, rec in built:
             if isinstance(rec, PredictiveRecommender):
                 rec.cross = cross
+    # The figures are also given per policy group (forethought's policy only: the
+    # baselines know no groups).
+    groups = None
+    if baseline is None:
+        groups = [g.name for g in policy_groups(telemetry, policy, vms)[1]]
     out: dict[str, RightsizeScores] = {}
     for resource, rec in built:
         values, mask, capacity = sized_series(telemetry, resource)
@@ -137,6 +155,7 @@ def rightsize(
             warmup=warmup,
             progress=report,
             watch=watch,
+            groups=groups,
         )
         if isinstance(rec, PredictiveRecommender):
             out[resource.value] = replace(

@@ -338,6 +338,19 @@ def _one_recommender(trace: str, name: str, comparison: Comparison) -> None:
     for key, label, fmt_ in rows:
         table.add_row(label, *(fmt_.format(s.to_dict()[key]) for s in scores.values()))
     stdout.print(table)
+    for resource, s in scores.items():
+        if not s.groups:
+            continue
+        # The same figures per policy group: does each group hold its own targets?
+        by_group = Table(title=f"{resource} by policy group", box=box.SIMPLE_HEAD, pad_edge=False)
+        by_group.add_column("group", overflow="fold")
+        by_group.add_column("VMs", justify="right")
+        for header in COMPACT_HEADERS:
+            by_group.add_column(header, justify="right", no_wrap=True)
+        for group, g in s.groups.items():
+            figures = (fmt_.format(getattr(g, key)) for key, _, fmt_ in FIGURES)
+            by_group.add_row(group, f"{g.n_vms:,}", *figures)
+        stdout.print(by_group)
 
 
 def _side_by_side(trace: str, comparison: Comparison) -> None:
