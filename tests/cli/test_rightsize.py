@@ -244,6 +244,11 @@ def test_rightsize_gives_each_policy_groups_own_figures(tmp_path: Path) -> None:
     code, out = invoke("rightsize", *SMALL, "--policy", str(policy))
     assert code == 0, out
     assert "cpu by policy group" in out
+    pytest.importorskip("matplotlib")
+    report = tmp_path / "r.html"
+    code, out = invoke("rightsize", *SMALL, "--policy", str(policy), "--report", str(report))
+    assert code == 0, out
+    assert "by policy group</h3>" in report.read_text(encoding="utf-8")
     # One group (the default policy): nothing to split, and the JSON keeps its shape.
     code, out = invoke_json("rightsize", *SMALL, "--json")
     assert "groups" not in json.loads(out)["cpu"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from forethought.allocation.compare import Comparison
-from forethought.allocation.replay import FIGURES
+from forethought.allocation.replay import FIGURES, RightsizeScores
 from forethought.core.errors import ForethoughtError
 from forethought.core.htmlpage import page, pyplot, svg, write_page
 
@@ -19,17 +19,41 @@ UNITS = {"cpu": "% of the VM's CPU", "memory": "% of the VM's memory"}
 BANDWIDTH_UNIT = "KB/s"
 
 
+def _cells(s: RightsizeScores) -> str:
+    """The figures of one recommender (or one group of its VMs) as table cells."""
+    return "".join(
+        f"<td>{html.escape(fmt.format(getattr(s, key)))}</td>" for key, _, fmt in FIGURES
+    )
+
+
 def _table(comparison: Comparison, resource: str) -> str:
     runs = comparison.scores[resource]
     beaten = comparison.dominated_by(resource)
     head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in FIGURES)
     rows = []
     for name, s in runs.items():
-        d = s.to_dict()
-        cells = "".join(f"<td>{html.escape(fmt.format(d[key]))}</td>" for key, _, fmt in FIGURES)
+        cells = _cells(s)
         by = ", ".join(beaten[name]) or "none"
         rows.append(f"<tr><th>{html.escape(name)}</th>{cells}<td>{html.escape(by)}</td></tr>")
     return f"<table><tr><th>recommender</th>{head}<th>dominated by</th></tr>{''.join(rows)}</table>"
+
+
+def _groups_table(comparison: Comparison, resource: str) -> str:
+    """The figures per policy group, for every recommender that has groups."""
+    parts = []
+    for name, s in comparison.scores[resource].items():
+        if not s.groups:
+            continue
+        head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in FIGURES)
+        rows = "".join(
+            f"<tr><th>{html.escape(group)}</th><td>{g.n_vms:,}</td>{_cells(g)}</tr>"
+            for group, g in s.groups.items()
+        )
+        parts.append(
+            f"<h3>{html.escape(name)} by policy group</h3>"
+            f"<table><tr><th>group</th><th>VMs</th>{head}</tr>{rows}</table>"
+        )
+    return "".join(parts)
 
 
 def _tradeoff(comparison: Comparison, resource: str) -> str:
@@ -109,6 +133,7 @@ def render(comparison: Comparison, title: str, source: str) -> str:
         parts = [
             f"<section><h2>{html.escape(resource)}</h2>",
             _table(comparison, resource),
+            _groups_table(comparison, resource),
             "<h3>Slack against shortage</h3>",
             _tradeoff(comparison, resource),
         ]
