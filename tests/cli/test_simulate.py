@@ -301,6 +301,16 @@ def test_an_inventory_puts_tagged_vms_in_their_group_inside_the_simulation(
     assert "watched_allocation" not in held  # the figures as rightsize --json gives them
     assert held["under_provisioned_share"] == 0.0
     assert held["slack"] > json.loads(plain.stdout)["allocation"]["slack"]
+    assert "groups" not in held  # one group took every VM: nothing to split
+    # Half the VMs pinned: each group's figures, as `rightsize` gives them.
+    half = tmp_path / "half.csv"
+    half.write_text("vm,tags\n" + "".join(f'"{n}",pinned\n' for n in names[: len(names) // 2]))
+    split = runner.invoke(main, [*args, "--inventory", str(half), "--json"])
+    clean_exit(split, 0)
+    groups = json.loads(split.stdout)["allocation"]["groups"]
+    assert groups["pinned"]["n_vms"] == len(names) // 2
+    assert groups["pinned"]["n_vms"] + groups["rest"]["n_vms"] == len(names)
+    assert groups["pinned"]["under_provisioned_share"] == 0.0
     alone = runner.invoke(main, ["simulate", day, "--inventory", str(inventory)])
     clean_exit(alone, 1)
     assert "--inventory goes with --allocation-policy" in alone.output

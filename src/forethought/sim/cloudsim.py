@@ -90,6 +90,7 @@ class CloudSimDataCentre:
         allocator: Recommender | None = None,
         allocation_warmup: int | None = None,
         vm_names: Sequence[str] | None = None,
+        allocation_groups: Sequence[str] | None = None,
     ) -> None:
         # Names for messages about one VM; its index in the trace where none are given.
         self.vm_names = list(vm_names) if vm_names is not None else None
@@ -121,6 +122,7 @@ class CloudSimDataCentre:
         # `forethought rightsize` scores them. CloudSim's figures then see the capped
         # requests; demand above a cap is the allocation's unmet share.
         self.allocator = allocator
+        self.allocation_groups = allocation_groups  # each VM's policy group, for its figures
         self.alloc_pct = np.full(cluster.n_vms, 100.0)
         steps = u.shape[1]
         warm = min(288, steps // 2) if allocation_warmup is None else allocation_warmup
@@ -327,7 +329,9 @@ class CloudSimDataCentre:
             allocation=(
                 None
                 if self.allocator is None
-                else self.scorer.scores("cpu", self.allocator.name, alloc_cpu)
+                else self.scorer.scores(
+                    "cpu", self.allocator.name, alloc_cpu, self.allocation_groups
+                )
             ),
         )
 
