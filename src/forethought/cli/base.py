@@ -123,7 +123,7 @@ def main() -> None:
     Start here:
       forethought datasets                      what is bundled, where the public traces are
       forethought inspect bundled:planetlab-20110303
-      forethought backtest bundled:planetlab-20110303
+      forethought backtest bundled:planetlab-20110303 --versus median,ewma --report bt.html
       forethought compare bundled:planetlab-20110303 --policies lr-mmt,predictive
       forethought rightsize bundled:planetlab-20110303
       forethought hybrid --fail-every 6 --report two-sites.html
