@@ -463,14 +463,14 @@ def anomalies_cmd(
                 soft_wrap=True,
             )
         series = {}
-        found_in_percent = {}
+        units = {}  # for the report's axes
         for r in dict.fromkeys(chosen):
             try:  # in percent of each VM's capacity where the trace knows it
                 series[r] = percent_series(telemetry, r)
-                found_in_percent[r] = True
+                units[r] = "% of capacity"
             except ForethoughtError:  # else in the resource's own unit (KB/s for I/O)
                 series[r] = telemetry.series(r)
-                found_in_percent[r] = False
+                units[r] = telemetry.unit(r).value
         with _progress(progress and not as_json, "forecasting") as advance:
             found = cross_resource_anomalies(
                 series,
@@ -489,15 +489,12 @@ def anomalies_cmd(
         from forethought.allocation.anomaly_report import ranked_vms, render
         from forethought.core.htmlpage import write_page
 
-        units = [
-            "% of capacity" if found_in_percent[r] else telemetry.unit(r).value for r in series
-        ]
         # Written after the anomalies are out: a failing disk must not take them with it.
         with _errors():
             text = render(
                 found,
                 list(series.values()),
-                units,
+                list(units.values()),
                 telemetry.vm_ids,
                 ranked_vms(found, telemetry.n_vms, drawn),
                 title=f"anomalies in {trace}",

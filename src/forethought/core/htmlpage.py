@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,19 @@ def svg(fig: Any) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
     return text[text.index("<svg") :]
+
+
+def counts_table(counts: Mapping[str, int], counted: str, what: str, empty: str) -> str:
+    """How many ``counted`` carry each ``what``, largest first; ``empty`` when none do."""
+    if not counts:
+        return f"<p>{html.escape(empty)}</p>"
+    rows = "".join(
+        f"<tr><td>{count:,}</td><td style='text-align:left'>{html.escape(text)}</td></tr>"
+        for text, count in sorted(counts.items(), key=lambda kv: -kv[1])
+    )
+    return (
+        f"<table><tr><th>{html.escape(counted)}</th><th>{html.escape(what)}</th></tr>{rows}</table>"
+    )
 
 
 def page(title: str, body: str) -> str:

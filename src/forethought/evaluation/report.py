@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from forethought.core.errors import ForethoughtError
-from forethought.core.htmlpage import Drawable, page, pyplot, svg
+from forethought.core.htmlpage import Drawable, counts_table, page, pyplot, svg
 from forethought.evaluation.backtest import BacktestResult
 
 #: The per-horizon table: metric key, heading, format.
@@ -119,16 +119,6 @@ def _forecasts(
     return out
 
 
-def _notes(result: BacktestResult) -> str:
-    if not result.notes:
-        return "<p>No series fell back to a simpler model at the last origin.</p>"
-    rows = "".join(
-        f"<tr><td>{count:,}</td><td style='text-align:left'>{html.escape(text)}</td></tr>"
-        for text, count in sorted(result.notes.items(), key=lambda kv: -kv[1])
-    )
-    return f"<table><tr><th>series</th><th>note at the last origin</th></tr>{rows}</table>"
-
-
 def render(
     result: BacktestResult,
     series: Drawable,
@@ -171,5 +161,13 @@ def render(
             "what happened.</p>"
         )
         parts += [f"<h3>{html.escape(name)}</h3>{figure}" for name, figure in figures]
-    parts += ["<h2>Fallbacks</h2>", _notes(result)]
+    parts += [
+        "<h2>Fallbacks</h2>",
+        counts_table(
+            result.notes,
+            "series",
+            "note at the last origin",
+            "No series fell back to a simpler model at the last origin.",
+        ),
+    ]
     return page(title, "".join(parts))

@@ -4,11 +4,12 @@ predicted distribution of a few VMs drawn after their recent history."""
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 
-from forethought.core.htmlpage import Drawable, page, pyplot, svg
+from forethought.core.htmlpage import Drawable, counts_table, page, pyplot, svg
 from forethought.forecast.base import BoolArray, FloatArray, Forecast
 
 #: History drawn before the forecast, in horizons (at least six hours of five-minute
@@ -90,20 +91,6 @@ def _fan(fc: Forecast, row: int, series: Drawable) -> str:
     return text
 
 
-def _notes(fc: Forecast) -> str:
-    counts: dict[str, int] = {}
-    for note in fc.notes:
-        if note:
-            counts[note] = counts.get(note, 0) + 1
-    if not counts:
-        return "<p>Every VM was forecast by the models asked for, with no fallback.</p>"
-    rows = "".join(
-        f"<tr><td>{count:,}</td><td style='text-align:left'>{html.escape(text)}</td></tr>"
-        for text, count in sorted(counts.items(), key=lambda kv: -kv[1])
-    )
-    return f"<table><tr><th>VMs</th><th>note</th></tr>{rows}</table>"
-
-
 def render(
     fc: Forecast,
     series: Drawable,
@@ -134,7 +121,15 @@ def render(
             note = f"<p>{html.escape(fc.notes[row])}</p>" if fc.notes[row] else ""
             figure = _fan(fc, row, series)
             parts.append(f"<h3>{html.escape(series.names[row])}{tag}</h3>{note}{figure}")
-    parts += ["<h2>Notes</h2>", _notes(fc)]
+    parts += [
+        "<h2>Notes</h2>",
+        counts_table(
+            Counter(note for note in fc.notes if note),
+            "VMs",
+            "note",
+            "Every VM was forecast by the models asked for, with no fallback.",
+        ),
+    ]
     return page(title, "".join(parts))
 
 
