@@ -80,21 +80,46 @@ def recommender_for(
     baseline: str | None,
     resize_delay: int,
     vms: list[VmInfo] | None = None,
-) -> Recommender:
+) -> tuple[Recommender, list[str] | None]:
+    """The recommender for one resource, and each VM's policy group (None for a baseline).
+
+    The baselines know no groups; forethought's manager sizes each VM by its group's
+    settings, and the group names let the figures be given per group.
+    """
+    recs, groups = recommenders_for(telemetry, [resource], policy, baseline, resize_delay, vms)
+    return recs[resource], groups
+
+
+def recommenders_for(
+    telemetry: Telemetry,
+    resources: list[Resource],
+    policy: Policy | None,
+    baseline: str | None,
+    resize_delay: int,
+    vms: list[VmInfo] | None = None,
+) -> tuple[dict[Resource, Recommender], list[str] | None]:
+    """One recommender per resource, and each VM's policy group (assigned once for all)."""
     if baseline is not None:
         from forethought.allocation.baselines import make_baseline
 
-        if resource in BANDWIDTHS:
-            raise ForethoughtError(
-                f"the {baseline} baseline sizes against each VM's provisioned size, which "
-                f"the trace does not give for {resource.value}; size it with a forethought "
-                "policy, or choose --resource cpu/memory"
-            )
-
-        return make_baseline(baseline, resource.value)
+        for resource in resources:
+            if resource in BANDWIDTHS:
+                raise ForethoughtError(
+                    f"the {baseline} baseline sizes against each VM's provisioned size, "
+                    f"which the trace does not give for {resource.value}; size it with a "
+                    "forethought policy, or choose --resource cpu/memory"
+                )
+        return {r: make_baseline(baseline, r.value) for r in resources}, None
     policy, groups = policy_groups(telemetry, policy, vms)
-    settings = Settings.from_policy(policy, groups, resource, telemetry.step_seconds)
-    return PredictiveRecommender(settings, resource, resize_delay=resize_delay)
+    recs: dict[Resource, Recommender] = {
+        r: PredictiveRecommender(
+            Settings.from_policy(policy, groups, r, telemetry.step_seconds),
+            r,
+            resize_delay=resize_delay,
+        )
+        for r in resources
+    }
+    return recs, [g.name for g in groups]
 
 
 def rightsize(
@@ -121,9 +146,10 @@ def rightsize(
     chosen = resources_of(telemetry, resources)
     if not chosen:
         raise ForethoughtError(f"{telemetry.source}: no cpu or memory series to rightsize")
-    built = [
-        (r, recommender_for(telemetry, r, policy, baseline, resize_delay, vms)) for r in chosen
-    ]
+    # The figures are also given per policy group (forethought's policy only: the
+    # baselines know no groups).
+    recs, groups = recommenders_for(telemetry, chosen, policy, baseline, resize_delay, vms)
+    built = list(recs.items())
     cross = None
     if cross_resource and baseline is None and len(chosen) > 1:
         report = None if progress is None else _bind(progress, "cross-resource")
@@ -135,11 +161,6 @@ def rightsize(
         for _, rec in built:
             if isinstance(rec, PredictiveRecommender):
                 rec.cross = cross
-    # The figures are also given per policy group (forethought's policy only: the
-    # baselines know no groups).
-    groups = None
-    if baseline is None:
-        groups = [g.name for g in policy_groups(telemetry, policy, vms)[1]]
     out: dict[str, RightsizeScores] = {}
     for resource, rec in built:
         values, mask, capacity = sized_series(telemetry, resource)

@@ -66,14 +66,15 @@ def simulate(
     allocator = None
     groups = None
     if allocate is not None:
-        from forethought.allocation.runner import policy_groups, recommender_for
+        from forethought.allocation.runner import recommender_for
 
         if allocate != "forethought" and allocation_policy is not None:
             raise ForethoughtError("an allocation policy file goes with forethought's manager")
         baseline = None if allocate == "forethought" else allocate
-        allocator = recommender_for(telemetry, Resource.CPU, allocation_policy, baseline, 0, vms)
-        if baseline is None:  # the figures per policy group, as `rightsize` gives them
-            groups = [g.name for g in policy_groups(telemetry, allocation_policy, vms)[1]]
+        # With forethought's manager, the figures per policy group, as `rightsize` gives them.
+        allocator, groups = recommender_for(
+            telemetry, Resource.CPU, allocation_policy, baseline, 0, vms
+        )
     u = cpu_utilisation(telemetry)
     cluster = cloudsim_planetlab(u.shape[0], hosts)
     dc = CloudSimDataCentre(
