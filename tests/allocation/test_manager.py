@@ -203,7 +203,8 @@ def test_a_bandwidth_without_a_size_starts_unset_and_is_sized_by_its_first_forec
     alloc = feed(rec, usage)
     assert np.isfinite(alloc).all()
     # Sized to each VM's own level (1.1 x its forecast at least), not to one fleet number.
-    assert (alloc[:, 0] >= usage[:, 0] * 1.1 - 1e-9).all()
+    # (up to the float32 in which the engine keeps its forecasts)
+    assert (alloc[:, 0] >= usage[:, 0] * 1.1 * (1 - 1e-6)).all()
     assert alloc[1, -1] > 10 * alloc[0, -1]
     assert (alloc[:, -1] >= usage[:, -1]).all()
     # An idle VM keeps a throttle it can start its I/O under, never a zero limit.

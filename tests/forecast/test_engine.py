@@ -129,7 +129,8 @@ def test_auto_median_is_the_weighted_combination_of_its_models(rng: np.random.Ge
         pred = model.predict(engine.horizon, engine.history)
         w = fc.model_weights[:, m]
         combined += np.where(w[:, None] > 0, w[:, None] * np.nan_to_num(pred.values), 0.0)
-    np.testing.assert_allclose(fc.median, combined, rtol=1e-9)
+    # Equal up to the float32 in which the engine keeps the paths it issued (and serves).
+    np.testing.assert_allclose(fc.median, combined, rtol=1e-7)
     # The mean is the median shifted by the mean calibration residual: finite, near it.
     assert np.isfinite(fc.mean).all()
     assert np.abs(fc.mean - fc.median).max() < 3.0 * 3.0
@@ -152,11 +153,12 @@ def test_last_value_carries_the_last_observation_over_missing_samples() -> None:
     np.testing.assert_array_equal(fc.median[:, 0], [3.0, 8.0])
 
 
-def test_moving_average_is_the_exact_mean_of_the_last_12(rng: np.random.Generator) -> None:
+def test_moving_average_is_the_mean_of_the_last_12(rng: np.random.Generator) -> None:
     panel = rng.uniform(0.0, 100.0, (5, 40))
     _, fc = run("mean", panel)
     expected = panel[:, -12:].mean(axis=1)
-    np.testing.assert_allclose(fc.median, np.repeat(expected[:, None], 12, axis=1), rtol=1e-12)
+    # Exact to the float32 in which the engine keeps the paths it issued.
+    np.testing.assert_allclose(fc.median, np.repeat(expected[:, None], 12, axis=1), rtol=1e-7)
 
 
 def test_moving_median_ignores_a_single_spike(rng: np.random.Generator) -> None:
@@ -317,3 +319,15 @@ def test_a_horizon_that_cannot_fit_in_memory_is_refused_with_a_message() -> None
     engine = make_forecaster("last", horizon=10**6)  # (H, series, H) paths: terabytes
     with pytest.raises(ForecastError, match=r"a horizon of 1000000 steps for 2 series needs"):
         engine.update(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("value", [0.0, 0.1, 5.0, 33.3, 99.9, 123456.7])
+def test_a_constant_series_is_covered_and_never_anomalous(value: float) -> None:
+    # Paths are kept in float32; a constant series must not sit a rounding step above its
+    # own upper quantiles, or every observation would be short and anomalous.
+    engine = make_forecaster("auto", upper=None)
+    for _ in range(400):
+        engine.update(np.array([value, value]))
+        upper = engine.forecast(12).quantiles[:, :, 1:]
+        assert np.all(value <= upper + 1e-6 * abs(value))
+    assert engine.events == []

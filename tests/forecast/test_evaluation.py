@@ -269,3 +269,11 @@ def test_backtest_with_a_constant_series_does_not_warn(rng: np.random.Generator)
         config=BacktestConfig(first_origin=150),
     )
     assert result.scores.series_without_scale == len(BacktestConfig(first_origin=150).origins(200))
+
+
+def test_an_actual_equal_to_p95_up_to_rounding_is_covered() -> None:
+    actual = np.array([[[5.0, 5.0]]])
+    p95 = np.array([[[np.nextafter(5.0, 0.0), 4.9]]])  # one rounding step below; clearly below
+    s = score(actual, actual, p95, np.ones((1, 1)))
+    assert s.per_horizon[0]["coverage_95"] == 1.0
+    assert s.per_horizon[1]["coverage_95"] == 0.0

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forethought.forecast.base import FloatArray
+from forethought.forecast.base import ROUNDING, FloatArray
 
 METRIC_NAMES = (
     "mae",
@@ -53,7 +53,8 @@ def score(actual: FloatArray, point: FloatArray, p95: FloatArray, scale: FloatAr
     seen = np.isfinite(actual)
     err = np.where(seen, actual - point, np.nan)
     pin = np.where(seen, pinball(actual, p95, 0.95), np.nan)
-    covered = np.where(seen, (actual <= p95).astype(np.float64), np.nan)
+    # An actual equal to p95 up to rounding is covered (a constant series forecast exactly).
+    covered = np.where(seen, (actual <= p95 + ROUNDING * np.abs(p95)).astype(np.float64), np.nan)
     over = np.where(seen, np.maximum(0.0, p95 - actual), np.nan)
     scaled_ok = np.isfinite(scale) & (scale > 0)
     with np.errstate(invalid="ignore", divide="ignore"):

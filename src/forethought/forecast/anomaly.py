@@ -8,7 +8,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from forethought.forecast.base import BoolArray, FloatArray
+from forethought.forecast.base import ROUNDING, BoolArray, FloatArray
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ class AnomalyDetector:
         """
         in_run = self._length > 0
         bound = np.where(in_run, self._frozen, upper)
-        above = observed & np.isfinite(bound) & (y > bound)
+        # Above by more than rounding: a constant series forecast exactly is never anomalous.
+        above = observed & np.isfinite(bound) & (y > bound + ROUNDING * np.abs(bound))
         self._frozen = np.where(above & ~in_run, upper, np.where(above, self._frozen, np.nan))
         upper = bound
         slot = step % self.run

@@ -13,6 +13,12 @@ from forethought.core.errors import ForecastError
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
+#: Relative tolerance within which an observation equals a quantile. The engine keeps the
+#: paths it issued in float32 (relative precision 6e-8), so a constant series can sit a few
+#: float32 steps off its own forecast; 1e-6 covers that and is far below any difference that
+#: matters (1e-4 points of a percentage, 1 KB/s in 1 GB/s).
+ROUNDING = 1e-6
+
 #: Quantile levels forecast by default: the median and three upper levels used to provision.
 DEFAULT_LEVELS: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
 

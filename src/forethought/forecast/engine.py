@@ -288,7 +288,10 @@ class ForecastEngine(Forecaster):
             )
         self._weights = weights
         self._paths[t % H] = combined
-        self._newest = combined
+        # Forecast what is scored: the issued paths are kept in float32, and a path served
+        # in float64 could sit a rounding step below a constant series while its residuals
+        # read zero, so its upper quantiles would fall just short of every observation.
+        self._newest = self._paths[t % H].astype(np.float64)
 
     def forecast(self, horizon: int | None = None) -> Forecast:
         H = self.horizon if horizon is None else horizon
