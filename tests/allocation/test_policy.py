@@ -187,6 +187,38 @@ def test_max_above_every_host_is_refused() -> None:
             "  - {name: a, match: {name: 'b'}}\n",
             "p.yaml, line 3: groups: Value error, group names must be unique; repeated: a",
         ),
+        (  # a min from the defaults, a max from the group: checked once they are merged
+            "version: 1\ndefaults:\n  cpu: {min: 50}\ngroups:\n  - name: a\n"
+            "    match: {name: '*'}\n    resources:\n      cpu: {max: 10}\n",
+            "p.yaml, line 8: groups.a.resources.cpu.max: min (50) is above max (10) once the "
+            "group's settings override the defaults (min is the defaults')",
+        ),
+        (
+            "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+            "    resources:\n      cpu: {min: .inf}\n",
+            "p.yaml, line 6: groups.a.resources.cpu.min: a finite number (not .inf or .nan)",
+        ),
+        (
+            "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+            "    resources:\n      cpu: {headroom: .nan}\n",
+            "groups.a.resources.cpu.headroom: a finite number",
+        ),
+        (  # text where a number goes: refused, not quietly converted
+            "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+            "    resources:\n      cpu: {min: '10'}\n",
+            "groups.a.resources.cpu.min: a number, not the text '10' (write it without quotes)",
+        ),
+        (  # longer than a day ahead: refused before a run would run out of memory
+            "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+            "    resources:\n      cpu: {horizon_minutes: 100000}\n",
+            "p.yaml, line 6: groups.a.resources.cpu.horizon_minutes: Input should be less "
+            "than or equal to 1440",
+        ),
+        (  # suggestions come from the fields allowed where the typo stands
+            "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+            "    anomaly: {acton: alert}\n",
+            "groups.a.anomaly.acton: unknown field 'acton'; did you mean 'action'?",
+        ),
     ],
 )
 def test_policy_mistakes_are_named_where_they_stand(text: str, message: str) -> None:
@@ -215,3 +247,21 @@ def test_assignment_names_unmatched_vms_and_idle_groups() -> None:
     with pytest.raises(PolicyError, match=r"group\(s\) db match no VM"):
         policy.assign([VmInfo("web-1")])
     assert [g.name for g in policy.assign([VmInfo("web-1")], require_all_groups=False)] == ["web"]
+
+
+def test_a_resource_field_typo_is_not_matched_to_another_mapping_s_field() -> None:
+    # 'scale' is close to the anomaly's 'scale_up_by', which a resource does not take.
+    text = (
+        "version: 1\ngroups:\n  - name: a\n    match: {name: '*'}\n"
+        "    resources:\n      cpu: {scale: 1}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "p.yaml")
+    assert str(err.value) == "p.yaml, line 6: groups.a.resources.cpu.scale: unknown field 'scale'"
+
+
+def test_a_policy_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"version: 1\n\xff\xfe groups\n")
+    with pytest.raises(PolicyError, match=r"p.yaml, line 2: not UTF-8 text"):
+        load_policy(path)

@@ -57,31 +57,38 @@ class AnomalyAction(StrEnum):
     ISOLATE = "isolate"
 
 
+#: A policy number: an int or a float, finite (see ``_Strict``), never text such as "10".
+Number = Annotated[float, Field(strict=True)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Numbers are finite and given as numbers: "10" in quotes or .inf is a slip, refused.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ResourcePolicy(_Strict):
     """How one resource of a group's VMs is sized. Every field has a documented default."""
 
-    min: float = Field(0.0, ge=0, description="never allocate less")
-    max: float | None = Field(None, gt=0, description="never allocate more (None: the VM's size)")
-    quantile: float = Field(0.95, gt=0, lt=1, description="forecast quantile to provision for")
-    headroom: float = Field(0.10, ge=0, le=10, description="fraction added on top")
-    horizon_minutes: float = Field(60, gt=0, description="how far ahead an allocation must hold")
-    up_tolerance: float = Field(0.0, ge=0, le=1, description="scale up when short by more")
-    down_tolerance: float = Field(0.15, ge=0, lt=1, description="scale down when over by more")
-    max_step_up: float | None = Field(None, gt=0, description="largest increase, fraction")
-    max_step_down: float = Field(0.25, gt=0, le=1, description="largest decrease, fraction")
-    cooldown_minutes: float = Field(60, ge=0, description="least time between two decreases")
-    down_after_minutes: float = Field(30, ge=0, description="time below before a decrease")
-    shortfall_floor_minutes: float | None = Field(
+    min: Number = Field(0.0, ge=0, description="never allocate less")
+    max: Number | None = Field(None, gt=0, description="never allocate more (None: the VM's size)")
+    quantile: Number = Field(0.95, gt=0, lt=1, description="forecast quantile to provision for")
+    headroom: Number = Field(0.10, ge=0, le=10, description="fraction added on top")
+    horizon_minutes: Number = Field(
+        60, gt=0, le=24 * 60, description="how far ahead an allocation must hold"
+    )
+    up_tolerance: Number = Field(0.0, ge=0, le=1, description="scale up when short by more")
+    down_tolerance: Number = Field(0.15, ge=0, lt=1, description="scale down when over by more")
+    max_step_up: Number | None = Field(None, gt=0, description="largest increase, fraction")
+    max_step_down: Number = Field(0.25, gt=0, le=1, description="largest decrease, fraction")
+    cooldown_minutes: Number = Field(60, ge=0, description="least time between two decreases")
+    down_after_minutes: Number = Field(30, ge=0, description="time below before a decrease")
+    shortfall_floor_minutes: Number | None = Field(
         None,
         ge=0,
         description="how long a shortfall's raised floor holds (None: a day for memory, "
         "where a shortfall is an out-of-memory or swap signal; the next decision otherwise)",
     )
-    short_target: float | None = Field(
+    short_target: Number | None = Field(
         None,
         gt=0,
         lt=1,
@@ -99,7 +106,7 @@ class ResourcePolicy(_Strict):
 
 class AnomalyPolicy(_Strict):
     action: AnomalyAction = AnomalyAction.ALERT
-    scale_up_by: float = Field(0.5, gt=0, le=10, description="fraction added on scale_up")
+    scale_up_by: Number = Field(0.5, gt=0, le=10, description="fraction added on scale_up")
 
 
 class Match(_Strict):
@@ -135,7 +142,7 @@ class Group(_Strict):
 class PolicyModel(_Strict):
     version: Literal[1]
     sla_classes: list[str] = Field(default_factory=lambda: list(DEFAULT_SLA_CLASSES), min_length=1)
-    host_capacity: dict[Resource, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    host_capacity: dict[Resource, Annotated[Number, Field(gt=0)]] = Field(default_factory=dict)
     defaults: dict[Resource, ResourcePolicy] = Field(default_factory=dict)
     groups: list[Group] = Field(min_length=1)
 
@@ -336,10 +343,20 @@ def _where(data: Any, loc: tuple[int | str, ...]) -> str:
     return "".join(parts).lstrip(".")
 
 
-def _field_names() -> list[str]:
-    """Every field name a policy file may use, for suggestions on a typo."""
-    models: list[type[BaseModel]] = [PolicyModel, Group, Match, ResourcePolicy, AnomalyPolicy]
-    return sorted({name for m in models for name in m.model_fields})
+def _field_names(loc: tuple[int | str, ...]) -> list[str]:
+    """The field names allowed where an unknown one stands, for a suggestion on a typo."""
+    model: type[BaseModel] = PolicyModel
+    keys = [k for k in loc[:-1] if isinstance(k, str)]
+    for i, key in enumerate(keys):
+        if key == "groups":
+            model = Group
+        elif key == "match":
+            model = Match
+        elif key == "anomaly":
+            model = AnomalyPolicy
+        elif key in ("resources", "defaults") and i + 1 < len(keys):
+            model = ResourcePolicy  # a resource's mapping (the key after is its name)
+    return sorted(model.model_fields)
 
 
 def _duplicate_keys(node: yaml.Node | None) -> list[tuple[int, str]]:
@@ -373,9 +390,13 @@ def _message(err: Any) -> str:
     """pydantic's message, reworded where it would puzzle a policy author."""
     if err["type"] == "extra_forbidden":
         name = str(err["loc"][-1])
-        close = difflib.get_close_matches(name, _field_names(), n=1)
+        close = difflib.get_close_matches(name, _field_names(tuple(err["loc"])), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown field {name!r}{hint}"
+    if err["type"] == "float_type" and isinstance(err.get("input"), str):
+        return f"a number, not the text {err['input']!r} (write it without quotes)"
+    if err["type"] == "finite_number":
+        return "a finite number (not .inf or .nan)"
     return str(err["msg"])
 
 
@@ -412,7 +433,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             field = _where(data, loc) or "(top level)"
             messages.append(f"{source}{at}: {field}: {_message(err)}")
         raise PolicyError("\n".join(messages)) from None
-    for loc, problem in _above_hosts(model):
+    for loc, problem in [*_above_hosts(model), *_merged_limits(model)]:
         line_no = _line_of(root, loc)
         at = f", line {line_no}" if line_no else ""
         messages.append(f"{source}{at}: {_where(data, loc)}: {problem}")
@@ -439,12 +460,44 @@ def _above_hosts(model: PolicyModel) -> list[tuple[tuple[int | str, ...], str]]:
     return list(dict.fromkeys(out))  # a default's max is reported once, not per group
 
 
+def _merged_limits(model: PolicyModel) -> list[tuple[tuple[int | str, ...], str]]:
+    """Where a group's min ends above its max once its settings override the defaults.
+
+    Each mapping's own min and max are checked as it is read; this catches a min from one
+    and a max from the other (``defaults: {cpu: {min: 50}}`` and a group's ``max: 10``).
+    """
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    for i, group in enumerate(model.groups):
+        for resource, own in group.resources.items():
+            base = model.defaults.get(resource, ResourcePolicy())
+            low = own.min if "min" in own.model_fields_set else base.min
+            top = own.max if "max" in own.model_fields_set else base.max
+            if top is None or low <= top:
+                continue
+            field = "max" if "max" in own.model_fields_set else "min"
+            other = "min" if field == "max" else "max"
+            source = "its own" if other in own.model_fields_set else "the defaults'"
+            out.append(
+                (
+                    ("groups", i, "resources", resource.value, field),
+                    f"min ({low:g}) is above max ({top:g}) once the group's settings "
+                    f"override the defaults ({other} is {source})",
+                )
+            )
+    return out
+
+
 def load_policy(path: str | Path) -> Policy:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"{p}: cannot read the policy file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise PolicyError(
+            f"{p}, line {line}: not UTF-8 text (byte {exc.start}); a policy file is YAML text"
+        ) from None
     return parse_policy(text, str(p))
 
 
