@@ -196,3 +196,25 @@ def test_bandwidths_are_rightsized_in_their_own_unit_by_forethought_only(
         assert s.resizes > 0
     with pytest.raises(ForethoughtError, match="does not give for net_rx"):
         rightsize(telemetry, baseline="vpa", resources=["net_rx"])
+
+
+@pytest.mark.parametrize(("step_seconds", "scored"), [(300, 3000 - 288), (60, 3000 - 1440)])
+def test_the_default_warm_up_is_a_day_whatever_the_sampling_step(
+    step_seconds: int, scored: int
+) -> None:
+    usage = np.full((1, 3000), 10.0)
+    s = replay(
+        usage, np.ones_like(usage, dtype=bool), Fixed([20.0]), np.array([100.0]),
+        step_seconds=step_seconds, resource="cpu",
+    )  # fmt: skip
+    assert s.scored_steps == scored
+
+
+def test_steps_per_day() -> None:
+    from forethought.core.clock import steps_per_day
+
+    assert steps_per_day(300) == 288
+    assert steps_per_day(60) == 1440
+    assert steps_per_day(7 * 86_400) == 1  # at least one
+    with pytest.raises(ValueError, match="positive"):
+        steps_per_day(0)

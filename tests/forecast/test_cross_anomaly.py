@@ -61,6 +61,35 @@ def test_missing_samples_neither_score_nor_reset_a_run() -> None:
     assert any(e.vm == 3 for e in det.events)
 
 
+def test_a_run_bridging_unobserved_steps_fires_once_with_observed_evidence() -> None:
+    r = correlated_residuals(1)
+    r[600:603, 3] = [2.4 * SIGMA, -2.4 * SIGMA]
+    r[605, 3] = [2.4 * SIGMA, -2.4 * SIGMA]
+    observed = np.ones((T, N, 2), dtype=bool)
+    observed[603:605, 3, 1] = False  # memory missing for two steps after the run fired
+    det = run(r, observed)
+    mine = [e for e in det.events if e.vm == 3 and 600 <= e.step <= 606]
+    assert [e.step for e in mine] == [602]  # once, when the run reached three steps
+    event = mine[0]
+    assert event.began == event.first_step == 600
+    assert all(np.isfinite(event.distance))
+    assert event.peak == max(event.distance)
+    assert np.isfinite(np.array(event.residuals)).all()
+
+
+def test_evidence_skips_an_unobserved_step_inside_the_run() -> None:
+    r = correlated_residuals(1)
+    r[600:604, 3] = [2.4 * SIGMA, -2.4 * SIGMA]
+    observed = np.ones((T, N, 2), dtype=bool)
+    observed[601, 3, 0] = False  # CPU missing mid-run: the run bridges it
+    det = run(r, observed)
+    event = next(e for e in det.events if e.vm == 3 and 600 <= e.step <= 605)
+    assert event.step == 603
+    assert event.first_step == 600
+    assert len(event.distance) == 3
+    assert all(np.isfinite(event.distance))
+
+
 def test_nothing_fires_before_the_detector_has_history() -> None:
     r = correlated_residuals(2)
     r[100:110, 3] = [3.0 * SIGMA, -3.0 * SIGMA]  # before min_steps (a day)
@@ -116,3 +145,18 @@ def test_the_trace_pass_finds_a_relation_break_in_real_looking_series() -> None:
     assert report.flags.shape == (6, steps)
     assert report.flags[2, 400:410].any()
     assert report.to_dict()["count"] == len(report.events)
+
+
+@pytest.mark.parametrize(("run_steps", "fires"), [(1, True), (4, True), (5, False)])
+def test_the_run_length_also_sets_the_per_series_detector(run_steps: int, fires: bool) -> None:
+    rng = np.random.default_rng(7)
+    cpu = 20.0 + rng.normal(0.0, 1.0, (1, 300))
+    cpu[0, 250:254] = 90.0  # four steps far above the series' own p99
+    report = cross_resource_anomalies(
+        {Resource.CPU: (cpu, np.ones_like(cpu, dtype=bool))}, step_seconds=300, run=run_steps
+    )
+    spike = [e for _, _, e in report.series_events if 250 <= e.step <= 253]
+    assert bool(spike) is fires
+    if fires:
+        assert spike[0].step == 250 + run_steps - 1
+        assert len(spike[0].observed) == run_steps

@@ -26,7 +26,7 @@ def ranked_vms(report: CrossReport, n_vms: int, count: int) -> list[int]:
         return []
     cross = np.zeros(n_vms)
     for e in report.events:
-        cross[e.vm] = max(cross[e.vm], max(e.distance) / max(e.threshold, 1e-12))
+        cross[e.vm] = max(cross[e.vm], e.peak / max(e.threshold, 1e-12))
     per_series = np.zeros(n_vms)
     for vm, _, _ in report.series_events:
         per_series[vm] += 1
@@ -50,7 +50,7 @@ def _figure(
     # Half a day either side of the VM's strongest anomaly: over a month, a run of three
     # five-minute steps would be too thin to see.
     if spans:
-        centre = max(spans, key=lambda e: max(e.distance) / max(e.threshold, 1e-12)).step
+        centre = max(spans, key=lambda e: e.peak / max(e.threshold, 1e-12)).step
     else:
         centre = max(marks, key=lambda m: max(np.subtract(m[1].observed, m[1].upper)))[1].step
     steps = series[0][0].shape[1]
@@ -64,7 +64,7 @@ def _figure(
         seen = np.where(mask[vm, lo:hi], values[vm, lo:hi], np.nan)
         ax.plot(hours, seen, color="black", linewidth=0.7)
         for e in spans:  # a cross-resource anomaly spans every resource of the VM
-            first = e.step - len(e.distance) + 1
+            first = e.first_step
             if e.step < lo or first >= hi:
                 continue
             ax.axvspan(first * step_hours, (e.step + 1) * step_hours, color="tab:purple", alpha=0.3)

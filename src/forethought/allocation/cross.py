@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from forethought.core.clock import steps_per_day
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
 from forethought.forecast.anomaly import Anomaly, CrossAnomaly, CrossResourceDetector
@@ -28,7 +29,7 @@ class CrossReport:
     """Every cross-resource anomaly, by the step it fired, and who was flagged when.
 
     ``series_events`` are the same pass's per-series anomalies (a resource above its own
-    one-step p99 for three steps), as (VM, resource, evidence).
+    one-step p99 for ``run`` steps), as (VM, resource, evidence).
     """
 
     resources: tuple[str, ...]
@@ -69,6 +70,7 @@ class CrossReport:
                     "vm": e.vm,
                     "step": e.step,
                     "dominant": e.dominant,
+                    "began": e.first_step,
                     "score": list(e.distance),
                     "bar": e.threshold,
                     "residuals": [list(r) for r in e.residuals],
@@ -101,10 +103,15 @@ def cross_resource_anomalies(
     values = np.concatenate([np.asarray(series[r][0], dtype=np.float64) for r in resources])
     mask = np.concatenate([np.asarray(series[r][1], dtype=bool) for r in resources])
     mask &= np.isfinite(values)
-    engine = make_forecaster(model, step_seconds=step_seconds, horizon=1, lower=0.0)
+    engine = make_forecaster(
+        model, step_seconds=step_seconds, horizon=1, lower=0.0, anomaly_run=run
+    )
     engine.steady()
     names = tuple(r.value for r in resources)
-    detector = CrossResourceDetector(n, names, run=run, level=level) if R > 1 else None
+    detector = None
+    if R > 1:  # a VM's usual joint error is learned over a day before it can be flagged
+        day = steps_per_day(step_seconds)
+        detector = CrossResourceDetector(n, names, run=run, level=level, min_steps=day)
     report = CrossReport(names, detector.threshold if detector is not None else float("nan"))
     flags = np.zeros((n, T), dtype=bool)
     predicted = np.full(n * R, np.nan)

@@ -37,13 +37,13 @@ from forethought.allocation.policy import (
     shortfall_floor_minutes,
 )
 from forethought.cluster.backend import Resize
+from forethought.core.clock import DAY_SECONDS
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import BANDWIDTH_FLOOR_KBS, BANDWIDTHS, Resource
 from forethought.forecast.anomaly import Anomaly, CrossAnomaly
 from forethought.forecast.base import DEFAULT_LEVELS, BoolArray, FloatArray
 from forethought.forecast.engine import ForecastEngine, make_forecaster
 
-DAY_SECONDS = 86_400
 # Learned headroom added per shortfall (taken back at short_target times this per interval
 # that is not short), and its ceiling: a VM short whatever it gets must not inflate forever.
 # Like any adaptive-conformal step, this one trades how soon the short rate reaches its

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from forethought.allocation.base import Recommender
+from forethought.core.clock import steps_per_day
 from forethought.core.errors import ForethoughtError
 from forethought.forecast.base import BoolArray, FloatArray
 
@@ -198,7 +199,7 @@ def replay(
     n, T = values.shape
     if resize_delay < 0:
         raise ForethoughtError("--resize-delay must be >= 0 steps")
-    warm = min(288, T // 2) if warmup is None else warmup
+    warm = min(steps_per_day(step_seconds), T // 2) if warmup is None else warmup
     if not 0 <= warm < T:
         raise ForethoughtError(f"the warm-up ({warm} steps) must be shorter than the trace ({T})")
     if resize_delay + 1 >= T:

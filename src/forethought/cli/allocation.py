@@ -518,19 +518,19 @@ def _print_anomalies(trace: str, telemetry: Telemetry, report: CrossReport, top:
         summary.add_row(kind, f"{count:,}", f"{count / vm_days:.3f}")
     stdout.print(summary)
     if top and report.events:
-        listed = sorted(report.events, key=lambda e: -max(e.distance))[:top]
+        listed = sorted(report.events, key=lambda e: -e.peak)[:top]
         table = Table(title=f"strongest {len(listed)} across resources")
         table.add_column("VM")
         table.add_column("step", justify="right")
         table.add_column("broke ranks")
         table.add_column("errors, last step (" + ", ".join(report.resources) + ")")
-        table.add_column("score / bar", justify="right")
+        table.add_column("peak score / bar", justify="right")
         for e in listed:
             table.add_row(
                 ids[e.vm],
                 str(e.step),
                 e.dominant,
                 ", ".join(f"{x:+.1f}" for x in e.residuals[-1]),
-                f"{e.distance[-1]:.0f} / {e.threshold:.0f}",
+                f"{e.peak:.0f} / {e.threshold:.0f}",
             )
         stdout.print(table)

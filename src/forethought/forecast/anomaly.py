@@ -96,6 +96,17 @@ class CrossAnomaly:
     distance: tuple[float, ...]  # the score per step of the run
     threshold: float
     dominant: str  # the resource whose error, given the others', was largest last
+    began: int | None = None  # the run's first step (a run may bridge unobserved steps)
+
+    @property
+    def peak(self) -> float:
+        """The run's largest score: what ranks one anomaly against another."""
+        return max(self.distance)
+
+    @property
+    def first_step(self) -> int:
+        """The step the run began at."""
+        return self.step - len(self.distance) + 1 if self.began is None else self.began
 
 
 class CrossResourceDetector:
@@ -149,6 +160,10 @@ class CrossResourceDetector:
         self._cov = np.zeros((n_vms, R, R))
         self._seen = np.zeros(n_vms, dtype=np.int64)
         self._length = np.zeros(n_vms, dtype=np.int64)
+        # The last ``run`` complete steps of each VM: a step with a resource unobserved
+        # neither breaks a run nor counts in it, nor takes a place in its evidence.
+        self._pos = np.zeros(n_vms, dtype=np.int64)
+        self._began = np.zeros(n_vms, dtype=np.int64)
         self._res = np.full((n_vms, run, R), np.nan)
         self._dist = np.full((n_vms, run), np.nan)
         self.flags = np.zeros(n_vms, dtype=bool)
@@ -184,15 +199,17 @@ class CrossResourceDetector:
         warm = self._seen >= min(48, self.min_steps)
         ready = complete & (self._seen >= self.min_steps) & np.isfinite(self.bar)
         above = ready & (d2 > self.bar)
-        slot = step % self.run
-        self._res[:, slot] = np.where(complete[:, None], residuals, np.nan)
-        self._dist[:, slot] = np.where(ready, d2, np.nan)
+        rows = np.flatnonzero(complete)
+        self._res[rows, self._pos[rows]] = residuals[rows]
+        self._dist[rows, self._pos[rows]] = np.where(ready[rows], d2[rows], np.nan)
+        self._pos[rows] = (self._pos[rows] + 1) % self.run
+        self._began = np.where(above & (self._length == 0), step, self._began)
         self._length = np.where(above, self._length + 1, np.where(complete, 0, self._length))
         self.flags = self._length >= self.run
-        fired = self._length == self.run
-        order = [(slot - k) % self.run for k in range(self.run - 1, -1, -1)]
+        fired = above & (self._length == self.run)  # once per run, on the step it is reached
         for v in np.flatnonzero(fired):  # rare: a loop over the few that fire
             share = partial[v]
+            order = [(int(self._pos[v]) + k) % self.run for k in range(self.run)]  # oldest first
             self.events.append(
                 CrossAnomaly(
                     vm=int(v),
@@ -202,6 +219,7 @@ class CrossResourceDetector:
                     distance=tuple(float(self._dist[v, k]) for k in order),
                     threshold=float(self.bar[v]),
                     dominant=self.resources[int(np.argmax(share))],
+                    began=int(self._began[v]),
                 )
             )
         # Learn the usual joint error from normal steps only, so a long anomaly does not

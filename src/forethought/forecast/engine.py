@@ -433,8 +433,12 @@ def make_forecaster(
     levels: tuple[float, ...] = DEFAULT_LEVELS,
     lower: float | None = 0.0,
     upper: float | None = None,
+    anomaly_run: int = 3,
 ) -> ForecastEngine:
     """An engine running the named model, or the adaptive ensemble of all (``auto``).
+
+    A series is flagged anomalous after ``anomaly_run`` observations in a row above its
+    one-step top quantile.
 
     A single model that cannot forecast a series (too little history, no cycle...) falls
     back to the moving median, and the forecast's note for that series says why.
@@ -448,5 +452,11 @@ def make_forecaster(
     else:
         raise ForecastError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
     return ForecastEngine(
-        models, horizon=horizon, levels=levels, lower=lower, upper=upper, fallback=fallback
+        models,
+        horizon=horizon,
+        levels=levels,
+        lower=lower,
+        upper=upper,
+        fallback=fallback,
+        anomaly_run=anomaly_run,
     )

@@ -39,6 +39,7 @@ from forethought.allocation.base import Recommender
 from forethought.allocation.replay import AllocationScorer
 from forethought.cluster.model import Cluster
 from forethought.cluster.power import power_of
+from forethought.core.clock import steps_per_day
 from forethought.core.errors import ForethoughtError
 from forethought.forecast.base import BoolArray, FloatArray
 from forethought.migration.planner import ClusterView, PredictivePlanner
@@ -125,7 +126,8 @@ class CloudSimDataCentre:
         self.allocation_groups = allocation_groups  # each VM's policy group, for its figures
         self.alloc_pct = np.full(cluster.n_vms, 100.0)
         steps = u.shape[1]
-        warm = min(288, steps // 2) if allocation_warmup is None else allocation_warmup
+        day = steps_per_day(interval)
+        warm = min(day, steps // 2) if allocation_warmup is None else allocation_warmup
         if not 0 <= warm < steps:
             raise ForethoughtError(
                 f"the allocation warm-up ({warm} steps) must be shorter than the trace ({steps})"
