@@ -34,7 +34,7 @@ def test_every_command_has_a_manual(runner: CliRunner) -> None:
 def test_datasets_lists_the_bundled_day(runner: CliRunner) -> None:
     result = runner.invoke(main, ["datasets", "--json"])
     assert result.exit_code == 0
-    names = {d["name"]: d for d in json.loads(result.output)}
+    names = {d["name"]: d for d in json.loads(result.output)["datasets"]}
     assert names["planetlab-20110303"]["bundled"] is True
     assert names["bitbrains-rnd"]["bundled"] is False
 
@@ -131,7 +131,7 @@ def test_backtest_versus_refuses_bad_names(runner: CliRunner, versus: str, messa
 def test_forecast_report_draws_the_fleet_and_a_few_vms(runner: CliRunner, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     out_file = tmp_path / "fc.html"
-    args = ["forecast", "bundled:planetlab-20110303", "--limit", "30", "--json"]
+    args = ["forecast", "bundled:planetlab-20110303", "--limit", "30", "--jsonl"]
     result = runner.invoke(main, [*args, "--report", str(out_file), "--watch", "2"])
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 30  # JSON lines untouched by the report
@@ -190,12 +190,21 @@ def test_an_optional_model_without_its_extra_says_what_to_install(
     assert "Traceback" not in result.output
 
 
-def test_forecast_json_lines(runner: CliRunner) -> None:
-    args = ["forecast", "bundled:planetlab-20110303", "--limit", "5", "--horizon", "6", "--json"]
-    result = runner.invoke(main, args)
+def test_forecast_json_is_one_object_and_jsonl_one_line_per_vm(runner: CliRunner) -> None:
+    args = ["forecast", "bundled:planetlab-20110303", "--limit", "5", "--horizon", "6"]
+    result = runner.invoke(main, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
+    whole = json.loads(result.stdout)
+    assert (whole["n_vms"], whole["horizon"], whole["unit"]) == (5, 6, "percent")
+    assert whole["levels"] == [0.5, 0.9, 0.95, 0.99]
+    streamed = runner.invoke(main, [*args, "--jsonl"])
+    lines = [json.loads(line) for line in streamed.stdout.splitlines()]
+    assert lines == whole["vms"]
     assert len(lines) == 5
+    both = runner.invoke(main, [*args, "--json", "--jsonl"])
+    assert both.exit_code == 2
+    assert "choose one of --json and --jsonl" in both.output
+    args = [*args, "--json"]
     first = lines[0]
     assert len(first["mean"]) == 6
     qs = [first["quantiles"][k] for k in ("0.5", "0.9", "0.95", "0.99")]
@@ -205,7 +214,7 @@ def test_forecast_json_lines(runner: CliRunner) -> None:
     assert {"median36", "markov", "global"} <= set(first["model_weights"])
     assert sum(first["model_weights"].values()) == pytest.approx(1.0, abs=1e-3)
     one = runner.invoke(main, [*args, "--model", "median"])
-    assert json.loads(one.output.splitlines()[0])["model_weights"] == {}
+    assert json.loads(one.stdout)["vms"][0]["model_weights"] == {}
 
 
 def test_forecast_table_names_the_levels_it_shows(runner: CliRunner) -> None:

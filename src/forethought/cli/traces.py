@@ -38,7 +38,12 @@ MAX_HORIZON = 288
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object instead of a table: the datasets under `datasets`.",
+)
 def datasets(as_json: bool) -> None:
     """List the datasets bundled with forethought and the public traces it reads.
 
@@ -46,7 +51,7 @@ def datasets(as_json: bool) -> None:
     public traces are not shipped; the ORIGIN column says where to download them.
     """
     if as_json:
-        click.echo(_json([d.__dict__ for d in DATASETS], indent=2))
+        click.echo(_json({"datasets": [d.__dict__ for d in DATASETS]}, indent=2))
         return
     table = Table(title="datasets")
     for col in ("name", "bundled", "description", "origin", "licence"):
@@ -392,7 +397,20 @@ def backtest_cmd(
     multiple=True,
     help="Quantile level to forecast (repeatable; default 0.5 0.9 0.95 0.99).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per VM (JSON lines).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object: the trace, resource and unit, and under `vms` each VM's "
+    "forecast (vm, mean, quantiles by level, anomalous, note, model_weights).",
+)
+@click.option(
+    "--jsonl",
+    "as_jsonl",
+    is_flag=True,
+    help="Print one JSON object per VM per line instead (JSON Lines), to stream a large "
+    "fleet into another tool.",
+)
 @_report_options(
     "which models the forecasts lean on, and the last day and the forecast distribution "
     "of --watch VMs",
@@ -410,6 +428,7 @@ def forecast_cmd(
     model: str,
     levels: tuple[float, ...],
     as_json: bool,
+    as_jsonl: bool,
     report: str | None,
     watch: int | None,
     skip_bad: bool,
@@ -425,6 +444,8 @@ def forecast_cmd(
     from forethought.forecast.base import DEFAULT_LEVELS
 
     drawn = _watch_needs_report(watch, report, "VMs")
+    if as_json and as_jsonl:
+        raise click.UsageError("choose one of --json and --jsonl")
     with _errors():
         t = _load(trace, fmt, skip_bad, limit)
         resource = Resource(resource_name.lower())
@@ -439,35 +460,24 @@ def forecast_cmd(
         engine.update(values, mask)
         fc = engine.forecast(horizon)
     flags = engine.anomalies.flags
-    if as_json:
-        weights = fc.model_weights if len(fc.model_names) > 1 else None
-        for i, vm in enumerate(t.vm_ids):
-            click.echo(
-                _json(
-                    {
-                        "vm": vm,
-                        "resource": resource.value,
-                        "unit": unit.value,
-                        "step_seconds": t.step_seconds,
-                        "mean": np.round(fc.mean[i], 4).tolist(),
-                        "quantiles": {
-                            str(q): np.round(fc.quantiles[i, :, k], 4).tolist()
-                            for k, q in enumerate(fc.levels)
-                        },
-                        "anomalous": bool(flags[i]),
-                        "note": fc.notes[i],
-                        # Which models this VM's forecast leans on (empty: one model, or
-                        # the fallback answered; the note says which).
-                        "model_weights": {
-                            name: round(float(w), 4)
-                            for name, w in zip(fc.model_names, weights[i], strict=True)
-                        }
-                        if weights is not None and weights[i].sum() > 0
-                        else {},
-                    },
-                    indent=None,  # one line per VM (JSON Lines)
-                )
-            )
+    if as_json or as_jsonl:
+        per_vm = _forecast_records(t, fc, flags, resource, unit)
+        if as_jsonl:
+            for record in per_vm:
+                click.echo(_json(record, indent=None))
+        else:
+            head = {
+                "trace": t.source,
+                "resource": resource.value,
+                "unit": unit.value,
+                "step_seconds": t.step_seconds,
+                "horizon": horizon,
+                "model": model,
+                "levels": list(fc.levels),
+                "n_vms": t.n_vms,
+                "anomalous": int(np.count_nonzero(flags)),
+            }
+            click.echo(_json({**head, "vms": per_vm}, indent=2))
     else:
         _print_forecast(t, fc, flags, resource, unit, horizon)
     if report is not None:
@@ -487,6 +497,35 @@ def forecast_cmd(
             )
             write_page(Path(report), text)
         stderr.print(f"report written to {report}", highlight=False)
+
+
+def _forecast_records(
+    t: Telemetry, fc: Forecast, flags: np.ndarray, resource: Resource, unit: Unit
+) -> list[dict[str, object]]:
+    """Each VM's forecast as a JSON-ready record (what --json and --jsonl print)."""
+    weights = fc.model_weights if len(fc.model_names) > 1 else None
+    return [
+        {
+            "vm": vm,
+            "resource": resource.value,
+            "unit": unit.value,
+            "step_seconds": t.step_seconds,
+            "mean": np.round(fc.mean[i], 4).tolist(),
+            "quantiles": {
+                str(q): np.round(fc.quantiles[i, :, k], 4).tolist() for k, q in enumerate(fc.levels)
+            },
+            "anomalous": bool(flags[i]),
+            "note": fc.notes[i],
+            # Which models this VM's forecast leans on (empty: one model, or the fallback
+            # answered; the note says which).
+            "model_weights": {
+                name: round(float(w), 4) for name, w in zip(fc.model_names, weights[i], strict=True)
+            }
+            if weights is not None and weights[i].sum() > 0
+            else {},
+        }
+        for i, vm in enumerate(t.vm_ids)
+    ]
 
 
 def _print_forecast(
@@ -509,4 +548,4 @@ def _print_forecast(
         )
     stdout.print(table)
     if t.n_vms > 50:
-        stdout.print(f"(first 50 of {t.n_vms} VMs; use --json for all)")
+        stdout.print(f"(first 50 of {t.n_vms} VMs; use --json or --jsonl for all)")
