@@ -52,7 +52,11 @@ def test_dominated_means_worse_on_both_counts_at_once() -> None:
 
 
 def test_versus_names_baselines_or_all() -> None:
-    assert parse_versus("vpa, static-peak,vpa") == ["vpa", "static-peak"]
+    assert parse_versus("vpa, static-peak") == ["vpa", "static-peak"]
+    with pytest.raises(ForethoughtError, match="--versus names vpa twice"):
+        parse_versus("vpa, static-peak,vpa")  # as backtest --versus refuses a repeat
+    with pytest.raises(ForethoughtError, match="all means every baseline; give it alone"):
+        parse_versus("all,vpa")
     assert len(parse_versus("all")) == 6
     with pytest.raises(ForethoughtError, match=r"unknown baseline.*nope.*choose from vpa"):
         parse_versus("vpa,nope")

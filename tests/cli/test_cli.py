@@ -118,7 +118,7 @@ def test_backtest_versus_puts_models_side_by_side(runner: CliRunner, tmp_path: P
     [
         ("lastt", "--versus: unknown model(s) lastt"),
         ("last,last", "--versus names last twice"),
-        ("auto", "--versus names auto twice"),
+        ("auto", "--versus names auto, which --model auto already runs"),
         (",", "--versus needs at least one model name"),
     ],
 )
@@ -163,7 +163,7 @@ def test_anomalous_vms_are_drawn_first() -> None:
     ("extra", "message"),
     [
         (["--watch", "2"], "--watch chooses the series drawn in --report"),
-        (["--report", "{tmp}/missing/bt.html"], "cannot write the report"),
+        (["--report", "{tmp}/missing/bt.html"], "the directory {tmp}/missing does not exist"),
     ],
 )
 def test_backtest_report_misuse_is_refused(
@@ -172,7 +172,27 @@ def test_backtest_report_misuse_is_refused(
     args = ["backtest", "--limit", "5", "--every", "72", "--no-progress"]
     result = runner.invoke(main, [*args, *(e.format(tmp=tmp_path) for e in extra)])
     assert result.exit_code == 1
-    assert message in " ".join(result.output.split())
+    assert message.format(tmp=tmp_path) in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", ["backtest", "forecast", "anomalies", "rightsize"])
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("{tmp}/missing/r.html", "the directory {tmp}/missing does not exist"),
+        ("{tmp}/a-file/r.html", "{tmp}/a-file is a file, not a directory"),
+        ("", "an output path is empty"),
+    ],
+)
+def test_a_report_that_cannot_be_written_is_refused_before_anything_runs(
+    runner: CliRunner, tmp_path: Path, command: str, where: str, message: str
+) -> None:
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    args = [command, "bundled:planetlab-20110303", "--limit", "3", "--report"]
+    result = runner.invoke(main, [*args, where.format(tmp=tmp_path)])
+    assert result.exit_code == 1
+    assert message.format(tmp=tmp_path) in " ".join(result.output.split())
+    assert result.stdout == ""  # nothing ran: no table, no figures
 
 
 @pytest.mark.parametrize(

@@ -291,7 +291,7 @@ BAD_FILES: dict[str, tuple[bytes, str, int | None]] = {
         "column 5 is 'CPU usage [MHZ]', expected 'CPU usage [%]'",
         1,
     ),
-    "not utf-8": (b"\xff\xfe\x00bad", "not UTF-8", None),
+    "not utf-8": (b"\xff\xfe\x00bad", "not UTF-8", 1),
 }
 
 

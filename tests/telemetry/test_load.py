@@ -154,3 +154,15 @@ def test_detects_and_reads_the_real_traces(shared_traces: Path) -> None:
     assert real.vm_ids == bundled.vm_ids
     assert np.array_equal(real.values, bundled.values)
     assert sum(" " in vm for vm in real.vm_ids) > 0
+
+
+def test_a_long_csv_with_a_bad_byte_below_its_header_is_detected_and_the_line_named(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"vm,timestamp,resource,value\na,1300000000,cpu,5\nb\xe9,1300000300,cpu,6\n")
+    assert detect_format(path) == "long-csv"
+    with pytest.raises(TraceError) as caught:
+        load_trace(path)
+    assert caught.value.line == 3
+    assert str(caught.value).startswith(f"{path}, line 3: not UTF-8 text")

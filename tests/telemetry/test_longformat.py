@@ -233,7 +233,7 @@ def test_percentages_above_100_are_clipped(tmp_path: Path) -> None:
 
 def test_the_step_cannot_be_inferred_from_one_sample(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "x.csv", ["vm,timestamp,resource,value", f"a,{T0},cpu,1"])
-    with pytest.raises(TraceError, match="pass step_seconds"):
+    with pytest.raises(TraceError, match="at least two samples of one VM and resource"):
         read_long(path)
     assert read_long(path, step_seconds=300).values.shape == (1, 1, 1)
     with pytest.raises(ForethoughtError, match="positive"):

@@ -72,6 +72,8 @@ def parse_versus(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if names == ["all"]:
         return list(BASELINES)
+    if "all" in names:
+        raise ForethoughtError("--versus: all means every baseline; give it alone, or names")
     unknown = [n for n in names if n not in BASELINES]
     if unknown or not names:
         known = ", ".join(BASELINES)
@@ -79,7 +81,10 @@ def parse_versus(text: str) -> list[str]:
             f"--versus: unknown baseline(s) {', '.join(unknown) or '(none given)'}; "
             f"choose from {known}, or all"
         )
-    return list(dict.fromkeys(names))  # in the order given, each once
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ForethoughtError(f"--versus names {', '.join(repeated)} twice")
+    return names
 
 
 def most_varied(telemetry: Telemetry, resource_names: Sequence[str], count: int) -> np.ndarray:

@@ -25,7 +25,6 @@ from forethought.cli.base import (
     _trace_help,
     _vm_infos,
     _watch_needs_report,
-    _writable,
     main,
     stderr,
     stdout,
@@ -272,11 +271,6 @@ def rightsize_cmd(
     with _errors():
         baselines = parse_versus(versus) if versus is not None else []
         policy = load_policy(policy_file) if policy_file else None
-        if report is not None:
-            _writable(report)
-            from forethought.core.htmlpage import pyplot
-
-            pyplot()  # a missing matplotlib is an error before the replays, not after
         telemetry = _load(trace, fmt, skip_bad, limit)
         vms = _vm_infos(telemetry.vm_ids, inventory)
         if policy is not None:

@@ -67,10 +67,14 @@ def _writable(path: str) -> None:
     """Refuse an output path that cannot be written, before a long run and not after it."""
     from pathlib import Path
 
+    if not path.strip():
+        _fail("an output path is empty; give a file name")
     target = Path(path)
     if target.is_dir():
         _fail(f"{path}: is a directory; give a file name for the output")
     parent = target.parent if str(target.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        _fail(f"cannot write {path}: {parent} is a file, not a directory")
     if not parent.is_dir():
         _fail(f"cannot write {path}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
@@ -184,9 +188,16 @@ def _report_options(
 
 
 def _watch_needs_report(watch: int | None, report: str | None, drawn: str) -> int:
-    """How many to draw (3 unless told), refusing ``--watch`` without ``--report``."""
+    """How many to draw (3 unless told), refusing ``--watch`` without ``--report``, and a
+    report that could not be written (its path, or no matplotlib), before anything runs."""
     if watch is not None and report is None:
         _fail(f"--watch chooses the {drawn} drawn in --report; give --report too")
+    if report is not None:
+        _writable(report)
+        from forethought.core.htmlpage import pyplot
+
+        with _errors():
+            pyplot()  # a missing matplotlib is an error before the run, not after it
     return 3 if watch is None else watch
 
 

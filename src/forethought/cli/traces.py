@@ -134,9 +134,11 @@ def _versus_models(versus: str | None, model: str) -> list[str]:
         _fail(f"--versus: unknown model(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     if not names:
         _fail("--versus needs at least one model name")
-    repeated = sorted({n for n in names if names.count(n) > 1 or n == model})
+    repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        _fail(f"--versus names {', '.join(repeated)} twice (--model {model} counts)")
+        _fail(f"--versus names {', '.join(repeated)} twice")
+    if model in names:
+        _fail(f"--versus names {model}, which --model {model} already runs")
     return names
 
 

@@ -11,34 +11,47 @@ def is_gzip(path: Path) -> bool:
     return path.name.lower().endswith(".gz")
 
 
+class BadTextError(ValueError):
+    """Content that is not valid gzip or UTF-8, with the line where it goes wrong if known."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason if line is None else f"line {line}: {reason}")
+        self.reason, self.line = reason, line
+
+
 def read_text(path: Path) -> str:
     """The file's UTF-8 text (gunzipped if it ends in ``.gz``, byte-order mark removed).
 
-    Raises ``ValueError`` for content that is not valid gzip or UTF-8 (bad data, which readers
-    may skip) and lets ``OSError`` through (a missing or unreadable file is not bad data).
+    Raises :class:`BadTextError` for content that is not valid gzip or UTF-8 (bad data, which
+    readers may skip) and lets ``OSError`` through (a missing or unreadable file is not bad
+    data).
     """
     raw = path.read_bytes()
     if is_gzip(path):
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"not a valid gzip file ({exc})") from exc
+            raise BadTextError(f"not a valid gzip file ({exc})") from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BadTextError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", line) from exc
     return text.removeprefix("\ufeff")
 
 
 def first_line(path: Path, limit: int = 4096) -> str | None:
     """The first line (at most ``limit`` characters) for format sniffing; None if unreadable."""
     try:
+        # Bytes first, decoded one line only: a bad byte further down is the reader's to
+        # report with its line, not a reason to call the format unknown.
         if is_gzip(path):
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                line = handle.readline(limit)
+            with gzip.open(path, "rb") as handle:
+                raw = handle.readline(limit)
         else:
-            with path.open(encoding="utf-8") as handle:
-                line = handle.readline(limit)
+            with path.open("rb") as handle:
+                raw = handle.readline(limit)
+        line = raw.decode("utf-8")
     except (OSError, EOFError, zlib.error, UnicodeDecodeError):
         return None
     return line.removeprefix("\ufeff").rstrip("\r\n")

@@ -34,7 +34,7 @@ from forethought.telemetry.grid import (
     resample,
     stray_timestamps,
 )
-from forethought.telemetry.readers._text import first_line, read_text
+from forethought.telemetry.readers._text import BadTextError, first_line, read_text
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
 FloatArray = npt.NDArray[np.float64]
@@ -247,8 +247,8 @@ def _read_vm_file(path: Path, skip_bad: bool, report: RepairReport) -> FloatArra
     """The parsed rows of one VM file (used columns only), or None if the file is skipped."""
     try:
         text = read_text(path)
-    except ValueError as exc:
-        _skip_or_raise(path, str(exc), skip_bad, report)
+    except BadTextError as exc:
+        _skip_or_raise(path, exc.reason, skip_bad, report, exc.line)
         return None
     if "\r" in text:
         text = text.replace("\r\n", "\n")

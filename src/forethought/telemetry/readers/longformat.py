@@ -40,7 +40,7 @@ from forethought.telemetry.grid import (
     slot_accounting,
     stray_timestamps,
 )
-from forethought.telemetry.readers._text import first_line, is_gzip, read_text
+from forethought.telemetry.readers._text import BadTextError, first_line, is_gzip, read_text
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
 FloatArray = npt.NDArray[np.float64]
@@ -193,8 +193,8 @@ def _split_slow(
 def _parse_csv(path: Path) -> _Records:
     try:
         text = read_text(path)
-    except ValueError as exc:
-        raise TraceError(path, str(exc)) from exc
+    except BadTextError as exc:
+        raise TraceError(path, exc.reason, exc.line) from exc
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     header_line, _, body = text.partition("\n")
@@ -558,8 +558,8 @@ def _to_telemetry(
         if step_seconds is None:
             raise TraceError(
                 path,
-                "cannot infer the sampling step: no series has two distinct timestamps; "
-                "pass step_seconds",
+                "cannot infer the sampling step: no series has two distinct timestamps "
+                "(a trace needs at least two samples of one VM and resource)",
             )
         report.notes.append(
             f"step inferred as {step_seconds} s (median interval between a series' samples)"
