@@ -321,3 +321,19 @@ def test_an_inventory_ignores_columns_it_does_not_know(tmp_path: Path) -> None:
     inventory = tmp_path / "export.csv"
     inventory.write_text('vm,owner,tags\n"web, 01",alice,a;b\n')
     assert load_inventory(inventory)["web, 01"].tags == frozenset({"a", "b"})
+
+
+def test_memory_without_a_known_size_names_the_way_out(tmp_path: Path) -> None:
+    trace = tmp_path / "kb.csv"
+    rows = ["vm,timestamp,resource,value,unit"]
+    for t in range(100):
+        rows += [f"a,{1_300_000_000 + 300 * t},cpu,{3 + t % 7},percent"]
+        rows += [f"a,{1_300_000_000 + 300 * t},memory,{1000 + t},KB"]
+    trace.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code, out = invoke("rightsize", str(trace), "--no-progress")
+    assert code == 1
+    assert "memory: provisioned capacity is unknown for VM(s) a" in flat(out)
+    assert "so leave memory out (--resource cpu)" in flat(out)
+    code, out = invoke("rightsize", str(trace), "--resource", "cpu", "--json", "--no-progress")
+    assert code == 0
+    assert set(json.loads(out)) == {"cpu"}

@@ -32,7 +32,15 @@ def percent_series(telemetry: Telemetry, resource: Resource) -> tuple[np.ndarray
     """A resource as percent of each VM's provisioned capacity, and its mask."""
     values, mask = telemetry.series(resource)
     if telemetry.unit(resource) is not Unit.PERCENT:
-        values = telemetry.percent_of_capacity(resource)
+        try:
+            values = telemetry.percent_of_capacity(resource)
+        except ForethoughtError as exc:
+            others = [r.value for r in SIZED if r in telemetry.resources and r is not resource]
+            hint = f" (--resource {others[0]})" if others else ""
+            raise ForethoughtError(
+                f"{telemetry.source}: {exc}; CPU and memory are sized in percent of each "
+                f"VM's size, so leave {resource.value} out{hint}"
+            ) from None
     return values, mask
 
 
