@@ -309,3 +309,34 @@ def test_short_trace_is_a_clear_error(runner: CliRunner) -> None:
     result = runner.invoke(main, ["backtest", "--first-origin", "280"])
     assert result.exit_code == 1
     assert "too short" in result.output
+
+
+def test_brackets_in_cells_and_paths_are_printed_as_text(runner: CliRunner, tmp_path: Path) -> None:
+    # "[/x]" is closing markup to rich: printed as such it crashed the command.
+    day = tmp_path / "day [" / "y]"  # the path reads "day [/y]"
+    day.mkdir(parents=True)
+    (day / "vm1").write_text("10\n20\n[/x]\n30\n", encoding="utf-8")
+    (day / "vm2").write_text("10\n11\n12\n13\n", encoding="utf-8")
+    result = runner.invoke(main, ["inspect", str(day), "--skip-bad"])
+    assert result.exit_code == 0, result.output
+    assert "not a number: '[/x]'" in result.output
+    assert f"source: {day}" in " ".join(result.output.split())
+    result = runner.invoke(main, ["inspect", str(day)])
+    assert result.exit_code == 1
+    assert f"{day / 'vm1'}, line 3: not a number: '[/x]'" in " ".join(result.output.split())
+
+
+def test_a_file_the_system_will_not_read_is_an_error_not_a_traceback(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "vm1").write_text("10\n20\n", encoding="utf-8")
+
+    def refuse(path: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    # As an unreadable file does for a user (the tests may run as root, whom no mode stops).
+    monkeypatch.setattr(Path, "read_text", refuse)
+    result = runner.invoke(main, ["inspect", str(tmp_path), "--format", "planetlab"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert ": permission denied" in result.output

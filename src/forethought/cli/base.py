@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from forethought import __version__
 from forethought.core.errors import ForethoughtError
@@ -26,15 +26,16 @@ from forethought.telemetry.series import Telemetry
 if TYPE_CHECKING:  # imported where used: the command line starts faster without it
     from forethought.allocation.policy import VmInfo
 
-stdout = Console()
-stderr = Console(stderr=True)
+# No markup anywhere: what is printed quotes paths, VM names and the trace's own cells,
+# where "[...]" is text (a "[/x]" in a cell would otherwise crash the print).
+stdout = Console(markup=False)
+stderr = Console(stderr=True, markup=False)
 
 EXIT_ERROR = 1
 
 
 def _fail(message: str) -> NoReturn:
-    # Escaped: messages quote user input and paths, where "[...]" is not markup.
-    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    stderr.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     sys.exit(EXIT_ERROR)
 
 
@@ -45,6 +46,9 @@ def _errors() -> Iterator[None]:
         yield
     except ForethoughtError as exc:
         _fail(str(exc))
+    except OSError as exc:  # a file the system would not let us read (or write)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{(exc.strerror or str(exc)).lower()}")
 
 
 def _finite(obj: object) -> object:
@@ -208,7 +212,7 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]
         yield lambda done, total: None
         return
     columns = (
-        TextColumn(label),
+        TextColumn("{task.description}", markup=False),  # the label may quote a path
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
