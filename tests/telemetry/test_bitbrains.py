@@ -407,3 +407,13 @@ def test_reads_the_whole_month(
     # The fleet is lightly loaded: the median VM averages well under 10 % CPU.
     means = np.nanmean(np.where(mask, cpu, np.nan), axis=1)
     assert float(np.median(means)) < 10.0
+
+
+def test_a_zero_timestamp_in_a_tiny_trace_is_refused_not_a_decades_long_grid(
+    tmp_path: Path,
+) -> None:
+    # Two rows: the stray-timestamp range is wide enough to hold the zero itself.
+    write_vm(tmp_path / "1.csv", [HEADER, row(START + 176), row(0)])
+    with pytest.raises(TraceError, match="but there are only 2") as err:
+        read_bitbrains(tmp_path)
+    assert "earliest sample in 1.csv" in str(err.value)

@@ -127,3 +127,12 @@ def test_resampling_preserves_the_mean_of_on_grid_samples(values: list[float]) -
     assert float(out.values.mean()) == pytest.approx(float(np.mean(values)), rel=1e-12)
     assert out.duplicates.tolist() == [0]
     assert out.gaps.tolist() == [0]
+
+
+def test_a_grid_almost_all_gaps_is_refused_when_the_sample_count_is_given() -> None:
+    day = Grid.covering(0.0, 86_399.0, 300, samples=2)  # under the floor: sparse but fine
+    assert day.n_steps == 288
+    year = 365 * 86_400.0
+    assert Grid.covering(0.0, year, 300, samples=1_000).n_steps == 105_121  # 105 slots each
+    with pytest.raises(ForethoughtError, match="but there are only 2"):
+        Grid.covering(0.0, 1_375_308_176.0, 300, samples=2)

@@ -240,6 +240,23 @@ def test_the_step_cannot_be_inferred_from_one_sample(tmp_path: Path) -> None:
         read_long(path, step_seconds=0)
 
 
+def test_a_zero_timestamp_among_few_samples_is_refused_not_spread_over_decades(
+    tmp_path: Path,
+) -> None:
+    header = "vm,timestamp,resource,value"
+    # Three samples: the inferred step would be 21 years, merging the two real ones.
+    three = write_csv(
+        tmp_path / "3.csv", [header, "a,0,cpu,10", f"a,{T0},cpu,20", f"a,{T0 + 300},cpu,30"]
+    )
+    with pytest.raises(TraceError, match=r"over a week: a timestamp is probably wrong") as err:
+        read_long(three)
+    assert "earliest at line 2" in str(err.value)
+    # Four: a 300 s grid of 4.6 million slots for four samples (and a hang downstream).
+    rows = [header, "a,0,cpu,10", *(f"a,{T0 + 300 * k},cpu,20" for k in range(3))]
+    with pytest.raises(TraceError, match=r"but there are only 4: a timestamp is probably wrong"):
+        read_long(write_csv(tmp_path / "4.csv", rows))
+
+
 def test_detection(tmp_path: Path, fixtures_dir: Path) -> None:
     good = write_csv(tmp_path / "x.csv", ["vm,timestamp,resource,value,unit"])
     assert looks_like_long(good)

@@ -25,6 +25,11 @@ IntArray = npt.NDArray[np.int64]
 #: A grid longer than this is almost certainly a bogus timestamp (a zero, or milliseconds read
 #: as seconds) rather than a real trace; refusing it beats allocating tens of gigabytes.
 MAX_STEPS = 5_000_000
+#: A grid may hold this many slots per sample at most (above a floor of MIN_SPARSE_STEPS):
+#: past it the range comes from a stray timestamp, not from data with gaps, and building
+#: the grid would only fill memory with empty slots.
+MAX_SLOTS_PER_SAMPLE = 1000
+MIN_SPARSE_STEPS = 100_000
 
 
 #: Unix seconds beyond this (the year 5138) are not a date: almost always milliseconds or
@@ -85,11 +90,15 @@ class Grid:
             raise ForethoughtError(f"a grid needs at least one step, got {self.n_steps}")
 
     @classmethod
-    def covering(cls, first: float, last: float, step_seconds: int) -> Grid:
+    def covering(
+        cls, first: float, last: float, step_seconds: int, samples: int | None = None
+    ) -> Grid:
         """The grid from ``first`` floored to a multiple of the step up to and including ``last``.
 
         Flooring to a multiple of the step (not to ``first`` itself) keeps grids of different
         traces with the same step aligned with each other, which makes them comparable.
+        With ``samples`` (how many there are), a grid almost all gaps is refused: two
+        samples, one at timestamp 0, would otherwise span decades.
         """
         if step_seconds <= 0:
             raise ForethoughtError(f"step_seconds must be positive, got {step_seconds}")
@@ -102,6 +111,12 @@ class Grid:
                 f"the samples span {n_steps:,} steps of {step_seconds} s (from {first:.0f} to "
                 f"{last:.0f}), more than the {MAX_STEPS:,} allowed: a timestamp is probably "
                 "wrong (zero, or in milliseconds), or the step is too small"
+            )
+        if samples is not None and n_steps > max(MAX_SLOTS_PER_SAMPLE * samples, MIN_SPARSE_STEPS):
+            raise ForethoughtError(
+                f"the samples span {n_steps:,} steps of {step_seconds} s (from {first:.0f} to "
+                f"{last:.0f}) but there are only {samples:,}: a timestamp is probably wrong "
+                "(zero, or in milliseconds)"
             )
         return cls(start=int(start), step_seconds=step_seconds, n_steps=n_steps)
 

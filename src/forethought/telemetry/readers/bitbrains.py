@@ -359,6 +359,7 @@ def read_bitbrains(
         report.skipped.append(SkippedRecord(str(paths[v]), None, "no valid row left"))
     kept = [v for v, rows in enumerate(tables) if rows.shape[0]]
     vm_ids, tables = [vm_ids[v] for v in kept], [tables[v] for v in kept]
+    paths = [paths[v] for v in kept]
     if not tables:
         raise TraceError(root, "no readable VM file (all were skipped)")
 
@@ -393,9 +394,14 @@ def read_bitbrains(
     first = min(float(rows[:, _TS].min()) for rows in tables)
     last = max(float(rows[:, _TS].max()) for rows in tables)
     try:
-        grid = Grid.covering(first, last, step_seconds)
+        grid = Grid.covering(
+            first, last, step_seconds, samples=sum(rows.shape[0] for rows in tables)
+        )
     except ForethoughtError as exc:
-        raise TraceError(root, str(exc)) from exc
+        early = min(range(len(tables)), key=lambda v: float(tables[v][:, _TS].min()))
+        late = max(range(len(tables)), key=lambda v: float(tables[v][:, _TS].max()))
+        where = f"earliest sample in {paths[early].name}, latest in {paths[late].name}"
+        raise TraceError(root, f"{exc} ({where})") from exc
     series = np.repeat(np.arange(n_vms), [rows.shape[0] for rows in tables])
     data = np.concatenate(tables)
     tables.clear()  # a month is ~280 MB of rows: do not hold it twice while resampling

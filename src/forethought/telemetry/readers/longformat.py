@@ -528,6 +528,11 @@ def _validate(path: Path, records: _Records, skip_bad: bool, report: RepairRepor
 # ----------------------------------------------------------------------------- the grid
 
 
+#: The longest sampling step the long reader infers: forethought forecasts minutes to a
+#: day ahead, and a longer median interval means a stray timestamp, not a trace.
+MAX_INFERRED_STEP = 7 * 86_400
+
+
 def _infer_step(series: IntArray, timestamps: FloatArray) -> int | None:
     """The median positive interval between consecutive samples of the same series."""
     order = np.lexsort((timestamps, series))
@@ -561,6 +566,15 @@ def _to_telemetry(
                 "cannot infer the sampling step: no series has two distinct timestamps "
                 "(a trace needs at least two samples of one VM and resource)",
             )
+        if step_seconds > MAX_INFERRED_STEP:
+            first, last = int(np.argmin(valid.timestamp)), int(np.argmax(valid.timestamp))
+            raise TraceError(
+                path,
+                f"the median interval between a series' samples is {step_seconds:,} s, over a "
+                "week: a timestamp is probably wrong (zero, or in milliseconds), or there are "
+                f"too few samples (earliest at line {valid.where[first]}, latest at line "
+                f"{valid.where[last]})",
+            )
         report.notes.append(
             f"step inferred as {step_seconds} s (median interval between a series' samples)"
         )
@@ -573,7 +587,10 @@ def _to_telemetry(
 
     try:
         grid = Grid.covering(
-            float(valid.timestamp.min()), float(valid.timestamp.max()), step_seconds
+            float(valid.timestamp.min()),
+            float(valid.timestamp.max()),
+            step_seconds,
+            samples=valid.timestamp.size,
         )
     except ForethoughtError as exc:
         first, last = int(np.argmin(valid.timestamp)), int(np.argmax(valid.timestamp))
