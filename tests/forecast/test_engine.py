@@ -331,3 +331,13 @@ def test_a_constant_series_is_covered_and_never_anomalous(value: float) -> None:
         upper = engine.forecast(12).quantiles[:, :, 1:]
         assert np.all(value <= upper + 1e-6 * abs(value))
     assert engine.events == []
+
+
+def test_a_value_beyond_any_reading_is_refused_before_the_state_moves() -> None:
+    engine = make_forecaster("auto")
+    engine.update(np.full((2, 20), 5.0))
+    before = engine.forecast(3).quantiles.copy()
+    with pytest.raises(ForecastError, match=r"series 1, step 2: 4e\+38 is beyond"):
+        engine.update(np.array([[5.0, 5.0, 5.0], [5.0, 5.0, 4e38]]))
+    assert engine.steps == 20
+    np.testing.assert_array_equal(engine.forecast(3).quantiles, before)

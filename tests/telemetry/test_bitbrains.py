@@ -417,3 +417,12 @@ def test_a_zero_timestamp_in_a_tiny_trace_is_refused_not_a_decades_long_grid(
     with pytest.raises(TraceError, match="but there are only 2") as err:
         read_bitbrains(tmp_path)
     assert "earliest sample in 1.csv" in str(err.value)
+
+
+def test_a_reading_beyond_any_plausible_value_is_a_bad_row(tmp_path: Path) -> None:
+    huge = row(START).replace("\t0.0;", "\t1e308;", 1)  # disk read, the first 0.0 column
+    write_vm(tmp_path / "1.csv", [HEADER, huge, *(row(START + 300 * i) for i in range(1, 5))])
+    with pytest.raises(TraceError, match=r"line 2: Disk read throughput .* 1e.308 is beyond"):
+        read_bitbrains(tmp_path)
+    [skipped] = read_bitbrains(tmp_path, skip_bad=True).repairs.skipped
+    assert skipped.line == 2

@@ -418,3 +418,12 @@ def test_only_bad_records_is_an_error_when_skipping(tmp_path: Path) -> None:
 def test_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(TraceError, match="no such file"):
         read_long(tmp_path / "nope.csv")
+
+
+def test_a_value_beyond_any_plausible_reading_is_a_bad_record(tmp_path: Path) -> None:
+    rows = ["vm,timestamp,resource,value,unit"]
+    rows += [f"a,{T0 + 300 * k},disk_read,{4e38 if k == 3 else 10},KB/s" for k in range(6)]
+    path = write_csv(tmp_path / "x.csv", rows)
+    with pytest.raises(TraceError, match=r"line 5: value: 4e\+38 is beyond any plausible"):
+        read_long(path)
+    assert read_long(path, skip_bad=True).repairs.skipped[0].line == 5

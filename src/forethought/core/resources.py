@@ -24,6 +24,11 @@ BANDWIDTHS = (Resource.DISK_READ, Resource.DISK_WRITE, Resource.NET_RX, Resource
 #: to start its I/O at once, and the next decision then sizes it to its demand.
 BANDWIDTH_FLOOR_KBS = 1024.0
 
+#: The largest sample a reader accepts, in any unit: a trillion (a petabyte per second in
+#: KB/s). Above it a value is a corrupted record, and parts of the engine that keep float32
+#: state (3.4e38 at most) would overflow on it.
+MAX_READING = 1e12
+
 
 class Unit(StrEnum):
     """The unit of a series. Never guessed silently: readers set it from the format."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from forethought.core.errors import ForecastError
+from forethought.core.resources import MAX_READING
 from forethought.forecast.anomaly import Anomaly, AnomalyDetector
 from forethought.forecast.base import (
     DEFAULT_LEVELS,
@@ -180,6 +181,14 @@ class ForecastEngine(Forecaster):
             raise ForecastError(f"expected {self._n} series, got {values.shape[0]}")
         mask = np.isfinite(values) if observed is None else np.asarray(observed, dtype=bool)
         mask = mask & np.isfinite(values)
+        huge = mask & (np.abs(values) > MAX_READING)
+        if huge.any():  # checked before any state moves: the engine stays as it was
+            series, step = (int(x[0]) for x in np.nonzero(huge))
+            raise ForecastError(
+                f"series {series}, step {step}: {values[series, step]:g} is beyond what the "
+                f"engine takes (magnitude at most {MAX_READING:g}); express the series in a "
+                "larger unit"
+            )
         for k in range(values.shape[1]):  # loop over time steps, vectorised over series
             self._step(values[:, k], mask[:, k])
 

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from forethought.core.errors import ForethoughtError, TraceError
-from forethought.core.resources import Resource, Unit
+from forethought.core.resources import MAX_READING, Resource, Unit
 from forethought.telemetry.grid import (
     Grid,
     exact_duplicates,
@@ -195,7 +195,8 @@ def _parse_fast(body: str) -> FloatArray | None:
     # with too many (blank lines, which loadtxt skips, hold none).
     if body.count(SEPARATOR) != (len(COLUMNS) - 1) * rows.shape[0]:
         return None
-    if not (np.isfinite(rows).all() and (rows >= 0).all()):
+    # Timestamps have checks of their own (milliseconds, strays); readings are bounded.
+    if not (np.isfinite(rows).all() and (rows >= 0).all() and (rows[:, 1:] <= MAX_READING).all()):
         return None
     return rows
 
@@ -215,6 +216,8 @@ def _row_problem(fields: list[str]) -> tuple[str | None, list[float]]:
             return f"{COLUMNS[column]}: non-finite value {token!r}", []
         if value < 0:
             return f"{COLUMNS[column]}: negative value {value:g}", []
+        if column != _USED_COLUMNS[_TS] and value > MAX_READING:
+            return f"{COLUMNS[column]}: {value:g} is beyond any plausible reading", []
         parsed.append(value)
     return None, parsed
 

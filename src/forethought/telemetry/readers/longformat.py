@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from forethought.core.errors import ForethoughtError, TraceError
-from forethought.core.resources import DEFAULT_UNITS, Resource, Unit
+from forethought.core.resources import DEFAULT_UNITS, MAX_READING, Resource, Unit
 from forethought.telemetry.grid import (
     Grid,
     exact_duplicates,
@@ -452,6 +452,10 @@ def _validate(path: Path, records: _Records, skip_bad: bool, report: RepairRepor
         ~np.isfinite(value), lambda i: f"value: missing or non-finite ({_shown(records.value, i)})"
     )
     problems.flag(value < 0, lambda i: f"value: negative ({value[i]:g})")
+    problems.flag(
+        value > MAX_READING,
+        lambda i: f"value: {value[i]:g} is beyond any plausible reading (above {MAX_READING:g})",
+    )
 
     unit_of: dict[int, Unit] = {}
     unit_text = records.unit

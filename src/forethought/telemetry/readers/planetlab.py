@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from forethought.core.errors import TraceError
-from forethought.core.resources import Resource, Unit
+from forethought.core.resources import MAX_READING, Resource, Unit
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
 STEP_SECONDS = 300
@@ -70,6 +70,8 @@ def _parse_file(path: Path, skip_bad: bool, report: RepairReport) -> list[float]
                 problem = f"non-finite value {token!r}"
             elif value < 0:
                 problem = f"negative CPU percentage {value:g}"
+            elif value > MAX_READING:
+                problem = f"{value:g} is beyond any plausible reading"
         if problem is not None:
             if not skip_bad:
                 raise TraceError(path, problem, line=number)
