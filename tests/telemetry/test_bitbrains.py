@@ -426,3 +426,17 @@ def test_a_reading_beyond_any_plausible_value_is_a_bad_row(tmp_path: Path) -> No
         read_bitbrains(tmp_path)
     [skipped] = read_bitbrains(tmp_path, skip_bad=True).repairs.skipped
     assert skipped.line == 2
+
+
+def test_a_vm_file_that_is_a_broken_link_or_a_directory_is_named_in_a_note(
+    tmp_path: Path,
+) -> None:
+    small_vm(tmp_path / "1.csv")
+    (tmp_path / "7.csv").symlink_to(tmp_path / "nowhere.csv")
+    (tmp_path / "9.csv").mkdir()
+    trace = read_bitbrains(tmp_path)
+    assert trace.vm_ids == ("1",)
+    assert (
+        "ignored 2 entries named like a VM file but not a readable file: 7.csv, 9.csv"
+        in trace.repairs.notes
+    )

@@ -78,3 +78,40 @@ def test_an_empty_file_is_an_error_or_skipped(day: Path) -> None:
     trace = read_planetlab(day, skip_bad=True)
     assert SPACED not in trace.vm_ids
     assert trace.repairs.skipped[0].reason == "empty file"
+
+
+def test_a_file_with_no_valid_sample_is_dropped_not_kept_as_an_empty_vm(day: Path) -> None:
+    (day / "README").write_text("This is a readme\nhello\n", encoding="utf-8")
+    with pytest.raises(TraceError, match="line 1: not a number"):
+        read_planetlab(day)
+    trace = read_planetlab(day, skip_bad=True)
+    assert "README" not in trace.vm_ids
+    assert trace.n_vms == 3
+    assert [(s.line, s.reason) for s in trace.repairs.skipped][-1] == (None, "no valid sample left")
+
+
+def test_a_file_that_is_not_utf8_names_its_line_or_is_skipped(day: Path) -> None:
+    (day / "vm-latin").write_bytes(b"10\n20\ncaf\xe9\n")
+    with pytest.raises(TraceError, match="not UTF-8") as caught:
+        read_planetlab(day)
+    assert caught.value.line == 3
+    trace = read_planetlab(day, skip_bad=True)
+    assert "vm-latin" not in trace.vm_ids
+    assert trace.repairs.skipped[0].line == 3
+
+
+def test_byte_order_marks_are_dropped_as_the_other_readers_do(day: Path, tmp_path: Path) -> None:
+    marked = tmp_path / "marked"
+    marked.mkdir()
+    for path in day.iterdir():
+        (marked / path.name).write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert looks_like_planetlab(marked)
+    np.testing.assert_array_equal(read_planetlab(marked).values, read_planetlab(day).values)
+
+
+def test_entries_that_are_not_files_are_named_in_a_note(day: Path) -> None:
+    (day / "dangling").symlink_to(day / "nowhere")
+    (day / "sub").mkdir()
+    trace = read_planetlab(day)
+    assert trace.n_vms == 3
+    assert "ignored 2 entries that are not a readable file: dangling, sub" in trace.repairs.notes

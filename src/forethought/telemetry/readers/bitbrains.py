@@ -99,20 +99,27 @@ def _sort_key(vm_id: str) -> tuple[int, int, str]:
     return (1, 0, vm_id)
 
 
-def _vm_files(root: Path) -> tuple[list[tuple[str, Path]], int]:
-    """The (vm id, path) pairs of a trace directory in VM order, and how many files were ignored.
+def _vm_files(root: Path) -> tuple[list[tuple[str, Path]], int, list[str]]:
+    """The (vm id, path) pairs of a trace directory in VM order, how many files were
+    ignored, and the entries named like VM files that are not readable files (a link to
+    nowhere, a directory).
 
     A single file is accepted as a one-VM trace.
     """
     if root.is_file():
         vm = _vm_id(root)
-        return [(vm if vm is not None else root.name, root)], 0
+        return [(vm if vm is not None else root.name, root)], 0, []
     if not root.is_dir():
         raise TraceError(root, "no such file or directory")
     found: dict[str, Path] = {}
     ignored = 0
+    unreadable: list[str] = []
     for path in root.iterdir():
-        if path.name.startswith(".") or not path.is_file():
+        if path.name.startswith("."):
+            continue
+        if not path.is_file():
+            if _vm_id(path) is not None:
+                unreadable.append(path.name)
             continue
         vm = _vm_id(path)
         if vm is None:
@@ -123,7 +130,7 @@ def _vm_files(root: Path) -> tuple[list[tuple[str, Path]], int]:
             names = sorted((found[vm].name, path.name))
             raise TraceError(root, f"VM {vm!r} has two files ({' and '.join(names)}); keep one")
         found[vm] = path
-    return [(vm, found[vm]) for vm in sorted(found, key=_sort_key)], ignored
+    return [(vm, found[vm]) for vm in sorted(found, key=_sort_key)], ignored, sorted(unreadable)
 
 
 def _header_problem(line: str) -> str | None:
@@ -339,7 +346,7 @@ def read_bitbrains(
     if step_seconds <= 0:
         raise ForethoughtError(f"step_seconds must be positive, got {step_seconds}")
     root = Path(directory)
-    files, ignored = _vm_files(root)
+    files, ignored, unreadable = _vm_files(root)
     if limit is not None:
         files = files[:limit]
     if not files:
@@ -439,6 +446,12 @@ def read_bitbrains(
         )
     if ignored:
         report.notes.append(f"ignored {ignored} file(s) not named <id>.csv or <id>.csv.gz")
+    if unreadable:  # a VM whose file link is broken must not disappear without a word
+        shown = ", ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else "")
+        report.notes.append(
+            f"ignored {len(unreadable)} entr{'y' if len(unreadable) == 1 else 'ies'} named "
+            f"like a VM file but not a readable file: {shown}"
+        )
     return Telemetry(
         vm_ids=tuple(vm_ids),
         resources=RESOURCES,

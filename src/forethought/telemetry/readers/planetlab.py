@@ -13,6 +13,7 @@ import numpy as np
 
 from forethought.core.errors import TraceError
 from forethought.core.resources import MAX_READING, Resource, Unit
+from forethought.telemetry.readers._text import BadTextError, first_line, read_text
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
 STEP_SECONDS = 300
@@ -33,11 +34,10 @@ def looks_like_planetlab(path: Path) -> bool:
 
 
 def _starts_with_a_number(path: Path) -> bool:
+    first = first_line(path)  # None if unreadable; a byte-order mark is dropped
     try:
-        with path.open(encoding="utf-8", errors="strict") as handle:
-            first = handle.readline().strip()
-        float(first)
-    except (OSError, UnicodeDecodeError, ValueError):
+        float((first or "").strip())
+    except ValueError:
         return False
     return True
 
@@ -45,9 +45,12 @@ def _starts_with_a_number(path: Path) -> bool:
 def _parse_file(path: Path, skip_bad: bool, report: RepairReport) -> list[float] | None:
     """The samples of one file; NaN marks a skipped sample. None if the file is skipped whole."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise TraceError(path, f"not a text file ({exc.reason})") from exc
+        text = read_text(path)  # a byte-order mark is dropped, as the other readers do
+    except BadTextError as exc:
+        if not skip_bad:
+            raise TraceError(path, exc.reason, exc.line) from exc
+        report.skipped.append(SkippedRecord(str(path), exc.line, exc.reason))
+        return None
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -81,6 +84,11 @@ def _parse_file(path: Path, skip_bad: bool, report: RepairReport) -> list[float]
             report.clipped += 1
             value = 100.0
         out.append(value)
+    if not any(math.isfinite(v) for v in out):
+        # Every line was skipped: not a VM with no samples, which would count in every
+        # figure per VM, but a file that is not a trace (as the other readers drop it).
+        report.skipped.append(SkippedRecord(str(path), None, "no valid sample left"))
+        return None
     return out
 
 
@@ -91,12 +99,20 @@ def read_planetlab(
     root = Path(directory)
     if not root.is_dir():
         raise TraceError(root, "not a directory: a PlanetLab trace is a folder of VM files")
-    files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    files = [p for p in entries if p.is_file()]
     if limit is not None:
         files = files[:limit]
     if not files:
         raise TraceError(root, "the directory holds no trace files")
     report = RepairReport()
+    others = [p.name for p in entries if not p.is_file()]
+    if others:  # a subdirectory, or a link to nowhere: said, not silently passed over
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        report.notes.append(
+            f"ignored {len(others)} entr{'y' if len(others) == 1 else 'ies'} "
+            f"that {'is' if len(others) == 1 else 'are'} not a readable file: {shown}"
+        )
     rows: list[list[float]] = []
     names: list[str] = []
     for path in files:
