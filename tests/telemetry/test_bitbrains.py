@@ -440,3 +440,15 @@ def test_a_vm_file_that_is_a_broken_link_or_a_directory_is_named_in_a_note(
         "ignored 2 entries named like a VM file but not a readable file: 7.csv, 9.csv"
         in trace.repairs.notes
     )
+
+
+def test_a_stray_timestamp_after_a_skipped_row_names_its_own_line(tmp_path: Path) -> None:
+    lines = [HEADER] + [row(START + 300 * i) for i in range(40)]
+    lines[2] = lines[2].replace("\t10.0;", "\tabc;", 1)  # line 3: a bad CPU cell
+    lines[9] = row(5.0)  # line 10: a stray timestamp
+    write_vm(tmp_path / "1.csv", lines)
+    small_vm(tmp_path / "2.csv", rows=40)
+    skipped = read_bitbrains(tmp_path, skip_bad=True).repairs.skipped
+    assert [s.line for s in skipped] == [3, 10]
+    assert skipped[0].reason.startswith("CPU usage [%]: not a number")
+    assert skipped[1].reason.startswith("timestamp 5 lies far outside")

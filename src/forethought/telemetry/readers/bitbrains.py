@@ -297,22 +297,25 @@ def _without_stray_timestamps(
         late = late_all[start : start + rows.shape[0]]
         stray = np.flatnonzero(late | stray_all[start : start + rows.shape[0]])
         start += rows.shape[0]
+        lines = _row_lines(path, report) if stray.size else []  # once per file, only if needed
         for index in stray.tolist():
             problem = f"timestamp {rows[index, _TS]:.0f} {too_late if late[index] else why}"
-            _skip_or_raise(path, problem, skip_bad, report, line=_line_of_row(path, index))
+            line = lines[index] if index < len(lines) else None
+            _skip_or_raise(path, problem, skip_bad, report, line=line)
         kept.append(np.delete(rows, stray, axis=0) if stray.size else rows)
     return kept
 
 
-def _line_of_row(path: Path, index: int) -> int | None:
-    """The file line of data row ``index`` (blank lines are not rows); for error messages."""
-    rows_seen = 0
-    for number, line in enumerate(read_text(path).split("\n")[1:], start=2):
-        if line.strip():
-            if rows_seen == index:
-                return number
-            rows_seen += 1
-    return None
+def _row_lines(path: Path, report: RepairReport) -> list[int]:
+    """The file line of each row kept from ``path``: blank lines are not rows, and neither
+    are the lines already skipped as bad (``report``); for error messages."""
+    skipped = {s.line for s in report.skipped if s.path == str(path)}
+    text = read_text(path).replace("\r\n", "\n")
+    return [
+        number
+        for number, line in enumerate(text.split("\n")[1:], start=2)
+        if line.strip() and number not in skipped
+    ]
 
 
 def _worst(counts: IntArray, vm_ids: list[str], label: str) -> str:
