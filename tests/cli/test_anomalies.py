@@ -24,7 +24,7 @@ def test_json_holds_the_evidence(fixtures_dir: Path) -> None:
     args = ["anomalies", trace, "--resource", "cpu", "--resource", "memory", "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     assert out["resources"] == ["cpu", "memory"]
     assert len(out["vm_ids"]) == 3
     assert out["count"] == len(out["events"])

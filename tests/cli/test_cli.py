@@ -34,7 +34,7 @@ def test_every_command_has_a_manual(runner: CliRunner) -> None:
 def test_datasets_lists_the_bundled_day(runner: CliRunner) -> None:
     result = runner.invoke(main, ["datasets", "--json"])
     assert result.exit_code == 0
-    names = {d["name"]: d for d in json.loads(result.output)["datasets"]}
+    names = {d["name"]: d for d in json.loads(result.stdout)["datasets"]}
     assert names["planetlab-20110303"]["bundled"] is True
     assert names["bitbrains-rnd"]["bundled"] is False
 
@@ -44,7 +44,7 @@ def test_backtest_json_on_a_real_slice(runner: CliRunner) -> None:
     args = ["backtest", "bundled:planetlab-20110303", "--limit", "60", "--json"]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     for key in (
         "mae",
         "rmse",
@@ -274,7 +274,7 @@ def test_json_is_strict_where_a_figure_is_not_a_number(runner: CliRunner, tmp_pa
 def test_inspect_reports_repairs(runner: CliRunner, fixtures_dir: Path) -> None:
     result = runner.invoke(main, ["inspect", str(fixtures_dir / "bitbrains"), "--json"])
     assert result.exit_code == 0, result.output
-    info = json.loads(result.output)
+    info = json.loads(result.stdout)
     assert info["vms"] == 3
     assert info["repairs"]["clipped"] > 0
     assert info["resources"]["memory"] == "KB"
@@ -331,12 +331,29 @@ def test_a_file_the_system_will_not_read_is_an_error_not_a_traceback(
 ) -> None:
     (tmp_path / "vm1").write_text("10\n20\n", encoding="utf-8")
 
-    def refuse(path: Path, *args: object, **kwargs: object) -> str:
+    def refuse(path: Path, *args: object, **kwargs: object) -> bytes:
         raise PermissionError(13, "Permission denied", str(path))
 
     # As an unreadable file does for a user (the tests may run as root, whom no mode stops).
-    monkeypatch.setattr(Path, "read_text", refuse)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
     result = runner.invoke(main, ["inspect", str(tmp_path), "--format", "planetlab"])
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert ": permission denied" in result.output
+
+
+def test_repairs_are_said_on_stderr_by_every_command_but_inspect(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    trace = tmp_path / "dup.csv"
+    rows = ["vm,timestamp,resource,value"]
+    rows += [f"a,{1_300_000_000 + 300 * t},cpu,{10 + t % 5}" for t in range(300)]
+    rows += ["a,1300000000,cpu,90", "a,1300000300,cpu,150"]  # a duplicate, a value clipped
+    trace.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = runner.invoke(main, ["backtest", str(trace), "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)  # stdout stays pure JSON
+    assert "repaired on reading: 1 value(s) clipped to their range, 2 sample(s)" in result.stderr
+    shown = runner.invoke(main, ["inspect", str(trace)])
+    assert "repaired on reading" not in shown.stderr  # inspect lists the repairs itself
+    assert "clipped 1, duplicates merged 2" in shown.stdout

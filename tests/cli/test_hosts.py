@@ -32,7 +32,7 @@ def test_the_test_hypervisor_is_listed() -> None:
         main, ["hosts", "--connect", "test:///default", "--site", "test:///default=lab", "--json"]
     )
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     assert [h["site"] for h in out["hosts"]] == ["lab"]
     assert [v["id"] for v in out["vms"]] == ["test"]
     assert out["vms"][0]["memory_used_mb"] > 0

@@ -15,7 +15,7 @@ SLICE = ["bundled:planetlab-20110303", "--vms", "60", "--steps", "36"]
 def test_json_has_one_object_per_ranking(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["hybrid", *SLICE, "--json", "--log-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    runs = json.loads(result.output)
+    runs = json.loads(result.stdout)
     assert [r["ranking"] for r in runs] == ["network-aware", "network-blind"]
     for r in runs:
         assert r["vms"] == 60
@@ -99,7 +99,7 @@ def test_allocate_on_a_trace_with_disk_and_network_throttles_them(fixtures_dir: 
     assert "disk and network demand above throttles" in table.output
     result = CliRunner().invoke(main, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    for run in json.loads(result.output):
+    for run in json.loads(result.stdout):
         assert 0.0 <= run["io_unmet_share"] <= 1.0
         assert run["resizes_live"] > 0
 
@@ -110,7 +110,7 @@ def test_slow_host_disks_leave_more_io_unserved(fixtures_dir: Path) -> None:
     for extra in ([], ["--host-disk-mibs", "0.001"]):
         result = CliRunner().invoke(main, [*args, *extra])
         assert result.exit_code == 0, result.output
-        shares.append(json.loads(result.output)[0]["io_unmet_share"])
+        shares.append(json.loads(result.stdout)[0]["io_unmet_share"])
     assert shares[1] > shares[0]
 
 

@@ -147,7 +147,7 @@ def test_cross_resource_anomalies_are_counted_and_can_be_turned_off(fixtures_dir
     )
     assert on.exit_code == 0, on.output
     assert off.exit_code == 0, off.output
-    with_cross, without = json.loads(on.output), json.loads(off.output)
+    with_cross, without = json.loads(on.stdout), json.loads(off.stdout)
     for resource in ("cpu", "memory"):
         assert with_cross[resource]["anomalies"] >= with_cross[resource]["cross_resource_anomalies"]
         assert without[resource]["cross_resource_anomalies"] == 0

@@ -100,7 +100,7 @@ def test_cli_json_carries_the_allocation_figures() -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    runs = json.loads(result.output)
+    runs = json.loads(result.stdout)
     assert [r["allocation"]["recommender"] for r in runs] == ["vpa", "vpa"]
     assert all(set(KEYS) <= set(r["allocation"]) for r in runs)
     # The same demand and the same recommender: the same allocation figures.

@@ -104,9 +104,22 @@ def _trace_help(func: Callable[..., None]) -> Callable[..., None]:
     return func
 
 
-def _load(trace: str, fmt: str | None, skip_bad: bool, limit: int | None) -> Telemetry:
+def _load(
+    trace: str, fmt: str | None, skip_bad: bool, limit: int | None, repairs: bool = True
+) -> Telemetry:
+    """Read a trace, listing on stderr what --skip-bad skipped and (unless ``repairs`` is
+    False, for a command that shows them itself) how many values were repaired."""
     telemetry = load_trace(trace, fmt, skip_bad=skip_bad, limit=limit)
     rep = telemetry.repairs
+    if repairs and (rep.clipped or rep.duplicates_merged):
+        # Never silent: a clipped value or an averaged duplicate changes what is scored.
+        stderr.print(
+            f"repaired on reading: {rep.clipped:,} value(s) clipped to their range, "
+            f"{rep.duplicates_merged:,} sample(s) sharing a slot averaged "
+            "(forethought inspect says more)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if rep.skipped:
         stderr.print(f"skipped {len(rep.skipped)} bad record(s) (--skip-bad):", highlight=False)
         for rec in rep.skipped[:20]:

@@ -71,7 +71,7 @@ def datasets(as_json: bool) -> None:
 def inspect(trace: str, fmt: str | None, skip_bad: bool, limit: int | None, as_json: bool) -> None:
     """Read TRACE and describe it: VMs, resources, units, grid, and what was repaired."""
     with _errors():
-        t = _load(trace, fmt, skip_bad, limit)
+        t = _load(trace, fmt, skip_bad, limit, repairs=False)  # shown in full below
     info: dict[str, object] = {
         "source": t.source,
         "vms": t.n_vms,
