@@ -427,3 +427,18 @@ def test_a_value_beyond_any_plausible_reading_is_a_bad_record(tmp_path: Path) ->
     with pytest.raises(TraceError, match=r"line 5: value: 4e\+38 is beyond any plausible"):
         read_long(path)
     assert read_long(path, skip_bad=True).repairs.skipped[0].line == 5
+
+
+def test_an_unterminated_quote_names_where_it_opens_even_with_skip_bad(tmp_path: Path) -> None:
+    rows = ["vm,timestamp,resource,value"]
+    for vm in "ab":
+        rows += [f"{vm},{T0 + 300 * k},cpu,10" for k in range(20)]
+    rows[11] = '"' + rows[11]  # line 12: the quote swallows every line after it
+    path = write_csv(tmp_path / "x.csv", rows)
+    for skip_bad in (False, True):  # skipping it would silently drop all of VM b
+        with pytest.raises(TraceError, match="runs to line 41") as caught:
+            read_long(path, skip_bad=skip_bad)
+        assert caught.value.line == 12
+    # A quoted field on one line is still a field.
+    rows[11] = rows[11].replace('"a', '"a"', 1)
+    assert read_long(write_csv(tmp_path / "y.csv", rows)).vm_ids == ("a", "b")

@@ -174,12 +174,23 @@ def _split_slow(
     rows: list[list[str]] = []
     where: list[int] = []
     rejected: list[tuple[int, str]] = []
+    read = 0  # body lines read so far
     try:
         for row in reader:
-            line = reader.line_num + 1  # the body starts on line 2
+            line, last = read + 2, reader.line_num + 1  # the body starts on line 2
+            read = reader.line_num
             if len(row) == width:
                 rows.append(row)
                 where.append(line)
+            elif last > line:
+                # A quote left open swallows every line after it into one field: what
+                # follows cannot be told apart, so it is an error even with --skip-bad.
+                raise TraceError(
+                    path,
+                    f"a quoted field opens here and runs to line {last} "
+                    f"({len(row)} field(s) instead of {width}): an unterminated quote?",
+                    line=line,
+                )
             elif any(cell.strip() for cell in row):
                 rejected.append(
                     (line, f"expected {width} comma-separated fields, found {len(row)}")
