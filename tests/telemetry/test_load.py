@@ -55,6 +55,40 @@ def test_an_unknown_format_lists_the_known_ones(tmp_path: Path, kind: str) -> No
     assert all(name in message for name in FORMATS)
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "read as long-csv: {path}: empty file: expected a header"),
+        (
+            b"vm,timestamp,resource,val\na,1375308000,cpu,1\n",
+            "read as long-csv: {path}, line 1: not a long-format header (missing value; "
+            "unknown 'val')",
+        ),
+        (b"Timestamp [s];\tCPU\n1;2\n", "read as bitbrains: {path}, line 1: not a Bitbrains"),
+    ],
+)
+def test_a_csv_that_matches_no_format_gets_the_reason_of_the_one_its_name_points_at(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_bytes(content)
+    with pytest.raises(UnknownFormatError) as caught:
+        load_trace(path)
+    assert f"{path}: cannot tell the trace format; " + reason.format(path=path) in str(caught.value)
+
+
+def test_a_stray_file_in_a_day_is_named_and_skip_bad_reads_past_it(
+    fixtures_dir: Path, tmp_path: Path
+) -> None:
+    day = tmp_path / "day"
+    shutil.copytree(fixtures_dir / "planetlab", day)
+    (day / "summary.csv").write_text("a,b\n", encoding="utf-8")
+    with pytest.raises(UnknownFormatError, match=r"read as planetlab: .*summary.csv, line 1"):
+        load_trace(day)
+    trace = load_trace(day, skip_bad=True)
+    assert trace.n_vms == 3
+
+
 def test_an_empty_directory_says_so(tmp_path: Path) -> None:
     with pytest.raises(UnknownFormatError, match="the directory is empty"):
         detect_format(tmp_path)

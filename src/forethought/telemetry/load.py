@@ -7,6 +7,7 @@ from pathlib import Path
 
 from forethought.core.errors import ForethoughtError, TraceError, UnknownFormatError
 from forethought.telemetry.datasets import BUNDLED_PREFIX, load_bundled
+from forethought.telemetry.readers._text import first_line
 from forethought.telemetry.readers.bitbrains import looks_like_bitbrains, read_bitbrains
 from forethought.telemetry.readers.longformat import (
     is_parquet,
@@ -31,12 +32,14 @@ def _known_formats() -> str:
     return "; ".join(f"{name} ({_DESCRIPTIONS[name]})" for name in FORMATS)
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path, skip_bad: bool = False) -> str:
     """The format of the trace at ``path``, one of :data:`FORMATS`.
 
     Detection looks at content (headers, magic bytes), not only at names, and the checks are
     ordered from the most specific: a Bitbrains header is recognised before the looser
-    "a directory of numbers" of PlanetLab.
+    "a directory of numbers" of PlanetLab. Where the content matches no format but the
+    name points at one, that format's reader is tried (skipping bad records with
+    ``skip_bad``) and its own error explains what is wrong.
     """
     if path.is_dir():
         if not any(not p.name.startswith(".") for p in path.iterdir()):
@@ -50,14 +53,50 @@ def detect_format(path: Path) -> str:
             return "bitbrains"
         if looks_like_long(path):
             return "long-parquet" if is_parquet(path) else "long-csv"
+    guess = _closest_format(path)
+    if guess is not None:
+        # The name points at one format: its reader says what is wrong, which beats a
+        # list of formats (an empty .csv, a misspelt column, a stray file in a day).
+        try:
+            _READERS[guess](path, skip_bad, None)
+        except TraceError as exc:
+            raise UnknownFormatError(
+                f"{path}: cannot tell the trace format; read as {guess}: {exc}. Pass the "
+                f"format explicitly if it is another one. Known formats: {_known_formats()}"
+            ) from None
+        return guess
     raise UnknownFormatError(
         f"{path}: cannot tell the trace format; pass one of the formats explicitly. "
         f"Known formats: {_known_formats()}"
     )
 
 
+def _closest_format(path: Path) -> str | None:
+    """The format a trace's name points to, where detection found none: a ``.csv`` file
+    (Bitbrains if its first line has a ';', the long format if not), or a directory of
+    files mostly without extensions (PlanetLab)."""
+    name = path.name.lower()
+    if path.is_file() and name.endswith((".csv", ".csv.gz")):
+        first = first_line(path) or ""
+        return "bitbrains" if ";" in first else "long-csv"
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+        if files and sum(not p.suffix for p in files) > len(files) / 2:
+            return "planetlab"
+    return None
+
+
 def _limited(telemetry: Telemetry, limit: int | None) -> Telemetry:
     return telemetry if limit is None else telemetry.select_vms(slice(0, limit))
+
+
+#: Each format's reader, called as (path, skip_bad, limit).
+_READERS: dict[str, Callable[[Path, bool, int | None], Telemetry]] = {
+    "planetlab": lambda p, skip, limit: read_planetlab(p, skip_bad=skip, limit=limit),
+    "bitbrains": lambda p, skip, limit: read_bitbrains(p, skip_bad=skip, limit=limit),
+    "long-csv": lambda p, skip, limit: _limited(read_long_csv(p, skip_bad=skip), limit),
+    "long-parquet": lambda p, skip, limit: _limited(read_long_parquet(p, skip_bad=skip), limit),
+}
 
 
 def load_trace(
@@ -84,11 +123,5 @@ def load_trace(
     path = Path(spec).expanduser()
     if not path.exists():
         raise TraceError(path, "no such file or directory")
-    chosen = fmt if fmt is not None else detect_format(path)
-    readers: dict[str, Callable[[], Telemetry]] = {
-        "planetlab": lambda: read_planetlab(path, skip_bad=skip_bad, limit=limit),
-        "bitbrains": lambda: read_bitbrains(path, skip_bad=skip_bad, limit=limit),
-        "long-csv": lambda: _limited(read_long_csv(path, skip_bad=skip_bad), limit),
-        "long-parquet": lambda: _limited(read_long_parquet(path, skip_bad=skip_bad), limit),
-    }
-    return readers[chosen]()
+    chosen = fmt if fmt is not None else detect_format(path, skip_bad)
+    return _READERS[chosen](path, skip_bad, limit)
