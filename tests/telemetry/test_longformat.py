@@ -442,3 +442,17 @@ def test_an_unterminated_quote_names_where_it_opens_even_with_skip_bad(tmp_path:
     # A quoted field on one line is still a field.
     rows[11] = rows[11].replace('"a', '"a"', 1)
     assert read_long(write_csv(tmp_path / "y.csv", rows)).vm_ids == ("a", "b")
+
+
+def test_a_nul_byte_is_refused_not_dropped_from_a_vm_name(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"vm,timestamp,resource,value\na,1375308000,cpu,10\na\x00,1375308300,cpu,90\n")
+    with pytest.raises(TraceError, match="a NUL byte: binary data, not text") as caught:
+        read_long(path)
+    assert caught.value.line == 3
+
+
+def test_old_mac_line_endings_read_as_lines(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_bytes(f"vm,timestamp,resource,value\ra,{T0},cpu,10\ra,{T0 + 300},cpu,20\r".encode())
+    assert read_long(path).values[0, 0].tolist() == [10.0, 20.0]

@@ -37,6 +37,11 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise BadTextError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", line) from exc
+    nul = text.find("\0")
+    if nul >= 0:  # NumPy's text arrays would drop it silently, merging "a\0" into "a"
+        raise BadTextError("a NUL byte: binary data, not text", text.count("\n", 0, nul) + 1)
+    if "\r" in text and "\n" not in text:  # old Mac line endings: lines end in CR alone
+        text = text.replace("\r", "\n")
     return text.removeprefix("\ufeff")
 
 
