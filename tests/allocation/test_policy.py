@@ -265,3 +265,21 @@ def test_a_policy_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     path.write_bytes(b"version: 1\n\xff\xfe groups\n")
     with pytest.raises(PolicyError, match=r"p.yaml, line 2: not UTF-8 text"):
         load_policy(path)
+
+
+@pytest.mark.parametrize(("text", "value"), [("1e3", 1000.0), ("1.5E2", 150.0), ("5e-1", 0.5)])
+def test_numbers_in_scientific_notation_are_numbers(text: str, value: float) -> None:
+    # YAML 1.1 (PyYAML's) reads 1e3 as text; a policy reads it as YAML 1.2 does.
+    policy = parse_policy(
+        f"version: 1\ndefaults:\n  cpu: {{max: {text}}}\n"
+        "groups:\n  - {name: a, match: {name: '*'}}\n"
+    )
+    assert policy.model.defaults[Resource.CPU].max == value
+
+
+def test_repeated_sla_classes_are_refused() -> None:
+    with pytest.raises(PolicyError, match="SLA classes must be unique; repeated: gold"):
+        parse_policy(
+            "version: 1\nsla_classes: [gold, gold]\ngroups:\n"
+            "  - {name: a, match: {name: '*'}, sla_class: gold}\n"
+        )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -145,6 +146,14 @@ class PolicyModel(_Strict):
     host_capacity: dict[Resource, Annotated[Number, Field(gt=0)]] = Field(default_factory=dict)
     defaults: dict[Resource, ResourcePolicy] = Field(default_factory=dict)
     groups: list[Group] = Field(min_length=1)
+
+    @field_validator("sla_classes")
+    @classmethod
+    def _unique_classes(cls, classes: list[str]) -> list[str]:
+        dup = sorted({c for c in classes if classes.count(c) > 1})
+        if dup:
+            raise ValueError(f"SLA classes must be unique; repeated: {', '.join(dup)}")
+        return classes
 
     @field_validator("groups")
     @classmethod
@@ -400,11 +409,28 @@ def _message(err: Any) -> str:
     return str(err["msg"])
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: PyYAML follows YAML 1.1,
+    where ``1e3`` (no dot, no sign in the exponent) is text, so a policy's ``max: 1e3``
+    would be refused as a quoted number."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^[-+]?(?:[0-9][0-9_]*)\.?[0-9_]*(?:[eE][-+]?[0-9]+)$"
+        r"|^[-+]?(?:[0-9][0-9_]*)\.[0-9_]*$|^[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?$"
+        r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$",
+    ),
+    list("-+0123456789."),
+)
+
+
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     """Validate a policy given as YAML text; errors name the source, field and line."""
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
+        data = yaml.load(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
