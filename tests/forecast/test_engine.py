@@ -341,3 +341,47 @@ def test_a_value_beyond_any_reading_is_refused_before_the_state_moves() -> None:
         engine.update(np.array([[5.0, 5.0, 5.0], [5.0, 5.0, 4e38]]))
     assert engine.steps == 20
     np.testing.assert_array_equal(engine.forecast(3).quantiles, before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"anomaly_run": 0}, "an anomaly run must be a whole number of steps >= 1"),
+        ({"step_seconds": 0}, "step_seconds must be a whole number of seconds >= 1"),
+        ({"step_seconds": 2.5}, "step_seconds must be a whole number"),
+        ({"horizon": 2.5}, "the horizon must be a whole number of steps >= 1"),
+        ({"lower": float("nan")}, "lower must be a number or None"),
+        ({"lower": 10.0, "upper": 5.0}, r"lower \(10\) is above upper \(5\)"),
+    ],
+)
+def test_bad_engine_arguments_are_refused_at_construction(
+    kwargs: dict[str, float], message: str
+) -> None:
+    with pytest.raises(ForecastError, match=message):
+        make_forecaster("auto", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_refused_update_leaves_the_engine_as_it_was() -> None:
+    engine = make_forecaster("auto", horizon=3)
+    with pytest.raises(ForecastError, match="observed must have the shape"):
+        engine.update(np.ones((4, 3)), np.ones((4, 2), dtype=bool))
+    with pytest.raises(ForecastError, match="observed must be booleans"):
+        engine.update(np.ones((4, 3)), np.full((4, 3), 0.5))
+    with pytest.raises(ForecastError, match="at least one series"):
+        engine.update(np.ones((0, 3)))
+    engine.update(np.full((4, 30), 5.0))  # sized by the first update that is accepted
+    assert engine.n_series == 4
+    with pytest.raises(ForecastError, match="whole number of steps"):
+        engine.forecast(2.5)  # type: ignore[arg-type]
+
+
+def test_observations_outside_the_bounds_are_said_in_the_note() -> None:
+    engine = make_forecaster("auto", horizon=3, upper=100.0)
+    panel = np.full((3, 60), 50.0)
+    panel[0] = 150.0
+    panel[1] = -20.0
+    engine.update(panel)
+    notes = engine.forecast(3).notes
+    assert "observed outside the bounds [0.0, 100.0]: forecasts are clipped" in notes[0]
+    assert "observed outside the bounds" in notes[1]
+    assert "outside the bounds" not in notes[2]

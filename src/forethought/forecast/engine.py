@@ -12,6 +12,7 @@ A forecast is then the newest combined path plus the residual quantiles of its h
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,7 @@ from forethought.core.resources import MAX_READING
 from forethought.forecast.anomaly import Anomaly, AnomalyDetector
 from forethought.forecast.base import (
     DEFAULT_LEVELS,
+    ROUNDING,
     BoolArray,
     FloatArray,
     Forecast,
@@ -65,8 +67,19 @@ class ForecastEngine(Forecaster):
     ) -> None:
         if not models:
             raise ForecastError("the engine needs at least one model")
-        if horizon < 1:
-            raise ForecastError("the horizon must be at least one step")
+        if not _is_int(horizon) or horizon < 1:
+            raise ForecastError(
+                f"the horizon must be a whole number of steps >= 1, got {horizon!r}"
+            )
+        if not _is_int(anomaly_run) or anomaly_run < 1:
+            raise ForecastError(
+                f"an anomaly run must be a whole number of steps >= 1, got {anomaly_run!r}"
+            )
+        for name, bound in (("lower", lower), ("upper", upper)):
+            if bound is not None and (not isinstance(bound, int | float) or math.isnan(bound)):
+                raise ForecastError(f"{name} must be a number or None, got {bound!r}")
+        if lower is not None and upper is not None and lower > upper:
+            raise ForecastError(f"lower ({lower:g}) is above upper ({upper:g})")
         self.models = list(models)
         self.horizon = horizon
         self.levels = validate_levels(levels)
@@ -104,7 +117,6 @@ class ForecastEngine(Forecaster):
                 f"the paths the engine keeps, more than this machine's {total / 2**30:,.1f} "
                 "GiB; shorten the horizon or forecast fewer series at once"
             )
-        self._n = n
         needed = max([m.history_needed for m in self.models] + [self.fallback.history_needed])
         self.history = History(n, max(needed, H + 1))
         for model in [*self.models, self.fallback]:
@@ -133,6 +145,8 @@ class ForecastEngine(Forecaster):
         # Each model's H-step forecast, slot s % H (float32 too: it only scores the models).
         self._last_h = np.full((H, M, n), np.nan, dtype=np.float32)
         self._loss = np.zeros((M, n))
+        self._out_of_bounds = np.zeros(n, dtype=bool)  # observed outside [lower, upper]
+        self._n = n  # last: an engine that failed to size itself is still unsized
         self._valid = np.zeros((M, n), dtype=bool)
         self._weights = np.full((M, n), 1.0 / M)
         self._upper1 = np.full(n, np.nan)
@@ -170,17 +184,37 @@ class ForecastEngine(Forecaster):
 
     # -- verbs -------------------------------------------------------------------------
     def update(self, values: FloatArray, observed: BoolArray | None = None) -> None:
+        """Feed (series, steps) samples, or one step as (series,).
+
+        NaN and infinite values are missing samples, as are those where ``observed`` (booleans
+        of the same shape) is False. Everything is checked before any state moves: a refused
+        update leaves the engine as it was.
+        """
         values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
             values = values[:, None]
         if values.ndim != 2:
             raise ForecastError(f"update takes (series, steps); got shape {values.shape}")
-        if self._n is None:
-            self._allocate(values.shape[0])
-        if values.shape[0] != self._n:
+        if values.shape[0] == 0:
+            raise ForecastError("update needs at least one series")
+        if self._n is not None and values.shape[0] != self._n:
             raise ForecastError(f"expected {self._n} series, got {values.shape[0]}")
-        mask = np.isfinite(values) if observed is None else np.asarray(observed, dtype=bool)
-        mask = mask & np.isfinite(values)
+        if observed is None:
+            mask = np.isfinite(values)
+        else:
+            given = np.asarray(observed)
+            if given.ndim == 1 and values.shape[1] == 1:
+                given = given[:, None]
+            if given.shape != values.shape:
+                raise ForecastError(
+                    f"observed must have the shape of the values {values.shape}, got {given.shape}"
+                )
+            if given.dtype != bool and not (
+                given.dtype.kind in "iu" and np.isin(given, (0, 1)).all()
+            ):
+                raise ForecastError(f"observed must be booleans (or 0/1), got dtype {given.dtype}")
+            mask = given.astype(bool)
+        mask = mask & np.isfinite(values)  # NaN and infinite values are missing samples
         huge = mask & (np.abs(values) > MAX_READING)
         if huge.any():  # checked before any state moves: the engine stays as it was
             series, step = (int(x[0]) for x in np.nonzero(huge))
@@ -189,6 +223,14 @@ class ForecastEngine(Forecaster):
                 f"engine takes (magnitude at most {MAX_READING:g}); express the series in a "
                 "larger unit"
             )
+        if self._n is None:
+            self._allocate(values.shape[0])
+        # Forecasts are clipped to [lower, upper]; data outside them is kept as seen, and
+        # the series' note says its forecasts cannot follow it there.
+        low = -np.inf if self.lower is None else self.lower - ROUNDING * max(1.0, abs(self.lower))
+        high = np.inf if self.upper is None else self.upper + ROUNDING * max(1.0, abs(self.upper))
+        outside = mask & ((values < low) | (values > high))
+        self._out_of_bounds |= outside.any(axis=1)
         for k in range(values.shape[1]):  # loop over time steps, vectorised over series
             self._step(values[:, k], mask[:, k])
 
@@ -304,6 +346,8 @@ class ForecastEngine(Forecaster):
 
     def forecast(self, horizon: int | None = None) -> Forecast:
         H = self.horizon if horizon is None else horizon
+        if not _is_int(H):
+            raise ForecastError(f"the horizon must be a whole number of steps, got {H!r}")
         if self._n is None or self.steps == 0:
             raise ForecastError("forecast called before any update")
         if not 1 <= H <= self.horizon:
@@ -343,6 +387,7 @@ class ForecastEngine(Forecaster):
             self._used_fallback,
             pooled,
             self.history.observed_count == 0,
+            self._out_of_bounds,
         ]
         code = np.zeros(self.n_series, dtype=np.int64)
         for b, flag in enumerate(bits):
@@ -359,8 +404,18 @@ class ForecastEngine(Forecaster):
                 parts.append("too few residuals of its own: quantiles borrowed from all series")
             if c >> (M + 2) & 1:
                 parts.append("no observation yet: forecast missing")
+            if c >> (M + 3) & 1:
+                parts.append(
+                    f"observed outside the bounds [{self.lower}, {self.upper}]: forecasts are "
+                    "clipped to them"
+                )
             texts[c] = "; ".join(parts)
         return tuple(texts[c] for c in code.tolist())
+
+
+def _is_int(value: object) -> bool:
+    """A whole number (an int or NumPy integer, not a bool or a float)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _physical_memory() -> int | None:
@@ -452,6 +507,12 @@ def make_forecaster(
     A single model that cannot forecast a series (too little history, no cycle...) falls
     back to the moving median, and the forecast's note for that series says why.
     """
+    if not _is_int(step_seconds) or step_seconds < 1:
+        raise ForecastError(
+            f"step_seconds must be a whole number of seconds >= 1, got {step_seconds!r}"
+        )
+    if not _is_int(horizon) or horizon < 1:
+        raise ForecastError(f"the horizon must be a whole number of steps >= 1, got {horizon!r}")
     if name == "auto":
         models = _auto(step_seconds, horizon)
         fallback: PointModel = LastValue()
