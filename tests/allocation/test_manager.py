@@ -12,6 +12,7 @@ from forethought.allocation.manager import (
 )
 from forethought.allocation.policy import VmInfo, parse_policy
 from forethought.cluster.backend import Resize
+from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
 from forethought.forecast.anomaly import Anomaly
 
@@ -226,3 +227,41 @@ def test_an_idle_vm_stops_being_resized_once_the_change_is_negligible() -> None:
     assert changes.max() <= 25
     assert (np.diff(alloc[:, -288:], axis=1) == 0).all()
     assert alloc[:, -1].max() < 0.15
+
+
+def test_a_mistaken_call_is_refused_before_any_state_moves() -> None:
+    rec = recommender()
+    with pytest.raises(ForethoughtError, match=r"usage and observed must have shape \(4,\)"):
+        rec.observe(np.ones(3), np.ones(3, dtype=bool))
+    with pytest.raises(ForethoughtError, match=r"short must have shape \(4,\)"):
+        rec.shortfall(np.ones(2, dtype=bool))
+    with pytest.raises(ForethoughtError, match="at least one observe"):
+        rec.recommend()
+    # The right shapes still work: nothing was sized on the refused call.
+    alloc = feed(rec, np.full((4, 5), 20.0))
+    assert np.isfinite(alloc).all()
+
+
+@pytest.mark.parametrize(
+    ("n", "capacity", "step", "message"),
+    [
+        (4, np.full(2, 100.0), STEP, r"capacity must have shape \(4,\)"),
+        (4, np.array([np.nan, 100.0, 100.0, 100.0]), STEP, "positive \\(or infinite\\)"),
+        (4, np.array([-5.0, 100.0, 100.0, 100.0]), STEP, "positive \\(or infinite\\)"),
+        (4, np.full(4, 100.0), 0, "step_seconds must be a positive integer"),
+    ],
+)
+def test_a_bad_reset_is_refused(n: int, capacity: np.ndarray, step: int, message: str) -> None:
+    rec = recommender()
+    with pytest.raises(ForethoughtError, match=message):
+        rec.reset(n, capacity, step)
+
+
+def test_nothing_before_reset() -> None:
+    policy = parse_policy("version: 1\ngroups:\n  - {name: all, match: {name: '*'}}\n")
+    groups = policy.assign([VmInfo("a")])
+    rec = PredictiveRecommender(Settings.from_policy(policy, groups, Resource.CPU, STEP))
+    with pytest.raises(ForethoughtError, match="reset must be called before anything else"):
+        rec.observe(np.ones(1), np.ones(1, dtype=bool))
+    with pytest.raises(ForethoughtError, match="reset must be called before anything else"):
+        rec.recommend()

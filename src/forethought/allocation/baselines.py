@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from forethought.allocation.base import Recommender
+from forethought.allocation.base import Recommender, checked_reset, checked_short, checked_step
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource, parse_resource
 from forethought.forecast.base import BoolArray, FloatArray
@@ -104,36 +104,16 @@ class _Baseline:
     # The protocol.
 
     def reset(self, n: int, capacity: FloatArray, step_seconds: int) -> None:
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-            raise ForethoughtError(f"n must be a non-negative integer, got {n!r}")
-        cap = np.array(capacity, dtype=np.float64)
-        if cap.shape != (int(n),):
-            raise ForethoughtError(f"capacity must have shape ({n},), got {cap.shape}")
-        if not (np.isfinite(cap) & (cap > 0.0)).all():
-            raise ForethoughtError("capacity must be positive and finite for every VM")
-        if (
-            isinstance(step_seconds, bool)
-            or not isinstance(step_seconds, int | np.integer)
-            or step_seconds <= 0
-        ):
-            raise ForethoughtError(f"step_seconds must be a positive integer, got {step_seconds!r}")
-        self._n = int(n)
+        self._n, cap, self._step_seconds = checked_reset(n, capacity, step_seconds)
         self._cap = cap
         self._low = np.minimum(self.floor, cap)
-        self._step_seconds = int(step_seconds)
         self._step = -1  # index of the step last observed; its time is step * step_seconds
         self._seen = np.zeros(self._n, dtype=bool)
         self._start()
 
     def observe(self, usage: FloatArray, observed: BoolArray) -> None:
         self._ready()
-        u = np.asarray(usage, dtype=np.float64)
-        ok = np.asarray(observed, dtype=bool)
-        if u.shape != (self._n,) or ok.shape != (self._n,):
-            raise ForethoughtError(
-                f"usage and observed must have shape ({self._n},), got {u.shape} and {ok.shape}"
-            )
-        ok = ok & np.isfinite(u)
+        u, ok = checked_step(self._n, usage, observed)
         u = np.where(ok, np.maximum(u, 0.0), 0.0)
         self._step += 1
         self._seen |= ok
@@ -141,9 +121,7 @@ class _Baseline:
 
     def shortfall(self, short: BoolArray) -> None:
         self._ready()
-        s = np.asarray(short, dtype=bool)
-        if s.shape != (self._n,):
-            raise ForethoughtError(f"short must have shape ({self._n},), got {s.shape}")
+        s = checked_short(self._n, short)
         if s.any():
             self._shortfall(s)
 

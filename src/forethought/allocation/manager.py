@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from forethought.allocation.base import checked_reset, checked_short, checked_step
 from forethought.allocation.cross import CrossReport
 from forethought.allocation.policy import (
     AnomalyAction,
@@ -163,12 +164,16 @@ class PredictiveRecommender:
         # Cross-resource anomalies found over all of the VMs' resources (see
         # forethought.allocation.cross), acted on here like this resource's own.
         self.cross: CrossReport | None = None
+        self._n = -1  # until reset
 
     def reset(self, n: int, capacity: FloatArray, step_seconds: int) -> None:
         s = self.settings
+        # A bandwidth has no size: its capacity may be infinite (the policy's max bounds it).
+        n, capacity, step_seconds = checked_reset(n, capacity, step_seconds, unbounded=True)
         if s.minimum.shape != (n,):
             raise ForethoughtError(f"settings are for {s.minimum.size} VMs, not {n}")
-        self.capacity = np.asarray(capacity, dtype=np.float64)
+        self._n = n
+        self.capacity = capacity
         self.horizon = int(max(s.lookahead.max(), 1 + self.resize_delay))
         levels = tuple(sorted({*DEFAULT_LEVELS, *s.quantile.tolist()}))
         self.engine: ForecastEngine = make_forecaster(
@@ -205,11 +210,13 @@ class PredictiveRecommender:
         self.decision = Decision(np.zeros(n, dtype=np.int8))
 
     def observe(self, usage: FloatArray, observed: BoolArray) -> None:
+        usage, observed = checked_step(self._n, usage, observed)
         self.engine.update(usage[:, None], observed[:, None])
         self.last = np.where(observed, usage, self.last)
         self.step += 1
 
     def shortfall(self, short: BoolArray) -> None:
+        short = checked_short(self._n, short)
         s = self.settings
         raised = self.last * (1.0 + np.maximum(s.headroom, 0.2))
         self.floor = np.where(short, np.maximum(self.floor, raised), self.floor)
@@ -233,6 +240,10 @@ class PredictiveRecommender:
         self.learned = np.where(np.isfinite(target), learned, 0.0)
 
     def recommend(self) -> FloatArray:
+        if self._n < 0:
+            raise ForethoughtError("reset must be called before anything else")
+        if self.step == 0:
+            raise ForethoughtError("recommend needs at least one observe first")
         s = self.settings
         n = self.alloc.size
         fc = self.engine.forecast(self.horizon)
