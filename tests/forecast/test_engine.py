@@ -385,3 +385,21 @@ def test_observations_outside_the_bounds_are_said_in_the_note() -> None:
     assert "observed outside the bounds [0.0, 100.0]: forecasts are clipped" in notes[0]
     assert "observed outside the bounds" in notes[1]
     assert "outside the bounds" not in notes[2]
+
+
+@pytest.mark.parametrize("name", ["global", "auto"])
+def test_forecasts_do_not_depend_on_the_order_of_the_series(name: str) -> None:
+    # The global model trains on the same (row, horizon) pairs of every series, so a
+    # permuted panel gives the same forecasts (up to the order of floating-point sums).
+    rng = np.random.default_rng(3)
+    steps, n = 500, 30
+    phase = rng.uniform(0, 6, (n, 1))
+    panel = 40 + 20 * np.sin(np.arange(steps)[None] * 2 * np.pi / 12 + phase)
+    panel = np.clip(panel + rng.gamma(2, 5, (n, steps)), 0, None)
+    order = np.roll(np.arange(n), 1)
+    straight = make_forecaster(name, horizon=6)
+    straight.update(panel)
+    permuted = make_forecaster(name, horizon=6)
+    permuted.update(panel[order])
+    back = permuted.forecast(6).quantiles[np.argsort(order)]
+    np.testing.assert_allclose(back, straight.forecast(6).quantiles, atol=1e-2)

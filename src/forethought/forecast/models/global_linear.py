@@ -142,16 +142,22 @@ class GlobalLinear(PointModel):
             usable = held - lo  # rows old enough to have a target at the band's first step
             if usable <= 0:
                 continue
-            # Draw (series, row, horizon) triples first, then gather only those rows.
-            size = min(self.max_rows, m * usable * (hi - lo + 1))
-            h = self._rng.integers(lo, hi + 1, size=size)
-            k = self._rng.integers(0, usable, size=size)
-            fits = k + h < held  # target at x[:, offset + k + h] must exist
-            h, k = h[fits], k[fits]
-            i = self._rng.integers(0, m, size=len(k))
-            X = self._ring[i, (oldest + k) % self.memory].astype(np.float64)
-            yv = x[i, offset + k + h]
-            wv = weight_of_series[i]
+            # Draw (row, horizon) pairs, then take them for every series of the panel: the
+            # same pairs for all, so the fit does not depend on the order of the series.
+            ks, hs = np.meshgrid(np.arange(usable), np.arange(lo, hi + 1), indexing="ij")
+            fits = (ks + hs < held).ravel()  # target at x[:, offset + k + h] must exist
+            pairs = np.flatnonzero(fits)
+            wanted = max(1, self.max_rows // m)
+            if pairs.size > wanted:
+                pairs = np.sort(self._rng.choice(pairs, size=wanted, replace=False))
+            k, h = ks.ravel()[pairs], hs.ravel()[pairs]
+            X = (
+                self._ring[:, (oldest + k) % self.memory]
+                .astype(np.float64)
+                .reshape(-1, len(FEATURES))
+            )
+            yv = x[:, offset + k + h].reshape(-1)
+            wv = np.repeat(weight_of_series, k.size)
             keep = np.isfinite(yv) & np.isfinite(X).all(axis=1) & (wv > 0)
             X, yv, wv = X[keep], yv[keep], wv[keep]
             if len(yv) < 10 * len(FEATURES):
