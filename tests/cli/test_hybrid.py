@@ -143,3 +143,17 @@ def test_allocate_takes_a_policy_and_an_inventory(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, bad)
         assert result.exit_code == 1
         assert message in result.output
+
+
+def test_a_log_dir_holding_an_earlier_run_is_refused(tmp_path: Path) -> None:
+    args = ["hybrid", *SLICE, "--json", "--log-dir", str(tmp_path)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    again = CliRunner().invoke(main, args)  # appending would count both runs' actions
+    assert again.exit_code == 1
+    assert "already holds the logs of a run" in again.output
+
+
+def test_a_run_without_a_single_migration_has_an_empty_log_not_an_error() -> None:
+    result = CliRunner().invoke(main, ["hybrid", "--vms", "1", "--steps", "12", "--json"])
+    assert result.exit_code == 0, result.output
+    assert all(r["started"] == r["completed"] == 0 for r in json.loads(result.stdout))

@@ -223,6 +223,18 @@ def hybrid_cmd(
                 where.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 _fail(f"--log-dir {log_dir}: {exc.strerror or exc}")
+            # A run's figures come from its own log: appending to an earlier run's would
+            # count that run's actions too (completed above started).
+            earlier = sorted(
+                p.name
+                for name in ("network-aware", "network-blind")
+                if (p := where / f"{name}.jsonl").exists()
+            )
+            if earlier:
+                _fail(
+                    f"--log-dir {log_dir} already holds the logs of a run ({', '.join(earlier)}); "
+                    "give an empty directory, or remove them"
+                )
             for aware in (True, False):
                 name = "network-aware" if aware else "network-blind"
                 results.append(

@@ -316,7 +316,8 @@ def run_hybrid(
     for o in last:
         result.migration_seconds += o.actual_seconds or 0.0
     slowed += _slowdown(last, loop, backend)
-    latest = ActionLog.read(log_path)
+    # No action at all (one VM that never needs a move): the log was never written.
+    latest = ActionLog.read(log_path) if Path(log_path).exists() else []
     log.close()
     final: dict[str, tuple[ActionState, str, str]] = {}
     saw_failure: set[str] = set()
