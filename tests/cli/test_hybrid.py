@@ -157,3 +157,11 @@ def test_a_run_without_a_single_migration_has_an_empty_log_not_an_error() -> Non
     result = CliRunner().invoke(main, ["hybrid", "--vms", "1", "--steps", "12", "--json"])
     assert result.exit_code == 0, result.output
     assert all(r["started"] == r["completed"] == 0 for r in json.loads(result.stdout))
+
+
+def test_a_float_option_that_is_not_finite_is_refused_naming_it() -> None:
+    for option in ("--latency-ms", "--cost-per-gb", "--link-mbps", "--public-share"):
+        for value in ("nan", "inf"):
+            result = CliRunner().invoke(main, ["hybrid", *SLICE, option, value])
+            assert result.exit_code == 2, (option, value, result.output)
+            assert f"Invalid value for '{option}'" in result.output

@@ -314,3 +314,43 @@ def test_an_inventory_puts_tagged_vms_in_their_group_inside_the_simulation(
     alone = runner.invoke(main, ["simulate", day, "--inventory", str(inventory)])
     clean_exit(alone, 1)
     assert "--inventory goes with --allocation-policy" in alone.output
+
+
+def test_compare_json_is_a_list_even_for_one_policy(runner: CliRunner, day: str) -> None:
+    result = runner.invoke(main, ["compare", day, "--policies", "lr-mmt", "--hosts", "4", "--json"])
+    clean_exit(result, 0)
+    assert [r["policy"] for r in json.loads(result.stdout)] == ["lr-mmt"]
+
+
+@pytest.mark.parametrize(
+    ("policies", "message"),
+    [
+        ("dvfs,lr-mmt:-1", "--policies: 'lr-mmt:-1': the parameter of lr-mmt must be"),
+        ("dvfs,thr-mmt:nan", "--policies: 'thr-mmt:nan'"),
+        ("lr-mmt,lr-mmt", "--policies names 'lr-mmt' twice"),
+    ],
+)
+def test_compare_checks_every_policy_before_the_first_run(
+    runner: CliRunner, day: str, policies: str, message: str
+) -> None:
+    result = runner.invoke(main, ["compare", day, "--policies", policies, "--hosts", "4"])
+    clean_exit(result, 1)
+    assert message in " ".join(result.output.split())
+    assert result.stdout == ""  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (["--report", ""], "an output path is empty"),
+        (["--timeline", ""], "an output path is empty"),
+        (["--report", "{tmp}/x", "--timeline", "{tmp}/x"], "both name"),
+    ],
+)
+def test_outputs_that_cannot_both_be_written_are_refused_first(
+    runner: CliRunner, day: str, tmp_path: Path, outputs: list[str], message: str
+) -> None:
+    args = ["simulate", day, "--hosts", "4", *(o.format(tmp=tmp_path) for o in outputs)]
+    result = runner.invoke(main, args)
+    clean_exit(result, 1)
+    assert message in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,7 @@ def test_the_timeline_is_one_parquet_table_of_every_run(tmp_path: Path) -> None:
     table = pq.read_table(path)
     assert set(table.column_names) == {
         "policy",
+        "parameter",
         "time",
         "active_hosts",
         "energy_kwh",
@@ -139,6 +141,8 @@ def test_the_timeline_is_one_parquet_table_of_every_run(tmp_path: Path) -> None:
     assert table.num_rows == 2 * 11
     column = table.to_pydict()
     assert column["policy"] == ["dvfs"] * 11 + ["lr-mmt"] * 11
+    expected = [math.nan if r.parameter is None else r.parameter for r in results]
+    np.testing.assert_array_equal(column["parameter"], np.repeat(expected, 11))
     assert column["energy_kwh"][:11] == results[0].timeline["energy_kwh"]
     assert column["migrations"][11:] == results[1].timeline["migrations"]
 
@@ -148,3 +152,21 @@ def test_an_unwritable_timeline_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "no" / "such" / "dir" / "timeline.parquet"
     with pytest.raises(ForethoughtError, match="cannot write the timeline"):
         write_timeline([simulate(t, "dvfs", hosts=16)], str(path))
+
+
+def test_runs_of_one_policy_are_told_apart_by_their_parameter(tmp_path: Path) -> None:
+    t = telemetry(100.0 * utilisation(9, 24, 12, low=0.05))
+    results = [simulate(t, "thr-mmt", 0.7, hosts=16), simulate(t, "thr-mmt", 0.9, hosts=16)]
+    path = tmp_path / "timeline.parquet"
+    write_timeline(results, str(path))
+    column = pq.read_table(path).to_pydict()
+    assert sorted(set(column["parameter"])) == [0.7, 0.9]
+
+
+def test_a_timeline_that_fails_to_write_leaves_the_path_as_it_was(tmp_path: Path) -> None:
+    t = telemetry(100.0 * utilisation(9, 24, 12, low=0.05))
+    target = tmp_path / "taken"
+    target.mkdir()  # a directory: opening it for writing fails
+    with pytest.raises(ForethoughtError, match="cannot write the timeline"):
+        write_timeline([simulate(t, "dvfs", hosts=16)], str(target))
+    assert target.is_dir()

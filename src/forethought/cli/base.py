@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from inspect import cleandoc
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -83,6 +83,21 @@ def _writable(path: str) -> None:
         _fail(f"cannot write {path}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         _fail(f"cannot write {path}: the directory {parent} is not writable")
+
+
+class Finite(click.FloatRange):
+    """A float range that also refuses NaN and infinity, which pass click's own range
+    check (every comparison with NaN is false) and fail later, far from the option."""
+
+    name = "finite float range"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number: float = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 _RESOURCE_CHOICE = click.Choice([r.value for r in Resource], case_sensitive=False)

@@ -11,6 +11,7 @@ import numpy as np
 from rich.table import Table
 
 from forethought.cli.base import (
+    Finite,
     _errors,
     _fail,
     _format_option,
@@ -22,6 +23,7 @@ from forethought.cli.base import (
     _vm_infos,
     _writable,
     main,
+    stderr,
     stdout,
 )
 from forethought.core.resources import BANDWIDTHS
@@ -63,35 +65,35 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without 
 )
 @click.option(
     "--public-share",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
+    type=Finite(0.0, 1.0, max_open=True),
     default=0.3,
     show_default=True,
     help="Share of the VMs that start on the public site.",
 )
 @click.option(
     "--link-mbps",
-    type=click.FloatRange(min=0.0, min_open=True),
+    type=Finite(min=0.0, min_open=True),
     default=100.0,
     show_default=True,
     help="Bandwidth of the link between the sites, in Mbit/s.",
 )
 @click.option(
     "--latency-ms",
-    type=click.FloatRange(min=0.0),
+    type=Finite(min=0.0),
     default=30.0,
     show_default=True,
     help="Latency of the link between the sites, in milliseconds (added to every transfer).",
 )
 @click.option(
     "--host-disk-mibs",
-    type=click.FloatRange(min=0.0, min_open=True),
+    type=Finite(min=0.0, min_open=True),
     default=None,
     help="What each host's disks deliver, reads and writes together, in MiB/s (default: "
     "not modelled). With --allocate, disk throttles are granted within it.",
 )
 @click.option(
     "--cost-per-gb",
-    type=click.FloatRange(min=0.0),
+    type=Finite(min=0.0),
     default=0.09,
     show_default=True,
     help="Price of a GB sent across the link, in your currency (reported as it is).",
@@ -186,8 +188,12 @@ def hybrid_cmd(
     from forethought.migration.hybrid import HybridSetup, run_hybrid
     from forethought.sim.runner import cpu_utilisation
 
-    if report:
+    if report is not None:
         _writable(report)
+        from forethought.core.htmlpage import pyplot
+
+        with _errors():
+            pyplot()  # a missing matplotlib is an error before the runs, not after them
     if allocation_policy is not None and not allocate:
         _fail("--allocation-policy goes with --allocate")
     if inventory is not None and allocation_policy is None:
@@ -254,12 +260,13 @@ def hybrid_cmd(
         click.echo(_json([r.to_dict() for r in results], indent=2))
     else:
         _hybrid_table(trace, u.shape[0], results, bool(allocate), bool(io), fail_every > 0)
-    if report:
+    if report is not None:
         from forethought.sim.report import write_hybrid
 
         # After the figures are out: a failing disk must not take them with it.
         with _errors():
             write_hybrid(results, Path(report), f"two-site control loop on {trace}", trace)
+        stderr.print(f"wrote {report}", highlight=False)
 
 
 def _hybrid_table(

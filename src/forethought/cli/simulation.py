@@ -23,6 +23,7 @@ from forethought.cli.base import (
     stderr,
     stdout,
 )
+from forethought.core.errors import ForethoughtError
 from forethought.sim.metrics import SimResult
 from forethought.sim.policies import POLICIES
 from forethought.telemetry.series import Telemetry
@@ -105,10 +106,25 @@ def _run_policies(
 
 
 def _check_outputs(report: str | None, timeline: str | None) -> None:
-    """Refuse unwritable output files before the simulation, not after it."""
+    """Refuse output files that could not be written (a bad path, the same path for both,
+    a library missing) before the simulation, not after it."""
     for path in (report, timeline):
-        if path:
+        if path is not None:
             _writable(path)
+    if report is not None and timeline is not None:
+        from pathlib import Path
+
+        if Path(report).resolve() == Path(timeline).resolve():
+            _fail(f"--report and --timeline both name {report}: the second would overwrite it")
+    with _errors():
+        if report is not None:
+            from forethought.core.htmlpage import pyplot
+
+            pyplot()
+        if timeline is not None:
+            from forethought.sim.runner import parquet_writer
+
+            parquet_writer()
 
 
 def _outputs(
@@ -118,6 +134,7 @@ def _outputs(
     report: str | None,
     timeline: str | None,
     title: str,
+    as_list: bool = False,
 ) -> None:
     from pathlib import Path
 
@@ -125,17 +142,17 @@ def _outputs(
     from forethought.sim.runner import write_timeline
 
     # The figures go out first: a file that fails to write must not take them with it.
-    if as_json:
+    if as_json:  # simulate prints its run's object, compare a list of them
         payload = [r.to_dict() for r in results]
-        click.echo(_json(payload[0] if len(payload) == 1 else payload, indent=2))
+        click.echo(_json(payload if as_list else payload[0], indent=2))
     else:
         stdout.print(_sim_table(results, title))
-    if report:
+    if report is not None:
         html_report.write(results, Path(report), title, telemetry.source)
-    if timeline:
+    if timeline is not None:
         write_timeline(results, timeline)
     for path in (report, timeline):
-        if path:
+        if path is not None:
             stderr.print(f"wrote {path}", highlight=False)
 
 
@@ -337,9 +354,17 @@ def compare_cmd(
         if name not in POLICIES:
             _fail(f"--policies: unknown policy {name!r}; choose from {', '.join(POLICIES)}")
         try:
-            runs.append((name, float(value) if value else None))
+            parameter = float(value) if value else None
         except ValueError:
             _fail(f"--policies: {item!r}: the parameter after ':' must be a number")
+        try:  # every parameter is checked before the first run, not when its turn comes
+            POLICIES[name].build(parameter)
+            POLICIES[name].build_planner(parameter)
+        except ForethoughtError as exc:
+            _fail(f"--policies: {item!r}: {exc}")
+        if (name, parameter) in runs:
+            _fail(f"--policies names {item!r} twice")
+        runs.append((name, parameter))
     if not runs:
         _fail("--policies: name at least one policy")
     _check_outputs(report, timeline)
@@ -356,4 +381,12 @@ def compare_cmd(
             allocation_policy,
             inventory,
         )
-        _outputs(telemetry, results, as_json, report, timeline, f"policies compared on {trace}")
+        _outputs(
+            telemetry,
+            results,
+            as_json,
+            report,
+            timeline,
+            f"policies compared on {trace}",
+            as_list=True,
+        )

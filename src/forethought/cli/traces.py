@@ -8,6 +8,7 @@ import numpy as np
 from rich.table import Table
 
 from forethought.cli.base import (
+    Finite,
     _errors,
     _fail,
     _format_option,
@@ -395,7 +396,7 @@ def backtest_cmd(
 @click.option(
     "--level",
     "levels",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=Finite(0, 1, min_open=True, max_open=True),
     multiple=True,
     help="Quantile level to forecast (repeatable; default 0.5 0.9 0.95 0.99).",
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -91,8 +93,8 @@ def simulate(
     return dc.run(progress=progress)
 
 
-def write_timeline(results: list[SimResult], path: str) -> None:
-    """Every run's per-interval timeline as one Parquet table (needs ``forethought[parquet]``)."""
+def parquet_writer() -> tuple[Any, Any]:
+    """``(pyarrow, pyarrow.parquet)``, or a clear error naming the extra that brings them."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -100,13 +102,28 @@ def write_timeline(results: list[SimResult], path: str) -> None:
         raise ForethoughtError(
             "--timeline writes Parquet: pip install 'forethought[parquet]'"
         ) from exc
-    columns: dict[str, list[object]] = {"policy": []}
+    return pa, pq
+
+
+def write_timeline(results: list[SimResult], path: str) -> None:
+    """Every run's per-interval timeline as one Parquet table (needs ``forethought[parquet]``).
+
+    Runs are told apart by ``policy`` and ``parameter`` (NaN: the policy's default).
+    """
+    pa, pq = parquet_writer()
+    columns: dict[str, list[object]] = {"policy": [], "parameter": []}
     for r in results:
         n = len(r.timeline.get("time", []))
         columns["policy"].extend([r.policy] * n)
+        columns["parameter"].extend([math.nan if r.parameter is None else r.parameter] * n)
         for key, values in r.timeline.items():
             columns.setdefault(key, []).extend(values)
+    # Built in memory, then written: pyarrow removes the target of a write that fails,
+    # which must never take away what was there (a device node, as root).
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), sink)
     try:
-        pq.write_table(pa.table(columns), path)
+        with open(path, "wb") as handle:
+            handle.write(sink.getvalue().to_pybytes())
     except OSError as exc:
         raise ForethoughtError(f"cannot write the timeline {path}: {exc}") from exc
