@@ -134,8 +134,8 @@ def test_migration_across_sites_runs_at_the_link_speed() -> None:
     cluster.links = [Link("dc", "cloud", latency_ms=20.0, bandwidth_mbps=100.0, cost_per_gb=0.02)]
     b = SimulatedBackend(cluster, np.full((2, 3), 0.2), np.array([0, 0]))
     status = b.migrate(Migrate("vm-0", "host-1"))
-    # 870 MB over half of 100 Mbit/s (6.25 MB/s).
-    assert status.expected_end == pytest.approx(870 / 6.25)
+    # 870 MB over half of 100 Mbit/s (6.25 MB/s), after the link's 20 ms of latency.
+    assert status.expected_end == pytest.approx(870 / 6.25 + 0.02)
     assert {h.site for h in b.inventory().hosts} == {"dc", "cloud"}
 
 

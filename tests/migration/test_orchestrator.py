@@ -27,6 +27,7 @@ from forethought.migration.orchestrator import (
 
 S = ActionState
 LINK = ("dc", "cloud")
+LATENCY_S = 0.02  # the link's one-way latency: every transfer across it waits this long
 N_VMS = 16
 
 
@@ -44,7 +45,15 @@ def two_sites(link_mbps: float = 100.0, public_host_mbps: float = 1000.0) -> Clu
         vm_type=np.arange(N_VMS) // 4,
         sites=[Site("dc"), Site("cloud", "public")],
         host_site=np.array([0, 0, 0, 0, 1, 1, 1, 1]),
-        links=[Link("dc", "cloud", latency_ms=20.0, bandwidth_mbps=link_mbps, cost_per_gb=0.05)],
+        links=[
+            Link(
+                "dc",
+                "cloud",
+                latency_ms=1000 * LATENCY_S,
+                bandwidth_mbps=link_mbps,
+                cost_per_gb=0.05,
+            )
+        ],
     )
 
 
@@ -216,8 +225,9 @@ def test_concurrent_migrations_on_a_link_split_its_tunnel(tmp_path: Path) -> Non
     assert rig.orch.tunnel_capacity() == {LINK: pytest.approx(50.0)}
     assert a.bandwidth_mbps == pytest.approx(25.0)
     assert b.bandwidth_mbps == pytest.approx(25.0)
-    # The backend runs each at its share: 870 MB at 25 Mbit/s takes 278.4 s, not 139.2.
-    assert a.expected_end == pytest.approx(870 / (25 / 8))
+    # The backend runs each at its share: 870 MB at 25 Mbit/s takes 278.4 s, not 139.2
+    # (plus the link's latency, LATENCY_S).
+    assert a.expected_end == pytest.approx(870 / (25 / 8) + LATENCY_S)
     assert rig.orch.in_flight[a.action].bandwidth_mbps == pytest.approx(25.0)
     started = [r for r in ActionLog.read(rig.path) if r.state is S.STARTED]
     assert [r.facts["bandwidth_mbps"] for r in started] == pytest.approx([25.0, 25.0])
@@ -252,8 +262,8 @@ def test_the_tunnel_follows_the_migrations_as_they_start_and_finish(tmp_path: Pa
     assert second.bandwidth_mbps == pytest.approx(40.0)
     assert third.bandwidth_mbps == pytest.approx(40.0)
     assert local.bandwidth_mbps is None  # within a site: no tunnel
-    assert first.expected_end == pytest.approx(870 / (50 / 8))  # 139.2 s
-    assert second.expected_end == pytest.approx(870 / (40 / 8))  # 174 s
+    assert first.expected_end == pytest.approx(870 / (50 / 8) + LATENCY_S)  # 139.2 s + latency
+    assert second.expected_end == pytest.approx(870 / (40 / 8) + LATENCY_S)  # 174 s + latency
 
     rig.run(150.0)  # the first and the local one finish
     assert set(rig.orch.in_flight) == {second.action, third.action}
@@ -294,13 +304,14 @@ def test_a_completion_is_checked_measured_and_learnt_from(tmp_path: Path) -> Non
     rig.orch = Orchestrator(rig.backend, rig.network, rig.orch.log)
     [d] = rig.orch.submit([prop("vm-0", "host-0", "host-4", target_pressure=0.42)], 0.0)
     assert d.bandwidth_mbps == pytest.approx(100.0)
-    assert d.expected_end == pytest.approx(139.2)  # the link, not the share, held it
+    assert d.expected_end == pytest.approx(139.2 + LATENCY_S)  # the link, not the share, held it
 
     [outcome] = rig.run(200.0)  # polled well after the end, which is no timeout
     assert outcome.state is S.COMPLETED
     assert outcome.predicted == {"target_pressure": 0.42}
-    assert outcome.expected_seconds == pytest.approx(139.2)
-    assert outcome.actual_seconds == pytest.approx(139.2)  # when it ended, not when polled
+    assert outcome.expected_seconds == pytest.approx(139.2 + LATENCY_S)
+    assert outcome.actual_seconds == pytest.approx(139.2 + LATENCY_S)  # at its end, not poll
+
     assert outcome.measured["predicted_seconds"] == pytest.approx(870 / (100 / 8) + 0.02)
     assert outcome.measured["achieved_mbps"] == pytest.approx(50.0)
     # The link carried 100 Mbit/s: the estimate moves 30 % of the way down from 200.
@@ -309,7 +320,7 @@ def test_a_completion_is_checked_measured_and_learnt_from(tmp_path: Path) -> Non
     assert states(rig.path, d.action) == ["planned", "started", "completed"]
     completed = ActionLog.open(rig.path).latest[d.action]
     assert completed.predicted == {"target_pressure": 0.42}
-    assert completed.facts["actual_seconds"] == pytest.approx(139.2)
+    assert completed.facts["actual_seconds"] == pytest.approx(139.2 + LATENCY_S)
 
 
 class ClaimsCompletion(SimulatedBackend):
@@ -509,7 +520,7 @@ def test_a_restarted_orchestrator_finishes_what_was_running(tmp_path: Path) -> N
         remote.action: S.COMPLETED,
         local.action: S.COMPLETED,
     }
-    assert outcomes[0].actual_seconds == pytest.approx(139.2)
+    assert outcomes[0].actual_seconds == pytest.approx(139.2 + LATENCY_S)
     assert host_of(rig.backend, "vm-0") == "host-4"
     assert host_of(rig.backend, "vm-1") == "host-2"
     assert states(rig.path, remote.action) == ["planned", "started", "completed"]

@@ -251,6 +251,8 @@ class SimulatedBackend:
             mbps = min(mbps, action.bandwidth_mbps)
         rate = mbps / 8.0  # MB/s
         duration = float(self.memory[v] / rate)
+        if link is not None:  # across sites every transfer also waits out the link's latency
+            duration += link.latency_ms / 1000.0
         status = MigrationStatus(
             id=f"mig-{next(self._ids)}",
             vm=action.vm,

@@ -454,12 +454,16 @@ class Orchestrator:
         if f.bandwidth_mbps is not None:
             measured["bandwidth_mbps"] = f.bandwidth_mbps
         megabytes = vm.memory_mb if vm is not None else p.ram_mb
-        if measured["actual_seconds"] > 0 and megabytes > 0:
-            measured["achieved_mbps"] = megabytes * 8.0 / measured["actual_seconds"]
+        source, target = self.network.index(p.source), self.network.index(p.target)
+        # The transfer's own time: the link's latency is waited out whatever the rate.
+        latency = float(self.network.latency_ms(source, target)) / 1000.0
+        transfer = measured["actual_seconds"] - (latency if math.isfinite(latency) else 0.0)
+        if transfer > 0 and megabytes > 0:
+            measured["achieved_mbps"] = megabytes * 8.0 / transfer
             try:
                 estimate = self.network.observe(
-                    self.network.index(p.source),
-                    self.network.index(p.target),
+                    source,
+                    target,
                     megabytes,
                     measured["actual_seconds"],
                     cap_mbps=f.bandwidth_mbps,
