@@ -354,3 +354,9 @@ def test_outputs_that_cannot_both_be_written_are_refused_first(
     result = runner.invoke(main, args)
     clean_exit(result, 1)
     assert message in result.output
+
+
+def test_more_hosts_than_a_run_could_use_are_refused(runner: CliRunner, day: str) -> None:
+    result = runner.invoke(main, ["simulate", day, "--hosts", "1000000"])
+    assert result.exit_code == 2
+    assert "1<=x<=100000" in result.output

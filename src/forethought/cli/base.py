@@ -49,6 +49,8 @@ def _errors() -> Iterator[None]:
     except OSError as exc:  # a file the system would not let us read (or write)
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{(exc.strerror or str(exc)).lower()}")
+    except MemoryError:
+        _fail("out of memory: run fewer VMs, hosts or steps at once (--limit, --hosts)")
 
 
 def _finite(obj: object) -> object:

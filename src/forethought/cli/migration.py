@@ -26,6 +26,7 @@ from forethought.cli.base import (
     stderr,
     stdout,
 )
+from forethought.cluster.model import MAX_HOSTS
 from forethought.core.resources import BANDWIDTHS
 
 if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without it
@@ -51,14 +52,14 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without 
 )
 @click.option(
     "--private-hosts",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_HOSTS),
     default=50,
     show_default=True,
     help="Hosts of the private site (older: CloudSim's HP ProLiant ML110 G4, 4 GB).",
 )
 @click.option(
     "--public-hosts",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_HOSTS),
     default=50,
     show_default=True,
     help="Hosts of the public site (newer: ML110 G5 with 8 GB).",

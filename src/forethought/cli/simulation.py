@@ -23,6 +23,7 @@ from forethought.cli.base import (
     stderr,
     stdout,
 )
+from forethought.cluster.model import MAX_HOSTS
 from forethought.core.errors import ForethoughtError
 from forethought.sim.metrics import SimResult
 from forethought.sim.policies import POLICIES
@@ -158,10 +159,11 @@ def _outputs(
 
 _hosts_option = click.option(
     "--hosts",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_HOSTS),
     default=800,
     show_default=True,
-    help="Hosts in the data centre (half HP ML110 G4, half G5, as in CloudSim).",
+    help="Hosts in the data centre (half HP ML110 G4, half G5, as in CloudSim; host 0 is "
+    "a G4, whose 1,860 MIPS cores hold no 2,500 MIPS VM, so a trace needs at least two).",
 )
 _report_option = click.option(
     "--report",

@@ -29,6 +29,12 @@ def io_pools(resources: Iterable[Resource]) -> list[tuple[Resource, ...]]:
     return [p for p in pools if p]
 
 
+#: The most hosts a command line builds: 125 times CloudSim's PlanetLab setup (800). The
+#: simulator is vectorised over hosts, but a million of them for a handful of VMs only
+#: fills memory (5 VMs on a million hosts ran past two minutes and 1.7 GB).
+MAX_HOSTS = 100_000
+
+
 @dataclass(frozen=True)
 class HostType:
     """A server model: cores (processing elements) of ``pe_mips`` each, memory, network,
