@@ -58,3 +58,20 @@ def test_bad_connections_and_sites_are_clear_errors() -> None:
     result = runner.invoke(main, ["hosts", "--connect", "test:///default", "--site", "lab"])
     assert result.exit_code == 1
     assert "URI=SITE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--connect", ""], "--connect needs a URI"),
+        (["--connect", "test:///default", "--connect", "test:///default"], "twice"),
+        (
+            ["--connect", "test:///default", "--site", "qemu:///other=public"],
+            "qemu:///other is not one of the --connect URIs",
+        ),
+    ],
+)
+def test_connections_are_checked_before_any_is_made(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["hosts", *args])
+    assert result.exit_code == 1
+    assert message in result.output

@@ -361,11 +361,19 @@ def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool)
 
     from forethought.cluster.libvirt_backend import LibvirtBackend
 
+    empty = [u for u in uris if not u.strip()]
+    if empty:  # libvirt would quietly take its default URI instead
+        _fail("--connect needs a URI (an empty one would reach libvirt's default)")
+    repeated = sorted({u for u in uris if uris.count(u) > 1})
+    if repeated:
+        _fail(f"--connect names {', '.join(repeated)} twice")
     sites = {}
     for pair in site_pairs:
         uri, sep, site = pair.rpartition("=")
         if not sep or not uri or not site:
             _fail(f"--site {pair!r}: write URI=SITE")
+        if uri not in uris:
+            _fail(f"--site {pair!r}: {uri} is not one of the --connect URIs")
         sites[uri] = site
     with _errors():
         backend = LibvirtBackend(list(uris), sites=sites)
