@@ -38,8 +38,8 @@ def percent_series(telemetry: Telemetry, resource: Resource) -> tuple[np.ndarray
             others = [r.value for r in SIZED if r in telemetry.resources and r is not resource]
             hint = f" (--resource {others[0]})" if others else ""
             raise ForethoughtError(
-                f"{telemetry.source}: {exc}; CPU and memory are sized in percent of each "
-                f"VM's size, so leave {resource.value} out{hint}"
+                f"{exc}; CPU and memory are sized in percent of each VM's size, so leave "
+                f"{resource.value} out{hint}"
             ) from None
     return values, mask
 

@@ -73,6 +73,26 @@ class Telemetry:
     repairs: RepairReport = field(default_factory=RepairReport)
 
     def __post_init__(self) -> None:
+        # Names given as text become the enums they name ("percent" is Unit.PERCENT), so
+        # that every later test of a unit or resource holds; an unknown one is an error.
+        try:
+            object.__setattr__(self, "resources", tuple(Resource(x) for x in self.resources))
+            object.__setattr__(self, "units", tuple(Unit(x) for x in self.units))
+        except ValueError as exc:
+            raise ForethoughtError(f"telemetry: {exc}") from None
+        if len(set(self.resources)) != len(self.resources):
+            raise ForethoughtError("telemetry: each resource may appear once")
+        for name in ("values", "mask", "capacity"):
+            if not isinstance(getattr(self, name), np.ndarray):
+                raise ForethoughtError(f"telemetry: {name} must be a NumPy array")
+        if self.values.dtype.kind != "f" or self.mask.dtype != bool:
+            raise ForethoughtError("telemetry: values must be floats and mask booleans")
+        if isinstance(self.step_seconds, bool) or not isinstance(
+            self.step_seconds, int | np.integer
+        ):
+            raise ForethoughtError(
+                f"step_seconds must be a whole number, got {self.step_seconds!r}"
+            )
         n, r = len(self.vm_ids), len(self.resources)
         if self.values.ndim != 3 or self.values.shape[:2] != (n, r):
             raise ForethoughtError(
@@ -125,9 +145,10 @@ class Telemetry:
         if unknown.size:
             names = ", ".join(self.vm_ids[v] for v in unknown[:5].tolist())
             more = f" and {unknown.size - 5} more" if unknown.size > 5 else ""
+            where = f"{self.source}: " if self.source else ""
             raise ForethoughtError(
-                f"{resource.value}: provisioned capacity is unknown for VM(s) {names}{more}, "
-                "so it cannot be expressed in percent"
+                f"{where}{resource.value}: provisioned capacity is unknown for VM(s) "
+                f"{names}{more}, so it cannot be expressed in percent"
             )
         return np.asarray(100.0 * self.values[:, i, :] / cap[:, None], dtype=np.float64)
 
