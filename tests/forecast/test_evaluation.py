@@ -277,3 +277,30 @@ def test_an_actual_equal_to_p95_up_to_rounding_is_covered() -> None:
     s = score(actual, actual, p95, np.ones((1, 1)))
     assert s.per_horizon[0]["coverage_95"] == 1.0
     assert s.per_horizon[1]["coverage_95"] == 0.0
+
+
+def test_an_observed_actual_without_a_forecast_is_counted_not_scored() -> None:
+    actual = np.full((2, 1, 3), 10.0)
+    point = actual.copy()
+    point[0] = np.nan  # no forecast for series 0
+    s = score(actual, point, actual + 1.0, np.ones((2, 1)))
+    assert s.points == 3
+    assert s.missing_forecasts == 3
+    assert s.overall["mae"] == 0.0
+    assert s.overall["coverage_95"] == 1.0  # scored on the same three points as the MAE
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        (((2, 3), (2, 3), (2, 3), (2,)), "one \\(series, origins, horizon\\) shape"),
+        (((2, 1, 3), (2, 1, 2), (2, 1, 3), (2, 1)), "one \\(series, origins, horizon\\) shape"),
+        (((2, 1, 3), (2, 1, 3), (2, 1, 3), (1, 1)), "scale must have shape \\(2, 1\\)"),
+    ],
+)
+def test_score_refuses_arrays_of_the_wrong_shape(
+    shapes: tuple[tuple[int, ...], ...], message: str
+) -> None:
+    a, p, q, s = (np.ones(shape) for shape in shapes)
+    with pytest.raises(ForecastError, match=message):
+        score(a, p, q, s)

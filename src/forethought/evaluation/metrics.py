@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forethought.core.errors import ForecastError
 from forethought.forecast.base import ROUNDING, FloatArray
 
 METRIC_NAMES = (
@@ -46,11 +47,28 @@ class Scores:
     per_horizon: list[dict[str, float]]  # "h" (the step, from 1) is an int
     points: int
     series_without_scale: int
+    #: Observed actuals with no forecast (NaN point or p95): left out of every metric.
+    missing_forecasts: int = 0
 
 
 def score(actual: FloatArray, point: FloatArray, p95: FloatArray, scale: FloatArray) -> Scores:
-    """Score forecasts; ``scale`` is (series, origins), the MASE denominator per origin."""
-    seen = np.isfinite(actual)
+    """Score forecasts; ``scale`` is (series, origins), the MASE denominator per origin.
+
+    ``actual``, ``point`` and ``p95`` are (series, origins, horizon). A point is scored
+    where the actual was observed and both forecasts exist; observed actuals without a
+    forecast are counted in ``missing_forecasts``, not scored as a perfect or a missed one.
+    """
+    actual, point, p95 = (np.asarray(a, dtype=np.float64) for a in (actual, point, p95))
+    scale = np.asarray(scale, dtype=np.float64)
+    if actual.ndim != 3 or point.shape != actual.shape or p95.shape != actual.shape:
+        raise ForecastError(
+            "score takes actual, point and p95 of one (series, origins, horizon) shape; got "
+            f"{actual.shape}, {point.shape} and {p95.shape}"
+        )
+    if scale.shape != actual.shape[:2]:
+        raise ForecastError(f"scale must have shape {actual.shape[:2]}, got {scale.shape}")
+    observed = np.isfinite(actual)
+    seen = observed & np.isfinite(point) & np.isfinite(p95)
     err = np.where(seen, actual - point, np.nan)
     pin = np.where(seen, pinball(actual, p95, 0.95), np.nan)
     # An actual equal to p95 up to rounding is covered (a constant series forecast exactly).
@@ -96,4 +114,5 @@ def score(actual: FloatArray, point: FloatArray, p95: FloatArray, scale: FloatAr
         per_horizon=per_h,
         points=int(seen.sum()),
         series_without_scale=int((~scaled_ok).sum()),
+        missing_forecasts=int((observed & ~seen).sum()),
     )
