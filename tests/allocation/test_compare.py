@@ -138,3 +138,18 @@ def test_the_report_shows_table_tradeoff_and_timelines(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == text
     with pytest.raises(ForethoughtError, match="cannot write the report"):
         write(cmp, tmp_path / "missing" / "r.html", "sizes", "synthetic")
+
+
+def test_rightsize_refuses_what_it_would_otherwise_ignore_or_misread(
+    fixtures_dir: Path,
+) -> None:
+    from forethought.allocation.policy import DEFAULT_POLICY_YAML, parse_policy
+    from forethought.telemetry.load import load_trace
+
+    trace = load_trace(fixtures_dir / "planetlab")
+    with pytest.raises(ForethoughtError, match="a policy goes with forethought's manager"):
+        rightsize(trace, baseline="vpa", policy=parse_policy(DEFAULT_POLICY_YAML))
+    with pytest.raises(ForethoughtError, match="'cpux' is not a valid Resource; choose from"):
+        rightsize(trace, resources=["cpux"])
+    one = rightsize(trace, resources="cpu", cross_resource=False)  # a name, not its letters
+    assert list(one) == ["cpu"]

@@ -218,3 +218,19 @@ def test_steps_per_day() -> None:
     assert steps_per_day(7 * 86_400) == 1  # at least one
     with pytest.raises(ValueError, match="positive"):
         steps_per_day(0)
+
+
+@pytest.mark.parametrize(
+    ("usage", "message"),
+    [
+        (np.full((0, 10), 5.0), "no VM to replay"),
+        (np.array([[5.0, 5.0, -3.0, 5.0]]), r"negative usage -3 \(VM 0, step 2\)"),
+        (np.array([[5.0, 5.0, np.nan, np.nan]]), "no observed sample after the warm-up"),
+    ],
+)
+def test_usage_that_cannot_be_scored_is_refused(usage: np.ndarray, message: str) -> None:
+    with pytest.raises(ForethoughtError, match=message):
+        replay(
+            usage, np.isfinite(usage), Fixed([10.0] * usage.shape[0]),
+            np.full(usage.shape[0], 100.0), step_seconds=300, resource="cpu", warmup=2,
+        )  # fmt: skip

@@ -207,6 +207,14 @@ def replay(
             f"--resize-delay {resize_delay} steps: no decision could take effect within the "
             f"trace's {T} steps"
         )
+    if n == 0:
+        raise ForethoughtError(f"{resource}: no VM to replay")
+    negative = observed & (values < 0)
+    if negative.any():
+        v, t = (int(x[0]) for x in np.nonzero(negative))
+        raise ForethoughtError(f"{resource}: negative usage {values[v, t]:g} (VM {v}, step {t})")
+    if not observed[:, warm:].any():  # the figures would read as perfect sizing
+        raise ForethoughtError(f"{resource}: no observed sample after the warm-up to score")
     capacity = np.broadcast_to(np.asarray(capacity, dtype=np.float64), (n,)).copy()
     clean = np.where(observed, values, 0.0)
     cpu0 = time.process_time()

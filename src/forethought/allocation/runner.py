@@ -59,9 +59,15 @@ def sized_series(
     return values, mask, np.full(telemetry.n_vms, 100.0)
 
 
-def resources_of(telemetry: Telemetry, names: list[str] | None) -> list[Resource]:
+def resources_of(telemetry: Telemetry, names: list[str] | str | None) -> list[Resource]:
+    if isinstance(names, str):  # one name, not its letters
+        names = [names]
     if names:
-        wanted = [Resource(n) for n in names]
+        try:
+            wanted = [Resource(n) for n in names]
+        except ValueError as exc:
+            known = ", ".join(r.value for r in Resource)
+            raise ForethoughtError(f"{exc}; choose from {known}") from None
         missing = [r.value for r in wanted if r not in telemetry.resources]
         if missing:
             raise ForethoughtError(
@@ -135,7 +141,7 @@ def rightsize(
     *,
     policy: Policy | None = None,
     baseline: str | None = None,
-    resources: list[str] | None = None,
+    resources: list[str] | str | None = None,
     resize_delay: int = 0,
     warmup: int | None = None,
     cross_resource: bool = True,
@@ -151,6 +157,10 @@ def rightsize(
     ``vms`` gives each VM's tags and application for the policy's groups (names only
     without it).
     """
+    if baseline is not None and policy is not None:
+        raise ForethoughtError("a policy goes with forethought's manager, not with a baseline")
+    if telemetry.n_vms == 0:
+        raise ForethoughtError(f"{telemetry.source}: no VM to rightsize")
     chosen = resources_of(telemetry, resources)
     if not chosen:
         raise ForethoughtError(f"{telemetry.source}: no cpu or memory series to rightsize")

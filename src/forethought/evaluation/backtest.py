@@ -86,6 +86,8 @@ def backtest(
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2:
         raise ForecastError("backtest takes a (series, steps) array")
+    if values.shape[0] == 0:
+        raise ForecastError("backtest needs at least one series")
     mask = np.isfinite(values) if observed is None else observed & np.isfinite(values)
     clean = np.where(mask, values, np.nan)
     n, steps = values.shape
