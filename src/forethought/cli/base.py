@@ -270,7 +270,8 @@ _inventory_option = click.option(
     type=click.Path(dir_okay=False),
     default=None,
     help="CSV of the VMs' tags and applications (columns vm,tags,application; tags "
-    "separated by ';'), for policy groups that match on them.",
+    "separated by ';'), for the groups of a policy file that match on them (it goes with "
+    "the command's policy option).",
 )
 
 
