@@ -70,8 +70,9 @@ def test_very_first_forecasts_are_finite_and_explained(name: str) -> None:
         engine.update(panel[:, :t])
         fc = engine.forecast()
         assert np.isfinite(fc.quantiles[:2]).all()
-        assert all("too few residuals" in note for note in fc.notes)
-        assert "no observation" in fc.notes[2]
+        assert all("too few residuals" in note for note in fc.notes[:2])
+        # A series never observed says so, and only that: every other reason follows.
+        assert fc.notes[2] == "no observation yet: forecast missing"
         assert_no_silent_gap(fc.notes, fc.quantiles)
 
 

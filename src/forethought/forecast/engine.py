@@ -403,17 +403,18 @@ class ForecastEngine(Forecaster):
         for b, flag in enumerate(bits):
             code |= flag.astype(np.int64) << b
         texts: dict[int, str] = {}
+        M = len(self.models)
         for c in np.unique(code).tolist():
+            if c >> (M + 2) & 1:  # never observed: every other reason follows from that one
+                texts[c] = "no observation yet: forecast missing"
+                continue
             parts = [
                 f"{m.label}: {self._reasons[i]}" for i, m in enumerate(self.models) if c >> i & 1
             ]
-            M = len(self.models)
             if c >> M & 1:
                 parts.append(f"no model could forecast; fell back to {self.fallback.name}")
             if c >> (M + 1) & 1:
                 parts.append("too few residuals of its own: quantiles borrowed from all series")
-            if c >> (M + 2) & 1:
-                parts.append("no observation yet: forecast missing")
             if c >> (M + 3) & 1:
                 parts.append(
                     f"observed outside the bounds [{self.lower}, {self.upper}]: forecasts are "
