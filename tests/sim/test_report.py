@@ -89,3 +89,14 @@ def test_write_puts_the_page_in_a_file(results: list[SimResult], tmp_path: Path)
     assert "<th>dvfs</th>" in text
     with pytest.raises(ForethoughtError, match="cannot write the report"):
         report.write(results[:1], tmp_path / "missing" / "report.html", "x", "y")
+
+
+def test_an_idle_trace_draws_no_empty_heat_map_and_no_warning() -> None:
+    import warnings
+
+    idle = utilisation(5, 12, 8, low=0.0) * 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warned of identical y-limits
+        page = report.render([run(idle, 8, "dvfs")[1]], "idle", "synthetic trace")
+    assert "Host utilisation" not in page
+    assert "Active hosts over time" in page

@@ -64,6 +64,8 @@ def figures(results: list[SimResult]) -> list[tuple[str, str]]:
         if util.size == 0:
             continue
         used = np.flatnonzero((util > 0).any(axis=0))
+        if used.size == 0:  # no host ever carried load: nothing to draw
+            continue
         fig, ax = plt.subplots(figsize=(9, 3.6))
         image = ax.imshow(
             util[:, used].T,
