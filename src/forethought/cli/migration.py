@@ -424,7 +424,10 @@ def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool)
     headers = ("VM", "host", "CPU (MIPS)", "used", "memory (MB)", "used (MB)")
     io = ("disk r/w KB/s", "net rx/tx KB/s")
     for column in (*headers, *io, "migrating"):
-        vms.add_column(column, justify="left" if column in ("VM", "host") else "right")
+        # Folded, never cut with an ellipsis: in an 80-column pipe the rates were unreadable.
+        vms.add_column(
+            column, justify="left" if column in ("VM", "host") else "right", overflow="fold"
+        )
     for v in inventory.vms:
         u = usage.get(v.id, idle)
         vms.add_row(
