@@ -146,13 +146,13 @@ class ForecastEngine(Forecaster):
         self._last_h = np.full((H, M, n), np.nan, dtype=np.float32)
         self._loss = np.zeros((M, n))
         self._out_of_bounds = np.zeros(n, dtype=bool)  # observed outside [lower, upper]
-        self._n = n  # last: an engine that failed to size itself is still unsized
         self._valid = np.zeros((M, n), dtype=bool)
         self._weights = np.full((M, n), 1.0 / M)
         self._upper1 = np.full(n, np.nan)
         self._used_fallback = np.zeros(n, dtype=bool)
         self._reasons: list[str] = ["" for _ in self.models]
         self.steps = 0
+        self._n = n  # last: an engine that failed to size itself is still unsized
 
     @property
     def n_series(self) -> int:
