@@ -100,3 +100,12 @@ def test_vms_are_ranked_by_cross_resource_strength_then_by_count() -> None:
         ("memory above its own p99", 0),
         ("across resources", 2),
     ]
+
+
+def test_one_resource_is_noted_on_stderr_even_with_json() -> None:
+    result = CliRunner().invoke(
+        main, ["anomalies", "bundled:planetlab-20110303", "--limit", "5", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)
+    assert "anomalies per series only" in result.stderr

@@ -449,7 +449,7 @@ def anomalies_cmd(
         missing = [r.value for r in chosen if r not in telemetry.resources]
         if missing:
             _fail(f"{telemetry.source}: no {', '.join(missing)} series in the trace")
-        if len(set(chosen)) < 2 and not as_json:
+        if len(set(chosen)) < 2:  # on stderr: the JSON on stdout stays clean
             stderr.print(
                 f"note: one resource ({chosen[0].value}): anomalies per series only; "
                 "anomalies across resources need two or more",
