@@ -175,7 +175,9 @@ _timeline_option = click.option(
     "--timeline",
     type=click.Path(dir_okay=False, writable=True),
     default=None,
-    help="Write the per-interval timeline (active hosts, energy, migrations) as Parquet.",
+    help="Write the timeline as Parquet, a row per run and interval: active hosts and hosts "
+    "in SLA violation at that interval, energy and migrations so far (running totals), "
+    "and the run's policy and parameter.",
 )
 
 
@@ -274,7 +276,10 @@ def simulate_cmd(
     CloudSim's accounting: energy (kWh), SLATAH, PDM, SLAV = SLATAH x PDM, ESV = energy x
     SLAV, migrations, host shutdowns and the overall SLA violation (fractions, not percent,
     in --json), plus mean active hosts, the p99 over VMs of their unmet demand share, and
-    slack (the share of active capacity left unused).
+    slack (the share of active capacity left unused). As in CloudSim, a VM that requests
+    0 MIPS at an update leaves the data centre for good, and a host at zero load at the
+    start of a frame draws no energy for it, so an idle trace reports no energy and no
+    active hosts.
 
     \b
     Policies: dvfs, thr-mmt, iqr-mmt, mad-mmt, lr-mmt, lrr-mmt, and oracle-mmt, the
