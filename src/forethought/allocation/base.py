@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from forethought.core.errors import ForethoughtError
+from forethought.core.numbers import is_whole
 from forethought.forecast.base import BoolArray, FloatArray
 
 
@@ -52,7 +53,7 @@ def checked_reset(
 
     ``unbounded`` lets a capacity be infinite (a bandwidth, which has no size).
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+    if not is_whole(n) or n < 0:
         raise ForethoughtError(f"n must be a non-negative integer, got {n!r}")
     cap = np.array(capacity, dtype=np.float64)
     if cap.shape != (int(n),):
@@ -61,11 +62,7 @@ def checked_reset(
     if not fine.all():
         what = "positive (or infinite)" if unbounded else "positive and finite"
         raise ForethoughtError(f"capacity must be {what} for every VM")
-    if (
-        isinstance(step_seconds, bool)
-        or not isinstance(step_seconds, int | np.integer)
-        or step_seconds <= 0
-    ):
+    if not is_whole(step_seconds) or step_seconds <= 0:
         raise ForethoughtError(f"step_seconds must be a positive integer, got {step_seconds!r}")
     return int(n), cap, int(step_seconds)
 

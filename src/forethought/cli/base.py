@@ -227,12 +227,18 @@ def _watch_needs_report(watch: int | None, report: str | None, drawn: str) -> in
     if watch is not None and report is None:
         _fail(f"--watch chooses the {drawn} drawn in --report; give --report too")
     if report is not None:
-        _writable(report)
-        from forethought.core.htmlpage import pyplot
-
-        with _errors():
-            pyplot()  # a missing matplotlib is an error before the run, not after it
+        _report_writable(report)
     return 3 if watch is None else watch
+
+
+def _report_writable(path: str) -> None:
+    """Refuse an HTML report that could not be written (its path, or no matplotlib) before
+    a run, not after it."""
+    _writable(path)
+    from forethought.core.htmlpage import pyplot
+
+    with _errors():
+        pyplot()
 
 
 @contextmanager

@@ -18,10 +18,10 @@ from forethought.cli.base import (
     _inventory_option,
     _json,
     _load,
+    _report_writable,
     _skip_option,
     _trace_help,
     _vm_infos,
-    _writable,
     main,
     stderr,
     stdout,
@@ -190,11 +190,7 @@ def hybrid_cmd(
     from forethought.sim.runner import cpu_utilisation
 
     if report is not None:
-        _writable(report)
-        from forethought.core.htmlpage import pyplot
-
-        with _errors():
-            pyplot()  # a missing matplotlib is an error before the runs, not after them
+        _report_writable(report)
     if allocation_policy is not None and not allocate:
         _fail("--allocation-policy goes with --allocate")
     if inventory is not None and allocation_policy is None:

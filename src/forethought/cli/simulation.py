@@ -15,6 +15,7 @@ from forethought.cli.base import (
     _limit_option,
     _load,
     _progress,
+    _report_writable,
     _skip_option,
     _trace_help,
     _vm_infos,
@@ -109,22 +110,19 @@ def _run_policies(
 def _check_outputs(report: str | None, timeline: str | None) -> None:
     """Refuse output files that could not be written (a bad path, the same path for both,
     a library missing) before the simulation, not after it."""
-    for path in (report, timeline):
-        if path is not None:
-            _writable(path)
+    if report is not None:
+        _report_writable(report)
+    if timeline is not None:
+        _writable(timeline)
     if report is not None and timeline is not None:
         from pathlib import Path
 
         if Path(report).resolve() == Path(timeline).resolve():
             _fail(f"--report and --timeline both name {report}: the second would overwrite it")
-    with _errors():
-        if report is not None:
-            from forethought.core.htmlpage import pyplot
+    if timeline is not None:
+        from forethought.sim.runner import parquet_writer
 
-            pyplot()
-        if timeline is not None:
-            from forethought.sim.runner import parquet_writer
-
+        with _errors():
             parquet_writer()
 
 

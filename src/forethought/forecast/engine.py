@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from forethought.core.errors import ForecastError
+from forethought.core.numbers import is_whole
 from forethought.core.resources import MAX_READING
 from forethought.forecast.anomaly import Anomaly, AnomalyDetector
 from forethought.forecast.base import (
@@ -67,11 +68,11 @@ class ForecastEngine(Forecaster):
     ) -> None:
         if not models:
             raise ForecastError("the engine needs at least one model")
-        if not _is_int(horizon) or horizon < 1:
+        if not is_whole(horizon) or horizon < 1:
             raise ForecastError(
                 f"the horizon must be a whole number of steps >= 1, got {horizon!r}"
             )
-        if not _is_int(anomaly_run) or anomaly_run < 1:
+        if not is_whole(anomaly_run) or anomaly_run < 1:
             raise ForecastError(
                 f"an anomaly run must be a whole number of steps >= 1, got {anomaly_run!r}"
             )
@@ -219,12 +220,8 @@ class ForecastEngine(Forecaster):
         # size of the update, and almost every update passes.
         seen_low = float(np.min(values, initial=np.inf, where=mask))
         seen_high = float(np.max(values, initial=-np.inf, where=mask))
-        huge = (
-            mask & (np.abs(values) > MAX_READING)
-            if max(-seen_low, seen_high) > MAX_READING
-            else np.zeros((1, 1), dtype=bool)
-        )
-        if huge.any():  # checked before any state moves: the engine stays as it was
+        if max(-seen_low, seen_high) > MAX_READING:  # before any state moves
+            huge = mask & (np.abs(values) > MAX_READING)
             series, step = (int(x[0]) for x in np.nonzero(huge))
             raise ForecastError(
                 f"series {series}, step {step}: {values[series, step]:g} is beyond what the "
@@ -356,7 +353,7 @@ class ForecastEngine(Forecaster):
 
     def forecast(self, horizon: int | None = None) -> Forecast:
         H = self.horizon if horizon is None else horizon
-        if not _is_int(H):
+        if not is_whole(H):
             raise ForecastError(f"the horizon must be a whole number of steps, got {H!r}")
         if self._n is None or self.steps == 0:
             raise ForecastError("forecast called before any update")
@@ -422,11 +419,6 @@ class ForecastEngine(Forecaster):
                 )
             texts[c] = "; ".join(parts)
         return tuple(texts[c] for c in code.tolist())
-
-
-def _is_int(value: object) -> bool:
-    """A whole number (an int or NumPy integer, not a bool or a float)."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _physical_memory() -> int | None:
@@ -518,11 +510,11 @@ def make_forecaster(
     A single model that cannot forecast a series (too little history, no cycle...) falls
     back to the moving median, and the forecast's note for that series says why.
     """
-    if not _is_int(step_seconds) or step_seconds < 1:
+    if not is_whole(step_seconds) or step_seconds < 1:
         raise ForecastError(
             f"step_seconds must be a whole number of seconds >= 1, got {step_seconds!r}"
         )
-    if not _is_int(horizon) or horizon < 1:
+    if not is_whole(horizon) or horizon < 1:
         raise ForecastError(f"the horizon must be a whole number of steps >= 1, got {horizon!r}")
     if name == "auto":
         models = _auto(step_seconds, horizon)

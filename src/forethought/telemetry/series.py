@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from forethought.core.errors import ForethoughtError
+from forethought.core.numbers import is_whole
 from forethought.core.resources import Resource, Unit
 
 FloatArray = npt.NDArray[np.float64]
@@ -87,9 +88,7 @@ class Telemetry:
                 raise ForethoughtError(f"telemetry: {name} must be a NumPy array")
         if self.values.dtype.kind != "f" or self.mask.dtype != bool:
             raise ForethoughtError("telemetry: values must be floats and mask booleans")
-        if isinstance(self.step_seconds, bool) or not isinstance(
-            self.step_seconds, int | np.integer
-        ):
+        if not is_whole(self.step_seconds):
             raise ForethoughtError(
                 f"step_seconds must be a whole number, got {self.step_seconds!r}"
             )
