@@ -245,6 +245,9 @@ BAD_ROWS: dict[str, tuple[Callable[[str], str], str]] = {
     "nan": (lambda ln: _replace_field(ln, 4, "nan"), "CPU usage [%]: non-finite value 'nan'"),
     "inf": (lambda ln: _replace_field(ln, 9, "inf"), "non-finite value 'inf'"),
     "negative time": (lambda ln: _replace_field(ln, 0, "-1"), "Timestamp [ms]: negative"),
+    # Python's float() reads both of these; a trace cell holding them is corrupt
+    "underscore": (lambda ln: _replace_field(ln, 4, "1_0"), "CPU usage [%]: not a number"),
+    "other script": (lambda ln: _replace_field(ln, 4, "\u0663"), "CPU usage [%]: not a number"),
 }
 
 

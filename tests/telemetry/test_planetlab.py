@@ -48,7 +48,14 @@ def test_detection(fixtures_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("token", "reason"),
-    [("abc", "not a number"), ("-3", "negative"), ("nan", "non-finite"), ("inf", "non-finite")],
+    [
+        ("abc", "not a number"),
+        ("-3", "negative"),
+        ("nan", "non-finite"),
+        ("inf", "non-finite"),
+        ("1_0", "not a number"),  # Python's float() would read 10
+        ("\u0663", "not a number"),  # and 3 from an Arabic-Indic digit
+    ],
 )
 def test_a_bad_sample_names_file_and_line_or_is_skipped(day: Path, token: str, reason: str) -> None:
     path = day / SPACED

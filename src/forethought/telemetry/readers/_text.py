@@ -19,6 +19,18 @@ class BadTextError(ValueError):
         self.reason, self.line = reason, line
 
 
+def parse_number(token: str) -> float:
+    """A trace cell as a float, as strictly as a CSV reader should read it.
+
+    Python's ``float`` also takes ``"1_000"`` and digits of other scripts (``"\u0663"`` is 3);
+    in a trace those are corrupt cells, not numbers, so they raise ``ValueError`` as NumPy's
+    C reader (the readers' fast path) does.
+    """
+    if not token.isascii() or "_" in token:
+        raise ValueError(f"could not convert string to float: {token!r}")
+    return float(token)
+
+
 def read_text(path: Path) -> str:
     """The file's UTF-8 text (gunzipped if it ends in ``.gz``, byte-order mark removed).
 

@@ -34,7 +34,12 @@ from forethought.telemetry.grid import (
     resample,
     stray_timestamps,
 )
-from forethought.telemetry.readers._text import BadTextError, first_line, read_text
+from forethought.telemetry.readers._text import (
+    BadTextError,
+    first_line,
+    parse_number,
+    read_text,
+)
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
 FloatArray = npt.NDArray[np.float64]
@@ -216,7 +221,7 @@ def _row_problem(fields: list[str]) -> tuple[str | None, list[float]]:
     for column in _USED_COLUMNS:
         token = fields[column].strip()
         try:
-            value = float(token)
+            value = parse_number(token)
         except ValueError:
             return f"{COLUMNS[column]}: not a number: {token!r}", []
         if not math.isfinite(value):

@@ -40,7 +40,13 @@ from forethought.telemetry.grid import (
     slot_accounting,
     stray_timestamps,
 )
-from forethought.telemetry.readers._text import BadTextError, first_line, is_gzip, read_text
+from forethought.telemetry.readers._text import (
+    BadTextError,
+    first_line,
+    is_gzip,
+    parse_number,
+    read_text,
+)
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
 FloatArray = npt.NDArray[np.float64]
@@ -336,25 +342,33 @@ def _to_float(column: FloatArray | TextArray) -> tuple[FloatArray, BoolArray]:
     """The column as floats and a mask of cells that are not numbers at all."""
     if column.dtype.kind in "fiu":  # numbers already (Parquet)
         return np.asarray(column, dtype=np.float64), np.zeros(column.shape, dtype=bool)
-    try:
-        # One C loop over the cells; the fallback below runs only if some cell is not a number.
-        return column.astype(np.float64), np.zeros(column.shape, dtype=bool)
-    except (ValueError, TypeError):
-        pass
+    if column.dtype.kind == "U" and not _has_lax_digits(column):
+        try:
+            # One C loop over the cells; the fallback below runs only if some cell is not a
+            # number (or holds what NumPy, like Python's float, reads too leniently).
+            return column.astype(np.float64), np.zeros(column.shape, dtype=bool)
+        except ValueError:
+            pass
     out = np.full(column.shape, np.nan)
     not_number = np.zeros(column.shape, dtype=bool)
     for i, cell in enumerate(column):
         try:
-            out[i] = float(cell)
-        except (ValueError, TypeError):
+            out[i] = parse_number(str(cell))
+        except ValueError:
             not_number[i] = True
     return out, not_number
+
+
+def _has_lax_digits(column: TextArray) -> bool:
+    """Whether some cell holds an underscore or a non-ASCII character (see ``parse_number``)."""
+    codes = np.ascontiguousarray(column).view(np.uint32)  # "<U" cells are UCS-4 code points
+    return bool((codes > 0x7F).any() or (codes == ord("_")).any())
 
 
 def _parse_time(text: str) -> tuple[float, bool]:
     """Unix seconds of a cell and whether it lacked a time zone; raises ``ValueError``."""
     try:
-        return float(text), False
+        return parse_number(text.strip()), False
     except ValueError:
         pass
     moment = datetime.fromisoformat(text.strip())

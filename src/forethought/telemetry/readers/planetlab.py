@@ -13,7 +13,12 @@ import numpy as np
 
 from forethought.core.errors import TraceError
 from forethought.core.resources import MAX_READING, Resource, Unit
-from forethought.telemetry.readers._text import BadTextError, first_line, read_text
+from forethought.telemetry.readers._text import (
+    BadTextError,
+    first_line,
+    parse_number,
+    read_text,
+)
 from forethought.telemetry.series import RepairReport, SkippedRecord, Telemetry
 
 STEP_SECONDS = 300
@@ -36,7 +41,7 @@ def looks_like_planetlab(path: Path) -> bool:
 def _starts_with_a_number(path: Path) -> bool:
     first = first_line(path)  # None if unreadable; a byte-order mark is dropped
     try:
-        float((first or "").strip())
+        parse_number((first or "").strip())
     except ValueError:
         return False
     return True
@@ -65,7 +70,7 @@ def _parse_file(path: Path, skip_bad: bool, report: RepairReport) -> list[float]
         problem: str | None = None
         value = math.nan
         try:
-            value = float(token)
+            value = parse_number(token)
         except ValueError:
             problem = f"not a number: {token!r}"
         else:
