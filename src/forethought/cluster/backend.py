@@ -31,13 +31,30 @@ class HostInfo:
 
 @dataclass(frozen=True)
 class VmInfo:
-    """A VM: where it runs and what it is allocated now."""
+    """A VM: where it runs and what it is allocated now.
+
+    ``max_cpu_mips`` and ``max_memory_mb`` are what it can be given live (its vCPU
+    hot-plug and balloon maximums), where those exceed what it has now; None where they
+    do not or the backend does not know.
+    """
 
     id: str
     host: str
     cpu_mips: float
     memory_mb: float
     migrating: bool
+    max_cpu_mips: float | None = None
+    max_memory_mb: float | None = None
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """The most CPU (MIPS) and memory (MB) the VM can be given without a restart."""
+        return (
+            self.cpu_mips if self.max_cpu_mips is None else max(self.cpu_mips, self.max_cpu_mips),
+            self.memory_mb
+            if self.max_memory_mb is None
+            else max(self.memory_mb, self.max_memory_mb),
+        )
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,11 @@ class Backend(Protocol):
     @property
     def simulated(self) -> bool:
         """True when no real hypervisor is behind this backend."""
+        ...
+
+    def now(self) -> float:
+        """The backend's clock, in seconds: the time its telemetry and migration statuses
+        are stamped with (wall-clock time for a hypervisor, simulated time otherwise)."""
         ...
 
     def inventory(self) -> Inventory: ...

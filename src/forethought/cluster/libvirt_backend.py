@@ -213,6 +213,9 @@ class LibvirtBackend:
             }
 
     # -- reads -----------------------------------------------------------------------
+    def now(self) -> float:
+        return self.clock()
+
     def inventory(self) -> Inventory:
         hosts = tuple(
             HostInfo(h.id, h.site, h.cpus * h.mhz, h.memory_mb, h.bandwidth_mbps, True)
@@ -221,9 +224,21 @@ class LibvirtBackend:
         moving = self._moving()
         vms = []
         for h, d in self._domains():
-            _, _, memory_kib, vcpus, _ = d.info()
+            _, max_kib, memory_kib, vcpus, _ = d.info()
+            try:
+                most_vcpus = int(d.maxVcpus())
+            except self._lv.libvirtError:  # not every driver says; hot-plug then finds out
+                most_vcpus = vcpus
             vms.append(
-                VmInfo(d.name(), h.id, vcpus * h.mhz, memory_kib / KIB_PER_MB, d.name() in moving)
+                VmInfo(
+                    d.name(),
+                    h.id,
+                    vcpus * h.mhz,
+                    memory_kib / KIB_PER_MB,
+                    d.name() in moving,
+                    max_cpu_mips=most_vcpus * h.mhz,
+                    max_memory_mb=max_kib / KIB_PER_MB,
+                )
             )
         return Inventory(hosts, tuple(vms))
 

@@ -128,6 +128,9 @@ class SimulatedBackend:
         return v
 
     # -- reads -------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.time
+
     def _moving(self) -> set[int]:
         return {
             self._vm(m.vm) for m in self._migrations.values() if m.state is MigrationState.RUNNING

@@ -41,6 +41,9 @@ class LoopStep:
     decisions: list[Decision] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     resizes: list[ResizeOutcome] = field(default_factory=list)
+    #: VMs the backend reports that the loop was not built with (started since): neither
+    #: sized nor moved, and their load is not in the planner's view of their hosts.
+    unmanaged: list[str] = field(default_factory=list)
 
 
 class MigrationLoop:
@@ -48,7 +51,10 @@ class MigrationLoop:
 
     ``cluster`` describes the hardware (host types, power curves, sites): what a planner
     needs and an inventory does not say. ``vm_ids`` names the cluster's VM rows as the
-    backend does (``vm-<i>`` by default).
+    backend does (``vm-<i>`` by default). With ``propose`` off, moves are planned and
+    reported but not handed to the orchestrator (each step plans them afresh, as nothing
+    moved). With ``dry_run`` the loop decides as usual and acts on nothing: resizes come
+    back not applied, and moves are not proposed.
     """
 
     def __init__(
@@ -61,6 +67,8 @@ class MigrationLoop:
         interval: float = 300.0,
         vm_ids: Sequence[str] | None = None,
         allocators: Mapping[Resource, Recommender] | None = None,
+        dry_run: bool = False,
+        propose: bool = True,
     ) -> None:
         if planner.oracle:
             raise ForethoughtError("the control loop runs on forecasts; the oracle is offline")
@@ -68,6 +76,8 @@ class MigrationLoop:
         self.planner, self.orchestrator = planner, orchestrator
         self.network = orchestrator.network
         self.interval = interval
+        self.dry_run = dry_run
+        self.propose = propose and not dry_run
         ids = [f"vm-{v}" for v in range(cluster.n_vms)] if vm_ids is None else list(vm_ids)
         if len(ids) != cluster.n_vms:
             raise ForethoughtError(f"vm_ids must name each of the {cluster.n_vms} VMs")
@@ -100,12 +110,6 @@ class MigrationLoop:
             rec.reset(cluster.n_vms, size, int(interval))
             self._alloc[resource] = np.full(cluster.n_vms, np.nan if unsized else 100.0)
 
-    def _row(self, vm: str) -> int:
-        try:
-            return self._vm_row[vm]
-        except KeyError:
-            raise ForethoughtError(f"the backend reports a VM the cluster lacks: {vm}") from None
-
     def step(self, now: float) -> LoopStep:
         outcomes = self.orchestrator.poll(now)
         for o in outcomes:
@@ -116,8 +120,12 @@ class MigrationLoop:
         n = self.cluster.n_vms
         placed = np.full(n, -1, dtype=np.int64)
         movable = np.zeros(n, dtype=bool)
+        unmanaged: list[str] = []
         for vm in inventory.vms:
-            row = self._row(vm.id)
+            row = self._vm_row.get(vm.id)
+            if row is None:
+                unmanaged.append(vm.id)
+                continue
             placed[row] = self.network.index(vm.host)
             movable[row] = not vm.migrating
         if Resource.CPU not in obs.resources:
@@ -125,10 +133,12 @@ class MigrationLoop:
         cpu = obs.resources.index(Resource.CPU)
         demand = np.zeros(n)
         granted = np.zeros(n)
-        rows = np.array([self._row(v) for v in obs.vm_ids], dtype=np.int64)
-        demand[rows] = obs.demand[:, cpu]
-        granted[rows] = obs.granted[:, cpu]
-        resizes, oversized = self._rightsize(obs.resources, obs.demand, rows, placed)
+        known = [i for i, vm in enumerate(obs.vm_ids) if vm in self._vm_row]
+        rows = np.array([self._vm_row[obs.vm_ids[i]] for i in known], dtype=np.int64)
+        sampled = obs.demand[known]
+        demand[rows] = sampled[:, cpu]
+        granted[rows] = obs.granted[known, cpu]
+        resizes, oversized = self._rightsize(obs.resources, sampled, rows, placed)
         view = ClusterView(
             time=now,
             demand=demand,
@@ -164,7 +174,7 @@ class MigrationLoop:
             )
             for m in moves
         }
-        decisions = self.orchestrator.submit(list(proposals.values()), now)
+        decisions = self.orchestrator.submit(list(proposals.values()), now) if self.propose else []
         accepted = {id(d.proposal) for d in decisions if d.accepted}
         self.planner.rejected([m for m in moves if id(proposals[id(m)]) not in accepted])
         return LoopStep(
@@ -176,6 +186,7 @@ class MigrationLoop:
             decisions=decisions,
             outcomes=outcomes,
             resizes=resizes,
+            unmanaged=sorted(unmanaged),
         )
 
     def _rightsize(
@@ -300,6 +311,9 @@ class MigrationLoop:
         for v in np.flatnonzero(changed).tolist():
             why = "host short: SLA class" if short[v] else "forecast"
             action = Resize(self.vm_ids[v], resource, float(amount[v]), why)
+            if self.dry_run:
+                done.append(ResizeOutcome(action, False, False, "dry run: not applied"))
+                continue
             try:
                 done.append(self.backend.resize(action))
             except ForethoughtError as exc:  # refused: reported, not retried

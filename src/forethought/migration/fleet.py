@@ -1,0 +1,255 @@
+"""The control loop on a fleet that is discovered, not described: ``forethought run``.
+
+The simulator knows its hardware; a real fleet is known only by what its backend reports.
+So the cluster the planner reasons about is built from the backend's inventory when the
+run starts: one host type per distinct host (CPU, memory, link), one VM type per distinct
+VM size, the sites the hosts belong to, and a link between every two sites. What an
+inventory cannot say, a host's power curve and the links' bandwidth, latency and price,
+comes from :class:`FleetSettings` and is reported as assumed.
+
+Each step then runs the same :class:`~forethought.migration.loop.MigrationLoop` as the
+simulated runs: observe, forecast, size every VM within the policy, plan moves off hosts
+about to overload, and hand them to the orchestrator, which logs every action durably and
+rolls back every failure. A dry run decides the same way and acts on nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from forethought.allocation.base import Recommender
+from forethought.allocation.manager import PredictiveRecommender, Settings
+from forethought.allocation.policy import DEFAULT_POLICY_YAML, Policy, VmInfo, parse_policy
+from forethought.cluster.backend import Backend, Inventory
+from forethought.cluster.model import Cluster, HostType, Link, Site, VmType
+from forethought.cluster.power import HP_ML110_G5, PowerModel
+from forethought.core.errors import ForethoughtError
+from forethought.core.resources import BANDWIDTHS, Resource
+from forethought.migration.log import ActionLog
+from forethought.migration.loop import LoopStep, MigrationLoop
+from forethought.migration.network import NetworkMap
+from forethought.migration.orchestrator import Limits, Orchestrator
+from forethought.migration.planner import PlannerSettings, PredictivePlanner
+
+#: What the loop can size on a fleet: CPU and memory in percent of each VM's size at the
+#: start, disk and network as throttles in KB/s.
+SIZABLE: tuple[Resource, ...] = (Resource.CPU, Resource.MEMORY, *BANDWIDTHS)
+#: Shortest step: rates are read between telemetry calls, and the recommenders count time
+#: in whole seconds.
+MIN_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """How the loop runs on a fleet, and what the inventory cannot tell it."""
+
+    interval: float = 300.0  # seconds between steps
+    sized: tuple[Resource, ...] = (Resource.CPU, Resource.MEMORY)
+    migrate: bool = True
+    dry_run: bool = False
+    #: Power curve assumed for every host (a planner's energy estimates need one).
+    power: PowerModel = HP_ML110_G5
+    link_mbps: float = 1000.0  # between two sites, each way
+    latency_ms: float = 1.0
+    cost_per_gb: float = 0.0
+    limits: Limits = field(default_factory=lambda: Limits(per_host=2, per_link=4, total=16))
+
+    def __post_init__(self) -> None:
+        if not self.interval >= MIN_INTERVAL:
+            raise ForethoughtError(
+                f"interval must be at least {MIN_INTERVAL:g} s; got {self.interval:g}"
+            )
+        odd = [r.value for r in self.sized if r not in SIZABLE]
+        if odd:
+            raise ForethoughtError(f"the loop cannot size {', '.join(odd)}")
+        if len(set(self.sized)) != len(self.sized):
+            raise ForethoughtError("a resource is named twice among those to size")
+        if not self.link_mbps > 0 or self.latency_ms < 0 or self.cost_per_gb < 0:
+            raise ForethoughtError("the links need bandwidth > 0, latency and cost >= 0")
+
+
+def cluster_of(inventory: Inventory, settings: FleetSettings) -> Cluster:
+    """The hosts and VMs of ``inventory`` as a cluster, in the inventory's order.
+
+    Each VM's size (what percentages of CPU and memory are of) is the most it can be
+    given live: its vCPU and balloon maximums where the backend reports them.
+    A host is one processing element of its whole MIPS: a real VM's vCPUs may use all of
+    a host's cores, unlike CloudSim's single-core VMs, so no per-core cap applies.
+    """
+    if not inventory.hosts:
+        raise ForethoughtError("the backend reports no host")
+    if not inventory.vms:
+        raise ForethoughtError("no VM runs on the connected hosts: there is nothing to manage")
+    host_kinds: dict[tuple[float, float, float], int] = {}
+    host_types: list[HostType] = []
+    for h in inventory.hosts:
+        if not (h.cpu_mips > 0 and h.memory_mb > 0 and h.bandwidth_mbps > 0):
+            raise ForethoughtError(f"host {h.id}: CPU, memory and bandwidth must be positive")
+        key = (h.cpu_mips, h.memory_mb, h.bandwidth_mbps)
+        if key not in host_kinds:
+            host_kinds[key] = len(host_types)
+            name = f"{h.cpu_mips:,.0f} MIPS, {h.memory_mb:,.0f} MB"
+            host_types.append(
+                HostType(name, 1, h.cpu_mips, h.memory_mb, h.bandwidth_mbps, settings.power)
+            )
+    vm_kinds: dict[tuple[float, float], int] = {}
+    vm_types: list[VmType] = []
+    for v in inventory.vms:
+        if not (v.cpu_mips > 0 and v.memory_mb > 0):
+            raise ForethoughtError(f"VM {v.id}: CPU and memory must be positive")
+        # A VM's size is the most it can be given live, not what it has now: a VM shrunk
+        # by an earlier run must be able to grow back.
+        if v.size not in vm_kinds:
+            vm_kinds[v.size] = len(vm_types)
+            mips, ram = v.size
+            vm_types.append(VmType(f"{mips:,.0f} MIPS, {ram:,.0f} MB", mips, ram, 0.0))
+    site_names = list(dict.fromkeys(h.site for h in inventory.hosts))
+    return Cluster(
+        host_types=host_types,
+        vm_types=vm_types,
+        host_type=np.array(
+            [host_kinds[(h.cpu_mips, h.memory_mb, h.bandwidth_mbps)] for h in inventory.hosts],
+            dtype=np.int64,
+        ),
+        vm_type=np.array([vm_kinds[v.size] for v in inventory.vms], dtype=np.int64),
+        sites=[Site(s, "public" if s == "public" else "private") for s in site_names],
+        host_site=np.array([site_names.index(h.site) for h in inventory.hosts], dtype=np.int64),
+        links=[
+            Link(a, b, settings.latency_ms, settings.link_mbps, settings.cost_per_gb)
+            for a, b in itertools.combinations(site_names, 2)
+        ],
+    )
+
+
+class FleetLoop:
+    """The control loop over ``backend``'s hosts and the VMs running when it is built.
+
+    ``policy`` sizes the VMs (the default policy without one), its groups matched on each
+    VM's name; ``log_path`` keeps the orchestrator's durable action log.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        settings: FleetSettings,
+        log_path: str | Path,
+        policy: Policy | None = None,
+    ) -> None:
+        self.backend, self.settings = backend, settings
+        inventory = backend.inventory()
+        self.cluster = cluster_of(inventory, settings)
+        self.host_ids = [h.id for h in inventory.hosts]
+        self.vm_ids = [v.id for v in inventory.vms]
+        self.policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
+        groups = self.policy.assign([VmInfo(v) for v in self.vm_ids], require_all_groups=False)
+        self.groups = {vm: g.name for vm, g in zip(self.vm_ids, groups, strict=True)}
+        step_seconds = round(settings.interval)
+        allocators: dict[Resource, Recommender] = {
+            r: PredictiveRecommender(Settings.from_policy(self.policy, groups, r, step_seconds), r)
+            for r in settings.sized
+        }
+        network = NetworkMap(self.cluster, host_ids=self.host_ids)
+        self.log = ActionLog.open(log_path)
+        self.orchestrator = Orchestrator(backend, network, self.log, settings.limits)
+        planner = PredictivePlanner(
+            PlannerSettings(max_per_host=settings.limits.per_host), network=network
+        )
+        self.loop = MigrationLoop(
+            backend,
+            self.cluster,
+            planner,
+            self.orchestrator,
+            interval=settings.interval,
+            vm_ids=self.vm_ids,
+            allocators=allocators,
+            dry_run=settings.dry_run,
+            # Without migrations the planner still runs, so the moves it would make (VMs
+            # outgrowing their hosts among them) are reported, but none is started.
+            propose=settings.migrate,
+        )
+
+    def run(
+        self,
+        steps: int | None,
+        on_step: Callable[[int, LoopStep], None],
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> int:
+        """Step every ``interval`` seconds, ``steps`` times (forever with None); returns
+        the steps done. A step that overruns its interval starts the next at once.
+        ``clock`` and ``sleep`` default to ``time.monotonic`` and ``time.sleep``."""
+        clock = clock or time.monotonic
+        sleep = sleep or time.sleep
+        done = 0
+        start = clock()
+        try:
+            for k in itertools.count() if steps is None else range(steps):
+                if k:
+                    sleep(max(0.0, start + k * self.settings.interval - clock()))
+                # Stamped by the backend's clock: the orchestrator sets it beside the
+                # expected ends of the backend's migrations.
+                on_step(k, self.loop.step(self.backend.now()))
+                done += 1
+        finally:
+            self.log.close()
+        return done
+
+    def record(self, k: int, step: LoopStep) -> dict[str, object]:
+        """One step as JSON: what was sized, planned, proposed and settled."""
+        host = self.loop.network.host_id
+        return {
+            "step": k,
+            "time": step.time,
+            "demand_mips": step.demand_mips,
+            "active_hosts": step.active_hosts,
+            "resizes": [
+                {
+                    "vm": r.action.vm,
+                    "resource": r.action.resource.value,
+                    "amount": r.action.amount,
+                    "reason": r.action.reason,
+                    "applied": r.applied,
+                    "live": r.live,
+                    "message": r.message,
+                }
+                for r in step.resizes
+            ],
+            "planned": [
+                {
+                    "vm": self.vm_ids[m.vm],
+                    "source": host(m.source),
+                    "target": host(m.target),
+                    "kind": m.kind,
+                    "benefit_wh": m.benefit_wh,
+                    "source_pressure": m.source_pressure,
+                }
+                for m in step.moves
+            ],
+            "proposed": [
+                {
+                    "action": d.action,
+                    "vm": d.proposal.vm,
+                    "target": d.proposal.target,
+                    "accepted": d.accepted,
+                    "why": d.reason,
+                }
+                for d in step.decisions
+            ],
+            "settled": [
+                {
+                    "action": o.action,
+                    "vm": o.proposal.vm,
+                    "state": o.state.value,
+                    "message": o.message,
+                }
+                for o in step.outcomes
+            ],
+            "unmanaged": step.unmanaged,
+        }
