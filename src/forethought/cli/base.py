@@ -166,6 +166,7 @@ def main() -> None:
       forethought rightsize bundled:planetlab-20110303
       forethought hybrid --fail-every 6 --report two-sites.html
       forethought hosts --connect qemu:///system
+      forethought run --connect qemu:///system          a dry run; --apply to act
 
     Every command exits with status 0 on success, 1 on a data or usage error (the message
     names the file, line or field), and 2 on a malformed command line.
@@ -294,3 +295,42 @@ def _vm_infos(vm_ids: tuple[str, ...], inventory: str | None) -> list[VmInfo]:
             soft_wrap=True,
         )
     return infos
+
+
+def _connect_options(func: Callable[..., None]) -> Callable[..., None]:
+    """--connect (libvirt URIs, one per host) and --site (URI=SITE), for every command that
+    reaches real hypervisors; check them with :func:`_sites`."""
+    func = click.option(
+        "--site",
+        "site_pairs",
+        multiple=True,
+        help="URI=SITE: the site a host belongs to (repeatable; default: private). A site "
+        "named public is rented capacity; any other name is private.",
+    )(func)
+    return click.option(
+        "--connect",
+        "uris",
+        multiple=True,
+        required=True,
+        help="A libvirt connection URI, one per host (repeatable): qemu+ssh://host/system, "
+        "qemu:///system, or test:///default for libvirt's test hypervisor.",
+    )(func)
+
+
+def _sites(uris: tuple[str, ...], site_pairs: tuple[str, ...]) -> dict[str, str]:
+    """The --site assignments, after checking them and the --connect URIs."""
+    empty = [u for u in uris if not u.strip()]
+    if empty:  # libvirt would quietly take its default URI instead
+        _fail("--connect needs a URI (an empty one would reach libvirt's default)")
+    repeated = sorted({u for u in uris if uris.count(u) > 1})
+    if repeated:
+        _fail(f"--connect names {', '.join(repeated)} twice")
+    sites = {}
+    for pair in site_pairs:
+        uri, sep, site = pair.rpartition("=")
+        if not sep or not uri or not site:
+            _fail(f"--site {pair!r}: write URI=SITE")
+        if uri not in uris:
+            _fail(f"--site {pair!r}: {uri} is not one of the --connect URIs")
+        sites[uri] = site
+    return sites

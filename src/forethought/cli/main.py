@@ -6,9 +6,9 @@ when imported.
 
 from __future__ import annotations
 
-from forethought.cli import allocation, migration, simulation, traces
+from forethought.cli import allocation, fleet, migration, simulation, traces
 from forethought.cli.base import main
 
 __all__ = ["main"]
 # Imported for the commands they register on ``main``.
-_COMMANDS = (traces, simulation, allocation, migration)
+_COMMANDS = (traces, simulation, allocation, migration, fleet)

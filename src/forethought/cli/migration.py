@@ -12,6 +12,7 @@ from rich.table import Table
 
 from forethought.cli.base import (
     Finite,
+    _connect_options,
     _errors,
     _fail,
     _format_option,
@@ -19,6 +20,7 @@ from forethought.cli.base import (
     _json,
     _load,
     _report_writable,
+    _sites,
     _skip_option,
     _trace_help,
     _vm_infos,
@@ -320,20 +322,7 @@ def _hybrid_table(
 
 
 @main.command(name="hosts")
-@click.option(
-    "--connect",
-    "uris",
-    multiple=True,
-    required=True,
-    help="A libvirt connection URI, one per host (repeatable): qemu+ssh://host/system, "
-    "qemu:///system, or test:///default for libvirt's test hypervisor.",
-)
-@click.option(
-    "--site",
-    "site_pairs",
-    multiple=True,
-    help="URI=SITE: the site a host belongs to (repeatable; default: private).",
-)
+@_connect_options
 @click.option("--json", "as_json", is_flag=True, help="Print the inventory and a sample as JSON.")
 def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool) -> None:
     """Connect to real hypervisors through libvirt and show what forethought sees.
@@ -357,20 +346,7 @@ def hosts_cmd(uris: tuple[str, ...], site_pairs: tuple[str, ...], as_json: bool)
 
     from forethought.cluster.libvirt_backend import LibvirtBackend
 
-    empty = [u for u in uris if not u.strip()]
-    if empty:  # libvirt would quietly take its default URI instead
-        _fail("--connect needs a URI (an empty one would reach libvirt's default)")
-    repeated = sorted({u for u in uris if uris.count(u) > 1})
-    if repeated:
-        _fail(f"--connect names {', '.join(repeated)} twice")
-    sites = {}
-    for pair in site_pairs:
-        uri, sep, site = pair.rpartition("=")
-        if not sep or not uri or not site:
-            _fail(f"--site {pair!r}: write URI=SITE")
-        if uri not in uris:
-            _fail(f"--site {pair!r}: {uri} is not one of the --connect URIs")
-        sites[uri] = site
+    sites = _sites(uris, site_pairs)
     with _errors():
         backend = LibvirtBackend(list(uris), sites=sites)
         try:

@@ -1,0 +1,320 @@
+"""``forethought run``: the control loop on real hypervisors, step by step until stopped."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+from forethought.cli.base import (
+    Finite,
+    _connect_options,
+    _errors,
+    _fail,
+    _json,
+    _sites,
+    _writable,
+    main,
+    stderr,
+    stdout,
+)
+from forethought.core.resources import Resource
+
+if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without it
+    from forethought.cluster.backend import Backend
+    from forethought.migration.fleet import FleetLoop
+    from forethought.migration.loop import LoopStep
+
+DEFAULT_LOG = "forethought-actions.jsonl"
+
+
+def _libvirt(uris: list[str], sites: dict[str, str], bandwidth_mbps: float) -> Backend:
+    """The backend the command drives (a seam the tests replace with the simulator)."""
+    from forethought.cluster.libvirt_backend import LibvirtBackend
+
+    return LibvirtBackend(uris, sites=sites, bandwidth_mbps=bandwidth_mbps)
+
+
+def _resources(text: str) -> tuple[Resource, ...]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        _fail("--size needs at least one resource (cpu, memory, disk_read, ...)")
+    known = {r.value: r for r in Resource}
+    odd = [n for n in names if n not in known]
+    if odd:
+        _fail(f"--size: unknown resource(s) {', '.join(odd)}; choose from {', '.join(known)}")
+    if len(set(names)) != len(names):
+        _fail(f"--size names a resource twice: {text}")
+    return tuple(known[n] for n in names)
+
+
+class _StopError(Exception):
+    """SIGTERM (a service manager stopping the run): end the way Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _StopError
+
+
+@main.command(name="run")
+@_connect_options
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Carry out the decisions: resize VMs and start migrations. Without it the run is "
+    "a dry run that decides and reports, and changes nothing.",
+)
+@click.option(
+    "--policy",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Scaling policy file (see `forethought policy check`); default: the default "
+    "policy. Its groups are matched on the VMs' names.",
+)
+@click.option(
+    "--size",
+    "size_text",
+    default="cpu,memory",
+    show_default=True,
+    help="Resources to size, comma-separated: cpu, memory, disk_read, disk_write, net_rx, "
+    "net_tx (disk and network as throttles in KB/s).",
+)
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Move VMs off hosts about to overload (and consolidate). With --no-migrate the "
+    "moves are still planned and reported, never started.",
+)
+@click.option(
+    "--interval",
+    type=Finite(min=1.0),
+    default=300.0,
+    show_default=True,
+    help="Seconds between steps. Each step reads telemetry as rates since the last one.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after N steps (default: run until Ctrl-C or SIGTERM).",
+)
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(dir_okay=False),
+    default=DEFAULT_LOG,
+    show_default=True,
+    help="The durable action log (JSON lines). A run started on the log of one that was "
+    "stopped takes over its unfinished migrations and settles them.",
+)
+@click.option(
+    "--host-mbps",
+    type=Finite(min=0.0, min_open=True),
+    default=1000.0,
+    show_default=True,
+    help="Each host's migration network in Mbit/s (libvirt does not report it).",
+)
+@click.option(
+    "--link-mbps",
+    type=Finite(min=0.0, min_open=True),
+    default=1000.0,
+    show_default=True,
+    help="Bandwidth between two sites in Mbit/s, where --site names more than one.",
+)
+@click.option(
+    "--latency-ms",
+    type=Finite(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="Latency between two sites in milliseconds.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object per step (JSON lines): resizes, planned and proposed "
+    "moves, settled migrations, VMs not managed.",
+)
+def run_cmd(
+    uris: tuple[str, ...],
+    site_pairs: tuple[str, ...],
+    apply: bool,
+    policy: str | None,
+    size_text: str,
+    migrate: bool,
+    interval: float,
+    steps: int | None,
+    log_path: str,
+    host_mbps: float,
+    link_mbps: float,
+    latency_ms: float,
+    as_json: bool,
+) -> None:
+    """Run the control loop on real hypervisors: observe, forecast, decide, act, learn.
+
+    Every --interval seconds forethought reads each running VM's CPU, memory, disk and
+    network through libvirt, updates its forecasts, and sizes the --size resources of
+    every VM within the policy. Where a host is about to overload it plans moves to
+    hosts with room, which the orchestrator starts within its limits (2 migrations per
+    host, 4 per link between sites, 16 in all), logs durably, and rolls back if they
+    fail.
+
+    By default nothing is changed: the run is a dry run that prints what it would do.
+    Add --apply to act. Resizes are made live where the hypervisor allows it (vCPU
+    hot-plug and a CPU quota, balloon, block I/O and interface throttles); a change
+    that needs a restart is written to the VM's configuration and reported as such,
+    and no VM is ever restarted.
+
+    The VMs managed are those running when the run starts; one started later is listed
+    as not managed, and its load is not counted on its host. Restart the run to include
+    it. What libvirt cannot report is assumed and said so: every host's power curve
+    (an HP ML110 G5's, for the energy side of the planner) and the links between sites
+    (--link-mbps, --latency-ms). Needs libvirt-python (pip install
+    'forethought[libvirt]').
+
+    \b
+    Examples:
+      forethought run --connect qemu+ssh://kvm1/system --connect qemu+ssh://kvm2/system
+      forethought run --connect qemu:///system --size cpu --no-migrate --apply
+      forethought run --connect test:///default --interval 5 --steps 3 --json
+    """
+    from forethought.allocation.policy import load_policy
+    from forethought.migration.fleet import FleetLoop, FleetSettings
+
+    sites = _sites(uris, site_pairs)
+    sized = _resources(size_text)
+    _writable(log_path)
+    with _errors():
+        settings = FleetSettings(
+            interval=interval,
+            sized=sized,
+            migrate=migrate,
+            dry_run=not apply,
+            link_mbps=link_mbps,
+            latency_ms=latency_ms,
+        )
+        rules = load_policy(policy) if policy is not None else None
+        backend = _libvirt(list(uris), sites, host_mbps)
+    try:
+        with _errors():
+            fleet = FleetLoop(backend, settings, Path(log_path), rules)
+        _announce(fleet, backend, apply, log_path)
+        done = 0
+
+        def on_step(k: int, step: LoopStep) -> None:
+            nonlocal done
+            record = fleet.record(k, step)
+            if as_json:
+                click.echo(_json(record, indent=None))
+            else:
+                _print_step(record)
+            done += 1
+
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            with _errors():
+                fleet.run(steps, on_step)
+        except (KeyboardInterrupt, _StopError):
+            stderr.print(
+                f"stopped after {done} step(s); the action log {log_path} holds every "
+                "migration, and a run started on it settles those still open",
+                highlight=False,
+                soft_wrap=True,
+            )
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
+
+
+def _announce(fleet: FleetLoop, backend: Backend, apply: bool, log_path: str) -> None:
+    """What the run manages and what it assumes, on stderr (stdout stays the steps')."""
+    s = fleet.settings
+    mode = "acting (--apply)" if apply else "dry run: nothing will be changed (add --apply)"
+    groups: dict[str, int] = {}
+    for g in fleet.groups.values():
+        groups[g] = groups.get(g, 0) + 1
+    lines = [
+        f"{backend.name}: {len(fleet.vm_ids)} VM(s) on {len(fleet.host_ids)} host(s); {mode}",
+        f"sizing {', '.join(r.value for r in s.sized)} under {fleet.policy.source} "
+        f"({', '.join(f'{g}: {n}' for g, n in groups.items())}); migrations "
+        + ("on" if s.migrate else "planned only (--no-migrate)"),
+        f"every {s.interval:g} s; action log {log_path}",
+        f"assumed: every host draws power as an {s.power.name}"
+        + (
+            f"; links between sites {s.link_mbps:g} Mbit/s, {s.latency_ms:g} ms"
+            if fleet.cluster.links
+            else ""
+        ),
+    ]
+    if backend.simulated:
+        lines.append("the backend is simulated: no real hypervisor is behind these figures")
+    for line in lines:
+        stderr.print(line, highlight=False, soft_wrap=True)
+
+
+def _print_step(record: dict[str, object]) -> None:
+    """One step in words: a summary line, then one line per action."""
+    resizes = record["resizes"]
+    planned = record["planned"]
+    proposed = record["proposed"]
+    settled = record["settled"]
+    unmanaged = record["unmanaged"]
+    assert isinstance(resizes, list)
+    assert isinstance(planned, list)
+    assert isinstance(proposed, list)
+    assert isinstance(settled, list)
+    assert isinstance(unmanaged, list)
+    live = sum(r["applied"] and r["live"] for r in resizes)
+    restart = sum(r["applied"] and not r["live"] for r in resizes)
+    other = len(resizes) - live - restart
+    started = sum(p["accepted"] for p in proposed)
+    stdout.print(
+        f"step {record['step']}: {len(resizes)} resize(s) ({live} live, {restart} at restart, "
+        f"{other} not applied); {len(planned)} move(s) planned, {started} started, "
+        f"{len(settled)} settled",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for r in resizes:
+        stdout.print(
+            f"  resize {r['vm']} {r['resource']} to {r['amount']:,.1f} ({r['reason']}): "
+            + (r["message"] or ("live" if r["live"] else "at the next restart")),
+            highlight=False,
+            soft_wrap=True,
+        )
+    refused = {p["vm"]: p["why"] for p in proposed if not p["accepted"]}
+    begun = {p["vm"] for p in proposed if p["accepted"]}
+    for m in planned:
+        state = (
+            "started"
+            if m["vm"] in begun
+            else f"refused: {refused[m['vm']]}"
+            if m["vm"] in refused
+            else "not proposed"
+        )
+        stdout.print(
+            f"  move {m['vm']} {m['source']} -> {m['target']} ({m['kind']}, "
+            f"{m['benefit_wh']:,.1f} Wh): {state}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for o in settled:
+        stdout.print(
+            f"  migration of {o['vm']} {o['state']}"
+            + (f": {o['message']}" if o["message"] else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if unmanaged:
+        stdout.print(
+            f"  not managed (started after this run): {', '.join(map(str, unmanaged))}",
+            highlight=False,
+            soft_wrap=True,
+        )

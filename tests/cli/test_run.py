@@ -1,0 +1,222 @@
+"""`forethought run`: the control loop on hypervisors, until stopped.
+
+Most tests put the simulator behind the command (it replaces the libvirt backend through
+the command's one seam, ``_libvirt``), so they run without libvirt-python; the ones marked
+``needs_libvirt`` drive libvirt's test hypervisor through the real driver.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from forethought.cli import fleet as fleet_cli
+from forethought.cli.main import main
+from forethought.cluster.backend import Observation
+from forethought.cluster.model import CLOUDSIM_VM_TYPES, G5, Cluster
+from forethought.cluster.simulated import BackendError, SimulatedBackend
+from forethought.migration.log import ActionLog
+
+needs_libvirt = pytest.mark.skipif(
+    importlib.util.find_spec("libvirt") is None,
+    reason="libvirt-python is not installed (forethought[libvirt])",
+)
+STEPS = 30
+
+
+class Ticking(SimulatedBackend):
+    """The simulator advancing one interval between the loop's telemetry reads, as a
+    hypervisor's clock does between steps."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.reads = 0
+
+    def telemetry(self) -> Observation:
+        if self.reads:
+            self.advance(self.interval)
+        self.reads += 1
+        return super().telemetry()
+
+
+def crowded() -> Ticking:
+    """Eight VMs on four hosts; the four on host 0 turn busy at step 15."""
+    cluster = Cluster(
+        [G5], [CLOUDSIM_VM_TYPES[0]], np.zeros(4, dtype=np.int64), np.zeros(8, dtype=np.int64)
+    )
+    u = np.full((8, STEPS + 5), 0.2)
+    u[:4, 15:] = 0.9
+    return Ticking(cluster, u, np.array([0, 0, 0, 0, 1, 2, 3, 3]), interval=300.0)
+
+
+@pytest.fixture
+def simulated(monkeypatch: pytest.MonkeyPatch) -> Ticking:
+    backend = crowded()
+    monkeypatch.setattr(fleet_cli, "_libvirt", lambda uris, sites, mbps: backend)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # steps back to back
+    return backend
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["run", "--connect", "qemu:///system", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def steps_of(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_by_default_it_is_a_dry_run_that_changes_nothing(
+    simulated: Ticking, tmp_path: Path
+) -> None:
+    code, out, err = invoke(
+        "--size", "cpu", "--steps", str(STEPS), "--log", str(tmp_path / "a.jsonl"), "--json"
+    )
+    assert code == 0, err
+    assert "dry run: nothing will be changed (add --apply)" in err
+    assert "the backend is simulated" in err  # never passed off as a real fleet
+    steps = steps_of(out)
+    assert len(steps) == STEPS
+    resizes = [r for s in steps for r in s["resizes"]]  # type: ignore[attr-defined]
+    assert resizes
+    assert not any(r["applied"] for r in resizes)
+    assert any(s["planned"] for s in steps)
+    assert not any(s["proposed"] for s in steps)
+    assert simulated.host_of.tolist() == [0, 0, 0, 0, 1, 2, 3, 3]
+    assert np.all(simulated.cpu_alloc == 2500.0)
+
+
+def test_apply_resizes_and_migrates_and_logs_every_action(
+    simulated: Ticking, tmp_path: Path
+) -> None:
+    log = tmp_path / "actions.jsonl"
+    code, out, err = invoke("--size", "cpu", "--steps", str(STEPS), "--log", str(log), "--apply")
+    assert code == 0, err
+    assert "acting (--apply)" in err
+    assert "step 0:" in out
+    assert " live" in out  # a resize line
+    assert "): started" in out  # a move line
+    assert "migration of vm-" in out  # and its settling
+    assert simulated.host_of[:4].tolist().count(0) < 4
+    assert not np.all(simulated.cpu_alloc == 2500.0)
+    records = ActionLog.read(log)
+    assert {r.state.value for r in records} >= {"started", "completed"}
+
+
+def test_no_migrate_sizes_but_moves_nothing(simulated: Ticking, tmp_path: Path) -> None:
+    code, out, err = invoke(
+        "--size", "cpu", "--steps", str(STEPS), "--log", str(tmp_path / "a.jsonl"),
+        "--no-migrate", "--apply", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "migrations planned only (--no-migrate)" in err
+    steps = steps_of(out)
+    assert any(r["applied"] for s in steps for r in s["resizes"])  # type: ignore[attr-defined]
+    assert any(s["planned"] for s in steps)
+    assert not any(s["proposed"] for s in steps)
+    assert simulated.host_of.tolist() == [0, 0, 0, 0, 1, 2, 3, 3]
+
+
+def test_an_interrupt_stops_cleanly_and_keeps_the_log(
+    simulated: Ticking, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps = [0]
+
+    def sleep(seconds: float) -> None:
+        sleeps[0] += 1
+        if sleeps[0] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    log = tmp_path / "actions.jsonl"
+    code, out, err = invoke("--size", "cpu", "--log", str(log), "--json")  # no --steps: forever
+    assert code == 0, err
+    assert len(steps_of(out)) == 3
+    assert "stopped after 3 step(s)" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "cpu,gpu"], "--size: unknown resource(s) gpu"),
+        (["--size", "cpu,CPU"], "--size names a resource twice"),
+        (["--size", " , "], "--size needs at least one resource"),
+        (["--site", "lab"], "--site 'lab': write URI=SITE"),
+        (["--site", "qemu:///other=lab"], "qemu:///other is not one of the --connect URIs"),
+        (["--policy", "missing.yaml"], "missing.yaml"),
+        (["--log", "no/such/dir/log.jsonl"], "the directory no/such/dir does not exist"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_runs(
+    simulated: Ticking, args: list[str], message: str
+) -> None:
+    code, out, err = invoke(*args)
+    assert code == 1
+    assert message in err
+    assert out == ""
+    assert simulated.reads == 0
+
+
+def test_a_bad_policy_file_names_the_field(simulated: Ticking, tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\ndefaults:\n  cpu: {quantile: 2}\ngroups: []\n")
+    code, _, err = invoke("--policy", str(policy))
+    assert code == 1
+    assert "quantile" in err
+
+
+@pytest.mark.parametrize("interval", ["0.5", "nan"])
+def test_an_interval_under_a_second_is_a_usage_error(simulated: Ticking, interval: str) -> None:
+    code, _, err = invoke("--interval", interval)
+    assert code == 2
+    assert "--interval" in err
+
+
+def test_an_unreachable_hypervisor_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(uris: list[str], sites: dict[str, str], mbps: float) -> SimulatedBackend:
+        raise BackendError(f"cannot reach the hypervisor at {uris[0]}: connection refused")
+
+    monkeypatch.setattr(fleet_cli, "_libvirt", refuse)
+    code, _, err = invoke()
+    assert code == 1
+    assert "cannot reach the hypervisor at qemu:///system" in err
+
+
+def test_without_libvirt_python_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "libvirt", None)  # import libvirt now fails
+    code, _, err = invoke()
+    assert code == 1
+    assert "forethought[libvirt]" in err
+
+
+@needs_libvirt
+def test_the_test_hypervisor_runs_step_by_step(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "run", "--connect", "test:///default", "--interval", "1", "--steps", "2",
+            "--log", str(tmp_path / "a.jsonl"), "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "libvirt: 1 VM(s) on 1 host(s); dry run" in result.stderr
+    assert "simulated" not in result.stderr
+    steps = steps_of(result.stdout)
+    assert [s["step"] for s in steps] == [0, 1]
+    assert all(s["unmanaged"] == [] for s in steps)
+
+
+@needs_libvirt
+def test_an_unreachable_test_node_is_an_error_naming_it() -> None:
+    result = CliRunner().invoke(main, ["run", "--connect", "test:///nowhere/node.xml"])
+    assert result.exit_code == 1
+    assert "cannot reach the hypervisor at test:///nowhere/node.xml" in result.stderr
