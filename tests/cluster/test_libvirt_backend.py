@@ -78,6 +78,14 @@ def test_inventory_reports_hosts_and_running_domains(backend: LibvirtBackend) ->
     assert vms["web-1"].cpu_mips == 2660.0  # one vCPU running
     assert vms["web-1"].memory_mb == 1024.0
     assert vms["web-1"].host == inv.hosts[0].id
+    # What it could be given live: two vCPUs by hot-plug, 2 GiB by the balloon.
+    assert (vms["web-1"].max_cpu_mips, vms["web-1"].max_memory_mb) == (2 * 2660.0, 2048.0)
+    assert vms["web-1"].size == (2 * 2660.0, 2048.0)
+
+
+def test_the_clock_is_the_backends(backend: LibvirtBackend) -> None:
+    first = backend.now()
+    assert backend.now() == first + 60.0  # the clock the tests gave it
 
 
 def test_telemetry_reads_every_resource_between_calls(backend: LibvirtBackend) -> None:

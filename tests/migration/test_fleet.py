@@ -80,6 +80,17 @@ def test_the_cluster_is_built_from_the_inventory() -> None:
     assert cluster.power_table.shape == (2, 11)
 
 
+def test_a_vm_is_sized_by_what_it_can_be_given_live() -> None:
+    host = HostInfo("a", "private", 8000.0, 16384.0, 1000.0, True)
+    shrunk = VmInfo("web", "a", 1000.0, 1024.0, False, max_cpu_mips=4000.0, max_memory_mb=4096.0)
+    unknown = VmInfo("db", "a", 2000.0, 2048.0, False)  # no maximum known: as it is now
+    assert shrunk.size == (4000.0, 4096.0)
+    assert unknown.size == (2000.0, 2048.0)
+    cluster = cluster_of(Inventory((host,), (shrunk, unknown)), FleetSettings())
+    assert cluster.vm_column("mips").tolist() == [4000.0, 2000.0]
+    assert cluster.vm_column("ram_mb").tolist() == [4096.0, 2048.0]
+
+
 @pytest.mark.parametrize(
     ("inventory", "message"),
     [
