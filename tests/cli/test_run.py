@@ -220,3 +220,92 @@ def test_an_unreachable_test_node_is_an_error_naming_it() -> None:
     result = CliRunner().invoke(main, ["run", "--connect", "test:///nowhere/node.xml"])
     assert result.exit_code == 1
     assert "cannot reach the hypervisor at test:///nowhere/node.xml" in result.stderr
+
+
+# ------------------------------------------------------------------------ --serve
+
+needs_service = pytest.mark.skipif(
+    importlib.util.find_spec("fastapi") is None
+    or importlib.util.find_spec("prometheus_client") is None,
+    reason="the service extra is not installed (forethought[service])",
+)
+
+
+@needs_service
+def test_serve_exposes_status_and_metrics_while_the_run_lasts(
+    simulated: Ticking, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from forethought.service import server
+
+    started: list[server.Serving] = []
+    real = server.serve_in_background
+
+    def capture(app: object, host: str, port: int) -> server.Serving:
+        started.append(real(app, host, port))
+        return started[-1]
+
+    monkeypatch.setattr(server, "serve_in_background", capture)
+    seen: dict[str, str] = {}
+
+    def sleep(seconds: float) -> None:  # between steps 2 and 3: look, as Prometheus would
+        if len(seen) == 0 and simulated.reads == 2:
+            for path in ("/status", "/metrics"):
+                with urllib.request.urlopen(started[0].url + path, timeout=10) as reply:
+                    seen[path] = reply.read().decode()
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    code, out, err = invoke(
+        "--size", "cpu", "--steps", "4", "--log", str(tmp_path / "a.jsonl"),
+        "--serve", "127.0.0.1:0", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"serving {started[0].url}" in err
+    status = json.loads(seen["/status"])
+    assert status["steps"] == 2
+    assert status["last_step"] == steps_of(out)[1]
+    assert status["dry_run"] is True
+    assert "forethought_steps_total 2.0" in seen["/metrics"]
+    # The run is over: so is the server.
+    with pytest.raises(urllib.error.URLError, match="refused"):
+        urllib.request.urlopen(started[0].url + "/healthz", timeout=2)
+
+
+@needs_service
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [("somewhere", "write HOST:PORT or PORT"), ("99999", "the port must be in 0..65535")],
+)
+def test_a_bad_serve_address_is_refused_before_anything_runs(
+    simulated: Ticking, address: str, message: str
+) -> None:
+    code, _, err = invoke("--serve", address)
+    assert code == 1
+    assert message in err
+    assert simulated.reads == 0
+
+
+@needs_service
+def test_a_busy_port_is_an_error_naming_it(simulated: Ticking, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = invoke("--serve", f"127.0.0.1:{port}", "--log", str(tmp_path / "a"))
+    assert code == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in err
+    assert out == ""
+
+
+def test_serve_without_the_service_extra_says_what_to_install(
+    simulated: Ticking, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # its import now fails
+    code, _, err = invoke("--serve", "9187")
+    assert code == 1
+    assert "forethought[service]" in err
+    assert simulated.reads == 0

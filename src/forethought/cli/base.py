@@ -19,6 +19,7 @@ from rich.text import Text
 
 from forethought import __version__
 from forethought.core.errors import ForethoughtError
+from forethought.core.numbers import json_safe
 from forethought.core.resources import Resource
 from forethought.telemetry.load import FORMATS, load_trace
 from forethought.telemetry.series import Telemetry
@@ -53,20 +54,9 @@ def _errors() -> Iterator[None]:
         _fail("out of memory: run fewer VMs, hosts or steps at once (--limit, --hosts)")
 
 
-def _finite(obj: object) -> object:
-    """``obj`` with every NaN or infinite float replaced by None (JSON's null)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _json(obj: object, indent: int | None = 2) -> str:
     """Strict JSON for scripts: a value that is not a number (NaN, infinity) is null."""
-    return json.dumps(_finite(obj), indent=indent, allow_nan=False)
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False)
 
 
 def _writable(path: str) -> None:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without 
     from forethought.cluster.backend import Backend
     from forethought.migration.fleet import FleetLoop
     from forethought.migration.loop import LoopStep
+    from forethought.service.server import Serving
+    from forethought.service.state import RunState
 
 DEFAULT_LOG = "forethought-actions.jsonl"
 
@@ -139,6 +141,15 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     help="Print one JSON object per step (JSON lines): resizes, planned and proposed "
     "moves, settled migrations, VMs not managed.",
 )
+@click.option(
+    "--serve",
+    "address",
+    default=None,
+    metavar="[HOST:]PORT",
+    help="Serve a REST API (/status, /steps, /healthz, OpenAPI at /docs) and Prometheus "
+    "metrics (/metrics) on this address while the run lasts; HOST defaults to 127.0.0.1. "
+    "Needs pip install 'forethought[service]'.",
+)
 def run_cmd(
     uris: tuple[str, ...],
     site_pairs: tuple[str, ...],
@@ -153,6 +164,7 @@ def run_cmd(
     link_mbps: float,
     latency_ms: float,
     as_json: bool,
+    address: str | None,
 ) -> None:
     """Run the control loop on real hypervisors: observe, forecast, decide, act, learn.
 
@@ -189,6 +201,7 @@ def run_cmd(
     sized = _resources(size_text)
     _writable(log_path)
     with _errors():
+        where = _service_address(address) if address is not None else None
         settings = FleetSettings(
             interval=interval,
             sized=sized,
@@ -202,12 +215,21 @@ def run_cmd(
     try:
         with _errors():
             fleet = FleetLoop(backend, settings, Path(log_path), rules)
+            serving, state = _serve(fleet, where) if where is not None else (None, None)
         _announce(fleet, backend, apply, log_path)
+        if serving is not None:
+            stderr.print(
+                f"serving {serving.url}: /status, /steps, /healthz, /metrics (OpenAPI at /docs)",
+                highlight=False,
+                soft_wrap=True,
+            )
         done = 0
 
         def on_step(k: int, step: LoopStep) -> None:
             nonlocal done
             record = fleet.record(k, step)
+            if state is not None:
+                state.observe(record, fleet.last_step_seconds)
             if as_json:
                 click.echo(_json(record, indent=None))
             else:
@@ -227,10 +249,31 @@ def run_cmd(
             )
         finally:
             signal.signal(signal.SIGTERM, previous)
+            if serving is not None:
+                serving.stop()
     finally:
         close = getattr(backend, "close", None)
         if close is not None:
             close()
+
+
+def _service_address(address: str) -> tuple[str, int]:
+    """The --serve address, checked with the service's packages before anything runs."""
+    from forethought.service.server import parse_address
+    from forethought.service.state import prometheus
+
+    where = parse_address(address)
+    prometheus()  # the extra is installed, or the error says how to install it
+    return where
+
+
+def _serve(fleet: FleetLoop, where: tuple[str, int]) -> tuple[Serving, RunState]:
+    from forethought.service.api import create_app
+    from forethought.service.server import serve_in_background
+    from forethought.service.state import RunState
+
+    state = RunState(fleet.describe())
+    return serve_in_background(create_app(state), *where), state
 
 
 def _announce(fleet: FleetLoop, backend: Backend, apply: bool, log_path: str) -> None:

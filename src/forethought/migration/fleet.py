@@ -173,6 +173,50 @@ class FleetLoop:
             # outgrowing their hosts among them) are reported, but none is started.
             propose=settings.migrate,
         )
+        self.last_step_seconds = 0.0  # how long the last step took (run's clock)
+
+    def describe(self) -> dict[str, object]:
+        """The run as JSON: backend, mode, what it sizes, its VMs and hosts, assumptions."""
+        s, cluster = self.settings, self.cluster
+        assert cluster.host_site is not None
+        return {
+            "backend": self.backend.name,
+            "simulated": self.backend.simulated,
+            "dry_run": s.dry_run,
+            "migrate": s.migrate,
+            "interval_seconds": s.interval,
+            "sized": [r.value for r in s.sized],
+            "policy": self.policy.source,
+            "vms": [
+                {"vm": vm, "group": self.groups[vm], "cpu_mips": mips, "memory_mb": ram}
+                for vm, mips, ram in zip(
+                    self.vm_ids,
+                    cluster.vm_column("mips").tolist(),
+                    cluster.vm_column("ram_mb").tolist(),
+                    strict=True,
+                )
+            ],
+            "hosts": [
+                {
+                    "host": host,
+                    "site": cluster.sites[site].name,
+                    "cpu_mips": mips,
+                    "memory_mb": ram,
+                }
+                for host, site, mips, ram in zip(
+                    self.host_ids,
+                    cluster.host_site.tolist(),
+                    cluster.host_column("mips").tolist(),
+                    cluster.host_column("ram_mb").tolist(),
+                    strict=True,
+                )
+            ],
+            "assumed": {
+                "host_power_model": s.power.name,
+                "link_mbps": s.link_mbps,
+                "latency_ms": s.latency_ms,
+            },
+        }
 
     def run(
         self,
@@ -193,9 +237,12 @@ class FleetLoop:
             for k in itertools.count() if steps is None else range(steps):
                 if k:
                     sleep(max(0.0, start + k * self.settings.interval - clock()))
+                began = clock()
                 # Stamped by the backend's clock: the orchestrator sets it beside the
                 # expected ends of the backend's migrations.
-                on_step(k, self.loop.step(self.backend.now()))
+                step = self.loop.step(self.backend.now())
+                self.last_step_seconds = clock() - began
+                on_step(k, step)
                 done += 1
         finally:
             self.log.close()
