@@ -61,6 +61,35 @@ def test_what_ifs_agree_with_a_rebuild() -> None:
     np.testing.assert_array_equal(hp.over_core, fresh.over_core)
 
 
+def brute_pressure_with(hp: HostPressure, v: int, rows: np.ndarray) -> np.ndarray:
+    """Every host tested step by step: what pressure_with's shortcut must reproduce."""
+    core = hp.core[rows]
+    add = np.minimum(hp.vm[v][None], core[:, None, None])
+    over = (hp.load[rows] + add > hp.limit[rows, None, None]).any(axis=2)
+    over |= hp.over_core[rows] | (hp.vm_peak[v][None, :] > core[:, None])
+    return np.asarray(over.mean(axis=1))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_shortcut_of_pressure_with_is_exact_before_and_after_moves(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    hosts, vms = 12, 40
+    capacity = rng.uniform(80.0, 200.0, hosts)
+    core = capacity / rng.integers(1, 4, hosts)
+    # Loads from idle to past the limit, so hosts fall on both sides of the shortcut.
+    paths = rng.gamma(2.0, rng.uniform(2.0, 15.0, (1, vms, 1)), (24, vms, 6))
+    host_of = rng.integers(-1, hosts, vms)
+    hp = HostPressure(paths, host_of, capacity, core, rng.uniform(0.7, 1.0))
+    rows = np.arange(hosts)
+    for _ in range(10):
+        v = int(rng.integers(vms))
+        np.testing.assert_array_equal(hp.pressure_with(v, rows), brute_pressure_with(hp, v, rows))
+        source, target = int(host_of[v]), int(rng.integers(hosts))
+        host_of[v] = target
+        hp.move(v, source, target, np.flatnonzero(host_of == source))
+        np.testing.assert_array_equal(hp.peak, hp.load.max(axis=2))
+
+
 def test_dependence_changes_host_pressure() -> None:
     """Same marginals, errors that move together: a host of them overloads more often."""
     levels = (0.05, 0.5, 0.95)
