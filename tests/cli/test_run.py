@@ -309,3 +309,15 @@ def test_serve_without_the_service_extra_says_what_to_install(
     assert code == 1
     assert "forethought[service]" in err
     assert simulated.reads == 0
+
+
+def test_a_corrupt_action_log_is_an_error_naming_its_line(
+    simulated: Ticking, tmp_path: Path
+) -> None:
+    log = tmp_path / "actions.jsonl"
+    log.write_text('{"action": "act-1"}\n')
+    code, out, err = invoke("--log", str(log), "--steps", "1")
+    assert code == 1
+    assert f"{log}, line 1: corrupt record" in err
+    assert out == ""
+    assert log.read_text() == '{"action": "act-1"}\n'  # what was recorded is kept
