@@ -50,3 +50,13 @@ def test_frontier_reads_slack_at_a_share_by_interpolation() -> None:
     assert frontier.slack_at(0.01, curve) == pytest.approx(0.70)
     assert frontier.slack_at(0.001, curve) is None  # the curve never gets that low
     assert frontier.slack_at(0.5, curve) is None
+
+
+def test_fleet_step_times_every_step_of_the_loop() -> None:
+    bench = _script("fleet_step")
+    row = bench.fleet_steps(120, steps=6)
+    assert row["vms"] == 120
+    assert row["hosts"] == 60
+    assert row["steps"] == 6
+    assert 0.0 < row["median_cpu_seconds"] <= row["p95_cpu_seconds"] <= row["max_cpu_seconds"]
+    assert row["resizes_applied"] > 0  # it sized the VMs: a step that did nothing is not timed
