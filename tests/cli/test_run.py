@@ -321,3 +321,41 @@ def test_a_corrupt_action_log_is_an_error_naming_its_line(
     assert f"{log}, line 1: corrupt record" in err
     assert out == ""
     assert log.read_text() == '{"action": "act-1"}\n'  # what was recorded is kept
+
+
+def test_a_step_with_many_actions_lists_some_and_counts_the_rest(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    resize = {
+        "resource": "cpu", "amount": 1000.0, "reason": "forecast",
+        "applied": True, "live": True, "message": "",
+    }  # fmt: skip
+    record: dict[str, object] = {
+        "step": 7,
+        "resizes": [{**resize, "vm": f"vm-{i}"} for i in range(50)],
+        "planned": [
+            {
+                "vm": f"vm-{i}",
+                "source": "a",
+                "target": "b",
+                "kind": "consolidation",
+                "benefit_wh": 1.0,
+            }
+            for i in range(30)
+        ],
+        "proposed": [
+            {"vm": f"vm-{i}", "accepted": i == 29, "why": "" if i == 29 else "limit"}
+            for i in range(30)
+        ],
+        "settled": [],
+        "unmanaged": [],
+    }
+    fleet_cli._print_step(record)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("step 7: 50 resize(s) (50 live")
+    moves = [line for line in lines if line.startswith("  move ")]
+    assert len(moves) == fleet_cli.SHOWN
+    assert moves[0].endswith("): started")  # the one started comes first
+    assert "  ... and 10 more moves (--json lists every one)" in lines
+    assert len([line for line in lines if line.startswith("  resize ")]) == fleet_cli.SHOWN
+    assert "  ... and 30 more resizes (--json lists every one)" in lines

@@ -302,8 +302,25 @@ def _announce(fleet: FleetLoop, backend: Backend, apply: bool, log_path: str) ->
         stderr.print(line, highlight=False, soft_wrap=True)
 
 
+#: Lines listed per kind of action and step; the rest are counted (--json lists all).
+SHOWN = 20
+
+
+def _say(line: str) -> None:
+    stdout.print(line, highlight=False, soft_wrap=True)
+
+
+def _listed(lines: list[str], what: str) -> None:
+    """The first :data:`SHOWN` lines, then how many more there are."""
+    for line in lines[:SHOWN]:
+        _say(line)
+    if len(lines) > SHOWN:
+        _say(f"  ... and {len(lines) - SHOWN:,} more {what} (--json lists every one)")
+
+
 def _print_step(record: dict[str, object]) -> None:
-    """One step in words: a summary line, then one line per action."""
+    """One step in words: a summary line, then a line per action, the started moves and
+    the settled migrations first (a large fleet makes many; the rest are counted)."""
     resizes = record["resizes"]
     planned = record["planned"]
     proposed = record["proposed"]
@@ -318,23 +335,22 @@ def _print_step(record: dict[str, object]) -> None:
     restart = sum(r["applied"] and not r["live"] for r in resizes)
     other = len(resizes) - live - restart
     started = sum(p["accepted"] for p in proposed)
-    stdout.print(
+    _say(
         f"step {record['step']}: {len(resizes)} resize(s) ({live} live, {restart} at restart, "
         f"{other} not applied); {len(planned)} move(s) planned, {started} started, "
-        f"{len(settled)} settled",
-        highlight=False,
-        soft_wrap=True,
+        f"{len(settled)} settled"
     )
-    for r in resizes:
-        stdout.print(
-            f"  resize {r['vm']} {r['resource']} to {r['amount']:,.1f} ({r['reason']}): "
-            + (r["message"] or ("live" if r["live"] else "at the next restart")),
-            highlight=False,
-            soft_wrap=True,
-        )
+    _listed(
+        [
+            f"  migration of {o['vm']} {o['state']}" + (f": {o['message']}" if o["message"] else "")
+            for o in settled
+        ],
+        "settled migrations",
+    )
     refused = {p["vm"]: p["why"] for p in proposed if not p["accepted"]}
     begun = {p["vm"] for p in proposed if p["accepted"]}
-    for m in planned:
+
+    def move(m: dict[str, object]) -> str:
         state = (
             "started"
             if m["vm"] in begun
@@ -342,22 +358,22 @@ def _print_step(record: dict[str, object]) -> None:
             if m["vm"] in refused
             else "not proposed"
         )
-        stdout.print(
+        benefit = m["benefit_wh"]
+        assert isinstance(benefit, float)
+        return (
             f"  move {m['vm']} {m['source']} -> {m['target']} ({m['kind']}, "
-            f"{m['benefit_wh']:,.1f} Wh): {state}",
-            highlight=False,
-            soft_wrap=True,
+            f"{benefit:,.1f} Wh): {state}"
         )
-    for o in settled:
-        stdout.print(
-            f"  migration of {o['vm']} {o['state']}"
-            + (f": {o['message']}" if o["message"] else ""),
-            highlight=False,
-            soft_wrap=True,
-        )
+
+    first = [m for m in planned if m["vm"] in begun]
+    _listed([move(m) for m in first + [m for m in planned if m["vm"] not in begun]], "moves")
+    _listed(
+        [
+            f"  resize {r['vm']} {r['resource']} to {r['amount']:,.1f} ({r['reason']}): "
+            + (r["message"] or ("live" if r["live"] else "at the next restart"))
+            for r in resizes
+        ],
+        "resizes",
+    )
     if unmanaged:
-        stdout.print(
-            f"  not managed (started after this run): {', '.join(map(str, unmanaged))}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _say(f"  not managed (started after this run): {', '.join(map(str, unmanaged))}")
