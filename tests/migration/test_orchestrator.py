@@ -168,6 +168,11 @@ def test_the_link_and_total_limits(tmp_path: Path) -> None:
     assert [d.accepted for d in decisions] == [True, True, False, True, True, False]
     assert decisions[2].reason == "link dc-cloud carries 2 migrations (limit 2)"
     assert decisions[5].reason == "4 migrations in progress (limit 4)"
+    # Declined once the total is full: never an action, so never in the log.
+    assert decisions[5].action == ""
+    logged = {r.vm for r in rig.orch.log.latest.values()}
+    assert "vm-13" not in logged
+    assert "vm-2" in logged  # refused by a pre-condition: an action, logged as rejected
 
 
 def test_preconditions_reject_with_the_reason_and_touch_nothing(tmp_path: Path) -> None:

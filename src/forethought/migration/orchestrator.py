@@ -229,7 +229,13 @@ class Orchestrator:
     # -- submitting ------------------------------------------------------------------
     def submit(self, proposals: Iterable[Proposal], now: float) -> list[Decision]:
         """Start what passes the pre-condition, highest benefit first; one decision per
-        proposal, in that order."""
+        proposal, in that order.
+
+        Once the total limit is reached, the rest are declined with that reason and no
+        action id: they never became actions, so the log does not record them (a planner
+        on a large fleet offers many more moves than the limit lets start, and logging
+        each would grow the log by thousands of records a day).
+        """
         ordered = sorted(proposals, key=lambda p: (-p.benefit, -p.pressure))
         inv = self.backend.inventory()
         vms = {v.id: v for v in inv.vms}
@@ -240,6 +246,10 @@ class Orchestrator:
         decisions: dict[str, Decision] = {}  # by action, filled in benefit order
         accepted: list[Flight] = []
         for p in ordered:
+            if load.total >= self.limits.total:
+                full = f"{load.total} migrations in progress (limit {self.limits.total})"
+                decisions[f"declined-{len(decisions)}"] = Decision("", p, False, full)
+                continue
             action = self.log.new_id()
             decisions[action] = Decision(action, p, False)  # a place in the order
             self._write(action, p, ActionState.PLANNED, now, facts=_plan_facts(p))
