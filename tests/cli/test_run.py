@@ -359,3 +359,72 @@ def test_a_step_with_many_actions_lists_some_and_counts_the_rest(
     assert "  ... and 10 more moves (--json lists every one)" in lines
     assert len([line for line in lines if line.startswith("  resize ")]) == fleet_cli.SHOWN
     assert "  ... and 30 more resizes (--json lists every one)" in lines
+
+
+# ------------------------------------------------------------------------ --simulate
+
+
+def simulate(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["run", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def small_trace(tmp_path: Path, vms: int = 3, samples: int = 10) -> Path:
+    """A long-format trace: ``vms`` VMs' CPU over ``samples`` five-minute samples."""
+    rows = ["vm,timestamp,resource,value,unit"]
+    rows += [
+        f"vm-{v},{1_300_000_000 + 300 * t},cpu,{10 + 5 * v + (t % 3)},percent"
+        for v in range(vms)
+        for t in range(samples)
+    ]
+    path = tmp_path / "small.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_simulate_runs_the_loop_on_a_trace_until_it_ends(tmp_path: Path) -> None:
+    trace = small_trace(tmp_path)
+    code, out, err = simulate(
+        "--simulate", str(trace), "--hosts", "4", "--log", str(tmp_path / "a.jsonl"), "--json"
+    )
+    assert code == 0, err
+    assert "simulator: 3 VM(s) on 4 host(s); dry run" in err
+    assert "the backend is simulated" in err
+    assert "assumed:" not in err  # the simulator's hardware is known, not assumed
+    assert [s["step"] for s in steps_of(out)] == list(range(9))  # one per sample after the first
+    assert [s["time"] for s in steps_of(out)] == [300.0 * k for k in range(9)]
+
+
+def test_simulate_applies_on_the_bundled_day(tmp_path: Path) -> None:
+    code, out, err = simulate(
+        "--simulate", "bundled:planetlab-20110303", "--steps", "30", "--apply",
+        "--log", str(tmp_path / "a.jsonl"), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "simulator: 1,052 VM(s) on 800 host(s); acting (--apply)" in err
+    steps = steps_of(out)
+    assert len(steps) == 30
+    resizes = [r for s in steps for r in s["resizes"]]  # type: ignore[attr-defined]
+    assert resizes
+    assert all(r["applied"] and r["live"] for r in resizes)
+    assert {r["resource"] for r in resizes} == {"cpu"}  # the default with --simulate
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give --connect URI (one per host) or --simulate TRACE, not both"),
+        (
+            ["--connect", "qemu:///system", "--simulate", "bundled:planetlab-20110303"],
+            "not both",
+        ),
+        (["--simulate", "bundled:planetlab-20110303", "--interval", "60"], "drop --interval"),
+        (["--simulate", "bundled:planetlab-20110303", "--hosts", "1"], "do not fit on 1 hosts"),
+        (["--simulate", "no/such/trace"], "no/such/trace"),
+    ],
+)
+def test_simulate_refuses_what_cannot_run(tmp_path: Path, args: list[str], message: str) -> None:
+    code, out, err = simulate(*args, "--log", str(tmp_path / "a.jsonl"))
+    assert code == 1
+    assert message in err
+    assert out == ""

@@ -287,7 +287,7 @@ def _vm_infos(vm_ids: tuple[str, ...], inventory: str | None) -> list[VmInfo]:
     return infos
 
 
-def _connect_options(func: Callable[..., None]) -> Callable[..., None]:
+def _connect_options(func: Callable[..., None], required: bool = True) -> Callable[..., None]:
     """--connect (libvirt URIs, one per host) and --site (URI=SITE), for every command that
     reaches real hypervisors; check them with :func:`_sites`."""
     func = click.option(
@@ -301,7 +301,7 @@ def _connect_options(func: Callable[..., None]) -> Callable[..., None]:
         "--connect",
         "uris",
         multiple=True,
-        required=True,
+        required=required,
         help="A libvirt connection URI, one per host (repeatable): qemu+ssh://host/system, "
         "qemu:///system, or test:///default for libvirt's test hypervisor.",
     )(func)

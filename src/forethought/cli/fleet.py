@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -15,16 +16,19 @@ from forethought.cli.base import (
     _errors,
     _fail,
     _json,
+    _load,
     _sites,
     _writable,
     main,
     stderr,
     stdout,
 )
+from forethought.cluster.model import MAX_HOSTS
 from forethought.core.resources import Resource
 
 if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without it
     from forethought.cluster.backend import Backend
+    from forethought.cluster.simulated import SimulatedBackend
     from forethought.migration.fleet import FleetLoop
     from forethought.migration.loop import LoopStep
     from forethought.service.server import Serving
@@ -61,8 +65,29 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise _StopError
 
 
+def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
+    return _connect_options(func, required=False)
+
+
 @main.command(name="run")
-@_connect_options
+@_connect_or_simulate
+@click.option(
+    "--simulate",
+    "trace",
+    default=None,
+    metavar="TRACE",
+    help="Run on the simulator instead of hypervisors: TRACE's VMs (a trace as for "
+    "`forethought simulate`, e.g. bundled:planetlab-20110303) in CloudSim's data centre, "
+    "one step per sample, as fast as it computes. For trying the loop, --serve and "
+    "policies without a hypervisor; every figure says it is simulated.",
+)
+@click.option(
+    "--hosts",
+    type=click.IntRange(min=1, max=MAX_HOSTS),
+    default=800,
+    show_default=True,
+    help="With --simulate: hosts of the simulated data centre (HP ML110 G4 and G5).",
+)
 @click.option(
     "--apply",
     is_flag=True,
@@ -79,10 +104,10 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option(
     "--size",
     "size_text",
-    default="cpu,memory",
-    show_default=True,
+    default=None,
     help="Resources to size, comma-separated: cpu, memory, disk_read, disk_write, net_rx, "
-    "net_tx (disk and network as throttles in KB/s).",
+    "net_tx (disk and network as throttles in KB/s). Default: cpu,memory; with --simulate, "
+    "cpu.",
 )
 @click.option(
     "--migrate/--no-migrate",
@@ -94,15 +119,16 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option(
     "--interval",
     type=Finite(min=1.0),
-    default=300.0,
-    show_default=True,
-    help="Seconds between steps. Each step reads telemetry as rates since the last one.",
+    default=None,
+    help="Seconds between steps (default 300). Each step reads telemetry as rates since the "
+    "last one. With --simulate the interval is the trace's step.",
 )
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
     default=None,
-    help="Stop after N steps (default: run until Ctrl-C or SIGTERM).",
+    help="Stop after N steps (default: run until Ctrl-C or SIGTERM; with --simulate, "
+    "until the trace ends).",
 )
 @click.option(
     "--log",
@@ -153,11 +179,13 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def run_cmd(
     uris: tuple[str, ...],
     site_pairs: tuple[str, ...],
+    trace: str | None,
+    hosts: int,
     apply: bool,
     policy: str | None,
-    size_text: str,
+    size_text: str | None,
     migrate: bool,
-    interval: float,
+    interval: float | None,
     steps: int | None,
     log_path: str,
     host_mbps: float,
@@ -188,22 +216,35 @@ def run_cmd(
     (--link-mbps, --latency-ms). Needs libvirt-python (pip install
     'forethought[libvirt]').
 
+    Without a hypervisor, --simulate TRACE runs the same loop on the simulator: the
+    trace's VMs in CloudSim's data centre, one step per sample, as fast as it computes,
+    with the same output, action log and --serve; the run says it is simulated.
+
     \b
     Examples:
       forethought run --connect qemu+ssh://kvm1/system --connect qemu+ssh://kvm2/system
       forethought run --connect qemu:///system --size cpu --no-migrate --apply
       forethought run --connect test:///default --interval 5 --steps 3 --json
+      forethought run --simulate bundled:planetlab-20110303 --apply --serve 9187
     """
     from forethought.allocation.policy import load_policy
     from forethought.migration.fleet import FleetLoop, FleetSettings
 
+    if bool(uris) == (trace is not None):
+        _fail("give --connect URI (one per host) or --simulate TRACE, not both")
+    if trace is not None and (interval is not None or site_pairs):
+        _fail("--simulate steps at the trace's interval on one site: drop --interval and --site")
     sites = _sites(uris, site_pairs)
-    sized = _resources(size_text)
+    sized = _resources(size_text or ("cpu" if trace is not None else "cpu,memory"))
     _writable(log_path)
     with _errors():
         where = _service_address(address) if address is not None else None
+        simulated = _simulated(trace, hosts) if trace is not None else None
+        if simulated is not None:
+            interval = simulated.interval
+            steps = steps or max(1, simulated.u.shape[1] - 1)
         settings = FleetSettings(
-            interval=interval,
+            interval=300.0 if interval is None else interval,
             sized=sized,
             migrate=migrate,
             dry_run=not apply,
@@ -211,10 +252,16 @@ def run_cmd(
             latency_ms=latency_ms,
         )
         rules = load_policy(policy) if policy is not None else None
-        backend = _libvirt(list(uris), sites, host_mbps)
+        backend = simulated if simulated is not None else _libvirt(list(uris), sites, host_mbps)
     try:
         with _errors():
-            fleet = FleetLoop(backend, settings, Path(log_path), rules)
+            fleet = FleetLoop(
+                backend,
+                settings,
+                Path(log_path),
+                rules,
+                cluster=simulated.cluster if simulated is not None else None,
+            )
             serving, state = _serve(fleet, where) if where is not None else (None, None)
         _announce(fleet, backend, apply, log_path)
         if serving is not None:
@@ -239,7 +286,15 @@ def run_cmd(
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             with _errors():
-                fleet.run(steps, on_step)
+                if simulated is not None:  # "sleeping" moves the simulator to the next step
+                    sim = simulated
+
+                    def tick(seconds: float) -> None:
+                        sim.advance(seconds)
+
+                    fleet.run(steps, on_step, clock=sim.now, sleep=tick)
+                else:
+                    fleet.run(steps, on_step)
         except (KeyboardInterrupt, _StopError):
             stderr.print(
                 f"stopped after {done} step(s); the action log {log_path} holds every "
@@ -255,6 +310,24 @@ def run_cmd(
         close = getattr(backend, "close", None)
         if close is not None:
             close()
+
+
+def _simulated(trace: str, hosts: int) -> SimulatedBackend:
+    """The trace's VMs in CloudSim's data centre, with its disk and network if it has them."""
+    import numpy as np
+
+    from forethought.core.resources import BANDWIDTHS
+    from forethought.migration.fleet import simulated_fleet
+    from forethought.sim.runner import cpu_utilisation
+
+    telemetry = _load(trace, None, False, None)
+    u = cpu_utilisation(telemetry)
+    io = {
+        r: np.nan_to_num(telemetry.series(r)[0], nan=0.0)[:, : u.shape[1]]
+        for r in BANDWIDTHS
+        if r in telemetry.resources
+    }
+    return simulated_fleet(u, hosts, interval=float(telemetry.step_seconds), io=io or None)
 
 
 def _service_address(address: str) -> tuple[str, int]:
@@ -284,18 +357,21 @@ def _announce(fleet: FleetLoop, backend: Backend, apply: bool, log_path: str) ->
     for g in fleet.groups.values():
         groups[g] = groups.get(g, 0) + 1
     lines = [
-        f"{backend.name}: {len(fleet.vm_ids)} VM(s) on {len(fleet.host_ids)} host(s); {mode}",
+        f"{backend.name}: {len(fleet.vm_ids):,} VM(s) on {len(fleet.host_ids):,} host(s); {mode}",
         f"sizing {', '.join(r.value for r in s.sized)} under {fleet.policy.source} "
         f"({', '.join(f'{g}: {n}' for g, n in groups.items())}); migrations "
         + ("on" if s.migrate else "planned only (--no-migrate)"),
         f"every {s.interval:g} s; action log {log_path}",
-        f"assumed: every host draws power as an {s.power.name}"
-        + (
-            f"; links between sites {s.link_mbps:g} Mbit/s, {s.latency_ms:g} ms"
-            if fleet.cluster.links
-            else ""
-        ),
     ]
+    if fleet.assumed:
+        lines.append(
+            f"assumed: every host draws power as an {s.power.name}"
+            + (
+                f"; links between sites {s.link_mbps:g} Mbit/s, {s.latency_ms:g} ms"
+                if fleet.cluster.links
+                else ""
+            )
+        )
     if backend.simulated:
         lines.append("the backend is simulated: no real hypervisor is behind these figures")
     for line in lines:

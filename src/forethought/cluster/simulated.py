@@ -82,7 +82,8 @@ class SimulatedBackend:
             raise ForethoughtError("placement names a host that does not exist")
         self.cluster, self.u, self.interval = cluster, u, interval
         self.host_of = placement.copy()
-        self.cpu_alloc = cluster.vm_column("mips").copy()
+        self.vm_mips = cluster.vm_column("mips")
+        self.cpu_alloc = self.vm_mips.copy()
         self.memory = cluster.vm_column("ram_mb")
         self.capacity = cluster.host_column("mips")
         self.bandwidth = cluster.host_column("bandwidth_mbps")
@@ -158,6 +159,7 @@ class SimulatedBackend:
                 float(self.cpu_alloc[v]),
                 float(self.memory[v]),
                 v in moving,
+                max_cpu_mips=float(self.vm_mips[v]),  # its type's size, whatever the cap now
             )
             for v in range(self.cluster.n_vms)
         )

@@ -27,10 +27,12 @@ from forethought.allocation.base import Recommender
 from forethought.allocation.manager import PredictiveRecommender, Settings
 from forethought.allocation.policy import DEFAULT_POLICY_YAML, Policy, VmInfo, parse_policy
 from forethought.cluster.backend import Backend, Inventory
-from forethought.cluster.model import Cluster, HostType, Link, Site, VmType
+from forethought.cluster.model import Cluster, HostType, Link, Site, VmType, cloudsim_planetlab
 from forethought.cluster.power import HP_ML110_G5, PowerModel
+from forethought.cluster.simulated import SimulatedBackend
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import BANDWIDTHS, Resource
+from forethought.forecast.base import FloatArray
 from forethought.migration.log import ActionLog
 from forethought.migration.loop import LoopStep, MigrationLoop
 from forethought.migration.network import NetworkMap
@@ -131,7 +133,10 @@ class FleetLoop:
     """The control loop over ``backend``'s hosts and the VMs running when it is built.
 
     ``policy`` sizes the VMs (the default policy without one), its groups matched on each
-    VM's name; ``log_path`` keeps the orchestrator's durable action log.
+    VM's name; ``log_path`` keeps the orchestrator's durable action log. ``cluster`` is the
+    hardware where it is known (the simulator's own data centre, its rows in the
+    inventory's order); without it the cluster is built from the inventory
+    (:func:`cluster_of`), with the settings' assumptions.
     """
 
     def __init__(
@@ -140,10 +145,19 @@ class FleetLoop:
         settings: FleetSettings,
         log_path: str | Path,
         policy: Policy | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.backend, self.settings = backend, settings
         inventory = backend.inventory()
-        self.cluster = cluster_of(inventory, settings)
+        if cluster is not None and (
+            cluster.n_hosts != len(inventory.hosts) or cluster.n_vms != len(inventory.vms)
+        ):
+            raise ForethoughtError(
+                f"the cluster has {cluster.n_hosts} hosts and {cluster.n_vms} VMs; the backend "
+                f"reports {len(inventory.hosts)} and {len(inventory.vms)}"
+            )
+        self.assumed = cluster is None  # power curves and links: assumed, not known
+        self.cluster = cluster_of(inventory, settings) if cluster is None else cluster
         self.host_ids = [h.id for h in inventory.hosts]
         self.vm_ids = [v.id for v in inventory.vms]
         self.policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
@@ -215,7 +229,9 @@ class FleetLoop:
                 "host_power_model": s.power.name,
                 "link_mbps": s.link_mbps,
                 "latency_ms": s.latency_ms,
-            },
+            }
+            if self.assumed
+            else {},
         }
 
     def run(
@@ -300,3 +316,32 @@ class FleetLoop:
             ],
             "unmanaged": step.unmanaged,
         }
+
+
+def simulated_fleet(
+    utilisation: FloatArray,
+    n_hosts: int,
+    *,
+    interval: float,
+    io: dict[Resource, FloatArray] | None = None,
+) -> SimulatedBackend:
+    """A trace's VMs (``utilisation``: (vms, samples) in [0, 1]) in CloudSim's data centre
+    of ``n_hosts`` hosts, placed first fit by memory and full CPU, as the simulator behind
+    ``forethought run --simulate``."""
+    cluster = cloudsim_planetlab(utilisation.shape[0], n_hosts)
+    ram, mips = cluster.vm_column("ram_mb"), cluster.vm_column("mips")
+    free_ram = cluster.host_column("ram_mb").copy()
+    free_cpu = cluster.host_column("mips").copy()
+    placement = np.empty(cluster.n_vms, dtype=np.int64)
+    for v in range(cluster.n_vms):  # once, before the run: not a per-step loop
+        fits = np.flatnonzero((free_ram >= ram[v]) & (free_cpu >= mips[v]))
+        if not fits.size:
+            raise ForethoughtError(
+                f"{cluster.n_vms:,} VMs do not fit on {n_hosts:,} hosts (VM number {v} from 0 "
+                "fits on none): give more hosts"
+            )
+        h = int(fits[0])
+        placement[v] = h
+        free_ram[h] -= ram[v]
+        free_cpu[h] -= mips[v]
+    return SimulatedBackend(cluster, utilisation, placement, interval=interval, io=io)
