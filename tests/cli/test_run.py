@@ -428,3 +428,20 @@ def test_simulate_refuses_what_cannot_run(tmp_path: Path, args: list[str], messa
     assert code == 1
     assert message in err
     assert out == ""
+
+
+def test_pace_waits_between_simulated_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waited: list[float] = []
+    monkeypatch.setattr(time, "sleep", waited.append)
+    trace = small_trace(tmp_path, samples=4)
+    code, _, err = simulate(
+        "--simulate", str(trace), "--hosts", "4", "--pace", "0.5",
+        "--log", str(tmp_path / "a.jsonl"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert waited == [0.5, 0.5]  # between the three steps, not after the last
+    code, _, err = simulate("--connect", "qemu:///system", "--pace", "1")
+    assert code == 1
+    assert "--pace goes with --simulate" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -87,6 +88,14 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     default=800,
     show_default=True,
     help="With --simulate: hosts of the simulated data centre (HP ML110 G4 and G5).",
+)
+@click.option(
+    "--pace",
+    type=Finite(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="With --simulate: wall-clock seconds between steps (0: as fast as it computes), "
+    "to watch a run through --serve.",
 )
 @click.option(
     "--apply",
@@ -181,6 +190,7 @@ def run_cmd(
     site_pairs: tuple[str, ...],
     trace: str | None,
     hosts: int,
+    pace: float,
     apply: bool,
     policy: str | None,
     size_text: str | None,
@@ -234,6 +244,8 @@ def run_cmd(
         _fail("give --connect URI (one per host) or --simulate TRACE, not both")
     if trace is not None and (interval is not None or site_pairs):
         _fail("--simulate steps at the trace's interval on one site: drop --interval and --site")
+    if trace is None and pace:
+        _fail("--pace goes with --simulate (a hypervisor's steps are --interval apart)")
     sites = _sites(uris, site_pairs)
     sized = _resources(size_text or ("cpu" if trace is not None else "cpu,memory"))
     _writable(log_path)
@@ -290,6 +302,7 @@ def run_cmd(
                     sim = simulated
 
                     def tick(seconds: float) -> None:
+                        time.sleep(pace)
                         sim.advance(seconds)
 
                     fleet.run(steps, on_step, clock=sim.now, sleep=tick)
