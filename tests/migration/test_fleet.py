@@ -244,3 +244,17 @@ def test_steps_keep_to_the_interval(tmp_path: Path) -> None:
 
     assert fleet.run(4, on_step, clock=lambda: now[0], sleep=sleep) == 4
     assert slept == [55.0, 0.0, 45.0]
+
+
+def test_allocations_are_in_the_backends_units(tmp_path: Path) -> None:
+    backend = crowded_backend()
+    fleet = FleetLoop(backend, FleetSettings(sized=(Resource.CPU,)), tmp_path / "log.jsonl")
+    np.testing.assert_array_equal(fleet.loop.allocation(Resource.CPU), np.full(8, 2500.0))
+    with pytest.raises(ForethoughtError, match="the loop does not size memory"):
+        fleet.loop.allocation(Resource.MEMORY)
+    [first] = [fleet.vms()[0]]
+    assert first == {
+        "vm": "vm-0", "group": "all", "host": None, "cpu_demand_mips": 0.0,
+        "allocation": {"cpu": 2500.0},
+    }  # fmt: skip
+    fleet.log.close()

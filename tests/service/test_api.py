@@ -52,7 +52,7 @@ def run_into(
     def on_step(k: int, step: object) -> None:
         record = loop.record(k, step)  # type: ignore[arg-type]
         records.append(record)
-        state.observe(record, 0.02)
+        state.observe(record, 0.02, loop.vms())
         backend.advance(300.0)
 
     loop.run(steps, on_step, clock=lambda: 0.0, sleep=lambda s: None)
@@ -227,3 +227,26 @@ def test_a_real_server_answers_and_a_busy_port_is_refused(tmp_path: Path) -> Non
     # Stopped: the port is free again, for the next run.
     again = serve_in_background(create_app(RunState(loop.describe())), "127.0.0.1", serving.port)
     again.stop()
+
+
+def test_vms_show_each_vm_as_the_last_step_left_it(tmp_path: Path) -> None:
+    loop, backend = fleet(tmp_path)
+    state = RunState(loop.describe())
+    with served(state) as client:
+        assert client.get("/vms").json() == {"steps": 0, "vms": []}
+        run_into(state, loop, backend, 20)
+        vms = client.get("/vms").json()
+        one = client.get("/vms/vm-3").json()
+        missing = client.get("/vms/vm-99")
+    assert vms["steps"] == 20
+    assert [v["vm"] for v in vms["vms"]] == [f"vm-{i}" for i in range(8)]
+    assert {v["group"] for v in vms["vms"]} == {"all"}
+    # The loop's CPU allocation is what the simulator enforces (every resize was applied).
+    for v in vms["vms"]:
+        row = int(v["vm"].removeprefix("vm-"))
+        assert v["allocation"]["cpu"] == pytest.approx(backend.cpu_alloc[row])
+        assert v["host"] in {f"host-{h}" for h in range(4)}
+    assert one == vms["vms"][3]
+    assert one["cpu_demand_mips"] == pytest.approx(0.9 * 2500.0)  # busy since step 15
+    assert missing.status == 404
+    assert "no managed VM 'vm-99'" in missing.text

@@ -181,7 +181,7 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     "address",
     default=None,
     metavar="[HOST:]PORT",
-    help="Serve a REST API (/status, /steps, /healthz, OpenAPI at /docs) and Prometheus "
+    help="Serve a REST API (/status, /vms, /steps, /healthz, OpenAPI at /docs) and Prometheus "
     "metrics (/metrics) on this address while the run lasts; HOST defaults to 127.0.0.1. "
     "Needs pip install 'forethought[service]'.",
 )
@@ -278,7 +278,8 @@ def run_cmd(
         _announce(fleet, backend, apply, log_path)
         if serving is not None:
             stderr.print(
-                f"serving {serving.url}: /status, /steps, /healthz, /metrics (OpenAPI at /docs)",
+                f"serving {serving.url}: /status, /vms, /steps, /healthz, /metrics "
+                "(OpenAPI at /docs)",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -288,7 +289,7 @@ def run_cmd(
             nonlocal done
             record = fleet.record(k, step)
             if state is not None:
-                state.observe(record, fleet.last_step_seconds)
+                state.observe(record, fleet.last_step_seconds, fleet.vms())
             if as_json:
                 click.echo(_json(record, indent=None))
             else:

@@ -264,6 +264,28 @@ class FleetLoop:
             self.log.close()
         return done
 
+    def vms(self) -> list[dict[str, object]]:
+        """Every managed VM as the last step left it: group, host, CPU demand (MIPS) and
+        its allocation of each sized resource (MIPS, MB, KB/s; None before the first)."""
+        loop = self.loop
+        hosts = [loop.network.host_id(h) if h >= 0 else None for h in loop.last_placed.tolist()]
+        allocations = {
+            r.value: [a if np.isfinite(a) else None for a in loop.allocation(r).tolist()]
+            for r in self.settings.sized
+        }
+        return [
+            {
+                "vm": vm,
+                "group": self.groups[vm],
+                "host": hosts[i],
+                "cpu_demand_mips": demand,
+                "allocation": {r: values[i] for r, values in allocations.items()},
+            }
+            for i, (vm, demand) in enumerate(
+                zip(self.vm_ids, loop.last_demand.tolist(), strict=True)
+            )
+        ]
+
     def record(self, k: int, step: LoopStep) -> dict[str, object]:
         """One step as JSON: what was sized, planned, proposed and settled."""
         host = self.loop.network.host_id

@@ -84,6 +84,9 @@ class MigrationLoop:
         self.vm_ids = ids
         self._vm_row = {vm: i for i, vm in enumerate(ids)}
         self.steps = 0
+        # What the last step saw: each VM's CPU demand (MIPS) and host row (-1: absent).
+        self.last_demand = np.zeros(cluster.n_vms)
+        self.last_placed = np.full(cluster.n_vms, -1, dtype=np.int64)
         self.vm_mips = cluster.vm_column("mips")
         self.vm_ram = cluster.vm_column("ram_mb")
         # Allocation per resource: CPU and memory in percent of each VM's size (MIPS, MB),
@@ -157,6 +160,7 @@ class MigrationLoop:
         )
         moves = self.planner.plan(view, self.steps)
         self.steps += 1
+        self.last_demand, self.last_placed = demand, placed
         proposals = {
             id(m): Proposal(
                 vm=self.vm_ids[m.vm],
@@ -319,6 +323,16 @@ class MigrationLoop:
             except ForethoughtError as exc:  # refused: reported, not retried
                 done.append(ResizeOutcome(action, False, False, str(exc)))
         return done
+
+    def allocation(self, resource: Resource) -> np.ndarray:
+        """Each VM's allocation of a sized resource in the backend's unit (CPU in MIPS,
+        memory in MB, disk and network in KB/s); NaN where none is set yet."""
+        if resource not in self._alloc:
+            raise ForethoughtError(f"the loop does not size {resource.value}")
+        alloc = self._alloc[resource]
+        if resource in self._size:  # kept in percent of each VM's size
+            return np.asarray(alloc / 100.0 * self._size[resource])
+        return alloc.copy()
 
     @property
     def hosts(self) -> int:

@@ -12,7 +12,7 @@ from forethought.service.state import INSTALL_SERVICE, KEPT_STEPS, RunState
 def create_app(state: RunState) -> Any:
     """A FastAPI application serving ``state`` (read-only: nothing here changes the run)."""
     try:
-        from fastapi import FastAPI, Query, Response
+        from fastapi import FastAPI, HTTPException, Query, Response
     except ImportError:
         raise ForethoughtError(f"the REST API needs FastAPI: {INSTALL_SERVICE}") from None
 
@@ -29,6 +29,17 @@ def create_app(state: RunState) -> Any:
     @app.get("/status", summary="The run: backend, mode, VMs and hosts, the last step")
     def status() -> Any:
         return state.status()
+
+    @app.get("/vms", summary="Every managed VM: group, host, CPU demand, allocations")
+    def vms() -> Any:
+        return state.vms()
+
+    @app.get("/vms/{name}", summary="One managed VM as the last step left it")
+    def vm(name: str) -> Any:
+        found = state.vm(name)
+        if found is None:
+            raise HTTPException(404, f"no managed VM {name!r}")
+        return found
 
     @app.get("/steps", summary="Recent steps, oldest first (the last day's are kept)")
     def steps(

@@ -47,10 +47,11 @@ class RunState:
         self.about = dict(about)
         self.started = time.time()
         self._records: deque[dict[str, object]] = deque(maxlen=keep)
+        self._vms: dict[str, dict[str, object]] = {}
         self.steps_done = 0
         r = self.registry = prom.CollectorRegistry()
         self._steps = prom.Counter("forethought_steps", "Control-loop steps done.", registry=r)
-        self._vms = prom.Gauge(
+        self._vm_count = prom.Gauge(
             "forethought_vms",
             "VMs on the connected hosts, by whether this run manages them.",
             ["managed"],
@@ -106,15 +107,23 @@ class RunState:
             {"version": __version__, "backend": str(self.about.get("backend", ""))}
         )
 
-    def observe(self, record: Mapping[str, Any], seconds: float) -> None:
-        """Count one step's record, which took ``seconds``."""
+    def observe(
+        self,
+        record: Mapping[str, Any],
+        seconds: float,
+        vms: list[dict[str, object]] | None = None,
+    ) -> None:
+        """Count one step's record, which took ``seconds``; ``vms`` is every managed VM as
+        the step left it (:meth:`~forethought.migration.fleet.FleetLoop.vms`)."""
         with self._lock:
             self._records.append(dict(record))
+            if vms is not None:
+                self._vms = {str(v["vm"]): v for v in vms}
             self.steps_done += 1
             self._steps.inc()
             managed = len(self.about.get("vms", []))  # type: ignore[arg-type]
-            self._vms.labels("true").set(managed)
-            self._vms.labels("false").set(len(record["unmanaged"]))
+            self._vm_count.labels("true").set(managed)
+            self._vm_count.labels("false").set(len(record["unmanaged"]))
             self._hosts.set(record["active_hosts"])
             self._demand.set(record["demand_mips"])
             for r in record["resizes"]:
@@ -147,6 +156,17 @@ class RunState:
                     "last_step": self._records[-1] if self._records else None,
                 }
             )
+
+    def vms(self) -> object:
+        """Every managed VM as the last step left it (empty before the first step)."""
+        with self._lock:
+            return json_safe({"steps": self.steps_done, "vms": list(self._vms.values())})
+
+    def vm(self, name: str) -> object | None:
+        """One VM as the last step left it; None if the run does not manage it."""
+        with self._lock:
+            found = self._vms.get(name)
+            return None if found is None else json_safe(found)
 
     def steps(self, since: int = 0, limit: int = KEPT_STEPS) -> object:
         """The kept records from step ``since`` on, at most ``limit`` of them, oldest first."""
