@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 from forethought.cli import fleet as fleet_cli
 from forethought.cli.main import main
-from forethought.cluster.backend import Observation
+from forethought.cluster.backend import BackendError, Observation
 from forethought.cluster.model import CLOUDSIM_VM_TYPES, G5, Cluster
-from forethought.cluster.simulated import BackendError, SimulatedBackend
+from forethought.cluster.simulated import SimulatedBackend
 from forethought.migration.log import ActionLog
 
 needs_libvirt = pytest.mark.skipif(
@@ -445,3 +445,49 @@ def test_pace_waits_between_simulated_steps(
     code, _, err = simulate("--connect", "qemu:///system", "--pace", "1")
     assert code == 1
     assert "--pace goes with --simulate" in err
+
+
+class Flaky(Ticking):
+    """The simulator out of reach at the telemetry reads listed in ``fail``."""
+
+    fail: frozenset[int] = frozenset()
+
+    def telemetry(self) -> Observation:
+        calls = self.calls = getattr(self, "calls", 0) + 1
+        if calls in self.fail:
+            raise BackendError("cannot reach the hypervisor at qemu:///system: timed out")
+        return super().telemetry()
+
+
+def flaky(monkeypatch: pytest.MonkeyPatch, fail: set[int]) -> Flaky:
+    base = crowded()
+    backend = Flaky(base.cluster, base.u, base.host_of.copy(), interval=300.0)
+    backend.fail = frozenset(fail)
+    monkeypatch.setattr(fleet_cli, "_libvirt", lambda uris, sites, mbps: backend)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    return backend
+
+
+def test_a_step_the_backend_fails_is_reported_and_the_run_goes_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    flaky(monkeypatch, {3, 4})
+    code, out, err = invoke("--size", "cpu", "--steps", "8", "--log", str(tmp_path / "a"), "--json")
+    assert code == 0, err
+    assert "step 2 failed: cannot reach the hypervisor at qemu:///system: timed out; " in err
+    assert "(1 of 3 in a row)" in err
+    assert "(2 of 3 in a row)" in err
+    assert [s["step"] for s in steps_of(out)] == [0, 1, 4, 5, 6, 7]
+
+
+def test_too_many_failures_in_a_row_stop_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    flaky(monkeypatch, {2, 3})
+    code, out, err = invoke(
+        "--size", "cpu", "--steps", "8", "--max-failures", "2", "--log", str(tmp_path / "a"),
+        "--json",
+    )  # fmt: skip
+    assert code == 1
+    assert "2 steps in a row failed; the last: cannot reach the hypervisor" in err
+    assert [s["step"] for s in steps_of(out)] == [0]  # what was done is printed

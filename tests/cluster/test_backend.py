@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forethought.cluster.backend import Backend, Migrate, MigrationState, Resize
+from forethought.cluster.backend import Backend, BackendError, Migrate, MigrationState, Resize
 from forethought.cluster.model import (
     CLOUDSIM_VM_TYPES,
     Cluster,
@@ -16,7 +16,7 @@ from forethought.cluster.model import (
     io_pools,
 )
 from forethought.cluster.power import HP_ML110_G5
-from forethought.cluster.simulated import BackendError, SimulatedBackend
+from forethought.cluster.simulated import SimulatedBackend
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forethought.cluster.backend import Migrate, MigrationState, Resize
+from forethought.cluster.backend import BackendError, Migrate, MigrationState, Resize
 from forethought.cluster.model import G5, Cluster
-from forethought.cluster.simulated import BackendError
 from forethought.core.resources import Resource
 from forethought.migration.log import ActionLog, ActionState
 from forethought.migration.network import NetworkMap

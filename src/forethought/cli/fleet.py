@@ -140,6 +140,14 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     "until the trace ends).",
 )
 @click.option(
+    "--max-failures",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Steps the backend may fail in a row (a hypervisor out of reach) before the run "
+    "stops with an error; each failure is reported and the next step tries again.",
+)
+@click.option(
     "--log",
     "log_path",
     type=click.Path(dir_okay=False),
@@ -197,6 +205,7 @@ def run_cmd(
     migrate: bool,
     interval: float | None,
     steps: int | None,
+    max_failures: int,
     log_path: str,
     host_mbps: float,
     link_mbps: float,
@@ -308,7 +317,9 @@ def run_cmd(
 
                     fleet.run(steps, on_step, clock=sim.now, sleep=tick)
                 else:
-                    fleet.run(steps, on_step)
+                    fleet.run(
+                        steps, on_step, on_failure=_failed(max_failures), max_failures=max_failures
+                    )
         except (KeyboardInterrupt, _StopError):
             stderr.print(
                 f"stopped after {done} step(s); the action log {log_path} holds every "
@@ -324,6 +335,18 @@ def run_cmd(
         close = getattr(backend, "close", None)
         if close is not None:
             close()
+
+
+def _failed(limit: int) -> Callable[[int, Exception, int], None]:
+    def report(k: int, failure: Exception, in_a_row: int) -> None:
+        stderr.print(
+            f"step {k} failed: {failure}; trying again at the next step "
+            f"({in_a_row} of {limit} in a row)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    return report
 
 
 def _simulated(trace: str, hosts: int) -> SimulatedBackend:

@@ -13,8 +13,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
 from forethought.forecast.base import FloatArray
+
+
+class BackendError(ForethoughtError):
+    """What the backend refused or could not do (an action, or reaching a hypervisor),
+    with the reason."""
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from forethought.cluster.backend import (
+    BackendError,
     HostInfo,
     Inventory,
     Migrate,
@@ -59,7 +60,6 @@ from forethought.cluster.backend import (
     ResizeOutcome,
     VmInfo,
 )
-from forethought.cluster.simulated import BackendError
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import Resource
 

@@ -23,6 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from forethought.cluster.backend import (
+    BackendError,
     HostInfo,
     Inventory,
     Migrate,
@@ -37,10 +38,6 @@ from forethought.cluster.model import Cluster, io_pools
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import BANDWIDTHS, Resource
 from forethought.forecast.base import FloatArray
-
-
-class BackendError(ForethoughtError):
-    """An action the backend refused, with the reason."""
 
 
 class SimulatedBackend:

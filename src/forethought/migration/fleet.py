@@ -26,7 +26,7 @@ import numpy as np
 from forethought.allocation.base import Recommender
 from forethought.allocation.manager import PredictiveRecommender, Settings
 from forethought.allocation.policy import DEFAULT_POLICY_YAML, Policy, VmInfo, parse_policy
-from forethought.cluster.backend import Backend, Inventory
+from forethought.cluster.backend import Backend, BackendError, Inventory
 from forethought.cluster.model import Cluster, HostType, Link, Site, VmType, cloudsim_planetlab
 from forethought.cluster.power import HP_ML110_G5, PowerModel
 from forethought.cluster.simulated import SimulatedBackend
@@ -241,22 +241,44 @@ class FleetLoop:
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
+        on_failure: Callable[[int, BackendError, int], None] | None = None,
+        max_failures: int = 3,
     ) -> int:
         """Step every ``interval`` seconds, ``steps`` times (forever with None); returns
         the steps done. A step that overruns its interval starts the next at once.
-        ``clock`` and ``sleep`` default to ``time.monotonic`` and ``time.sleep``."""
+        ``clock`` and ``sleep`` default to ``time.monotonic`` and ``time.sleep``.
+
+        A step the backend fails (a hypervisor out of reach for a moment) is reported to
+        ``on_failure`` with how many have failed in a row, and the next step tries
+        again; ``max_failures`` in a row (or any, without ``on_failure``) raise. A failed
+        step observes nothing, so the forecasts see one interval fewer.
+        """
+        if max_failures < 1:
+            raise ForethoughtError(f"max_failures must be at least 1; got {max_failures}")
         clock = clock or time.monotonic
         sleep = sleep or time.sleep
-        done = 0
+        done = failures = 0
         start = clock()
         try:
             for k in itertools.count() if steps is None else range(steps):
                 if k:
                     sleep(max(0.0, start + k * self.settings.interval - clock()))
                 began = clock()
-                # Stamped by the backend's clock: the orchestrator sets it beside the
-                # expected ends of the backend's migrations.
-                step = self.loop.step(self.backend.now())
+                try:
+                    # Stamped by the backend's clock: the orchestrator sets it beside the
+                    # expected ends of the backend's migrations.
+                    step = self.loop.step(self.backend.now())
+                except BackendError as failed:
+                    failures += 1
+                    if on_failure is None:
+                        raise
+                    if failures >= max_failures:
+                        raise BackendError(
+                            f"{failures} steps in a row failed; the last: {failed}"
+                        ) from failed
+                    on_failure(k, failed, failures)
+                    continue
+                failures = 0
                 self.last_step_seconds = clock() - began
                 on_step(k, step)
                 done += 1
