@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +62,15 @@ def crowded() -> Ticking:
 def simulated(monkeypatch: pytest.MonkeyPatch) -> Ticking:
     backend = crowded()
     monkeypatch.setattr(fleet_cli, "_libvirt", lambda uris, sites, mbps: backend)
-    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # steps back to back
+    no_wait(monkeypatch)  # steps back to back
     return backend
+
+
+def no_wait(monkeypatch: pytest.MonkeyPatch, wait: Callable[[float], None] | None = None) -> None:
+    """The run's wait for the next step returns at once (after calling ``wait``)."""
+    monkeypatch.setattr(
+        fleet_cli._Stopping, "wait", lambda self, seconds: wait(seconds) if wait else None
+    )
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -124,22 +133,25 @@ def test_no_migrate_sizes_but_moves_nothing(simulated: Ticking, tmp_path: Path) 
     assert simulated.host_of.tolist() == [0, 0, 0, 0, 1, 2, 3, 3]
 
 
-def test_an_interrupt_stops_cleanly_and_keeps_the_log(
-    simulated: Ticking, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_between_steps_and_keeps_the_log(
+    simulated: Ticking, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int
 ) -> None:
-    sleeps = [0]
+    waits = [0]
 
-    def sleep(seconds: float) -> None:
-        sleeps[0] += 1
-        if sleeps[0] == 3:
-            raise KeyboardInterrupt
+    def wait(seconds: float) -> None:  # the third wait for a step: the signal arrives
+        waits[0] += 1
+        if waits[0] == 3:
+            os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr(time, "sleep", sleep)
+    no_wait(monkeypatch, wait)
     log = tmp_path / "actions.jsonl"
     code, out, err = invoke("--size", "cpu", "--log", str(log), "--json")  # no --steps: forever
     assert code == 0, err
-    assert len(steps_of(out)) == 3
+    assert [s["step"] for s in steps_of(out)] == [0, 1, 2]  # no step was cut short
     assert "stopped after 3 step(s)" in err
+    # The handlers are put back: a later Ctrl-C is Python's own again.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @pytest.mark.parametrize(
@@ -250,13 +262,13 @@ def test_serve_exposes_status_and_metrics_while_the_run_lasts(
     monkeypatch.setattr(server, "serve_in_background", capture)
     seen: dict[str, str] = {}
 
-    def sleep(seconds: float) -> None:  # between steps 2 and 3: look, as Prometheus would
+    def wait(seconds: float) -> None:  # between steps 2 and 3: look, as Prometheus would
         if len(seen) == 0 and simulated.reads == 2:
             for path in ("/status", "/metrics"):
                 with urllib.request.urlopen(started[0].url + path, timeout=10) as reply:
                     seen[path] = reply.read().decode()
 
-    monkeypatch.setattr(time, "sleep", sleep)
+    no_wait(monkeypatch, wait)
     code, out, err = invoke(
         "--size", "cpu", "--steps", "4", "--log", str(tmp_path / "a.jsonl"),
         "--serve", "127.0.0.1:0", "--json",
@@ -434,7 +446,7 @@ def test_pace_waits_between_simulated_steps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waited: list[float] = []
-    monkeypatch.setattr(time, "sleep", waited.append)
+    no_wait(monkeypatch, waited.append)
     trace = small_trace(tmp_path, samples=4)
     code, _, err = simulate(
         "--simulate", str(trace), "--hosts", "4", "--pace", "0.5",
@@ -464,7 +476,7 @@ def flaky(monkeypatch: pytest.MonkeyPatch, fail: set[int]) -> Flaky:
     backend = Flaky(base.cluster, base.u, base.host_of.copy(), interval=300.0)
     backend.fail = frozenset(fail)
     monkeypatch.setattr(fleet_cli, "_libvirt", lambda uris, sites, mbps: backend)
-    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    no_wait(monkeypatch)
     return backend
 
 

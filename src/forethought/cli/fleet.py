@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -58,12 +58,27 @@ def _resources(text: str) -> tuple[Resource, ...]:
     return tuple(known[n] for n in names)
 
 
-class _StopError(Exception):
-    """SIGTERM (a service manager stopping the run): end the way Ctrl-C does."""
+class _Stopping:
+    """Ctrl-C or SIGTERM asks the run to stop between steps (a step is never cut short,
+    and the wait for the next one ends at once); a second Ctrl-C interrupts at once."""
 
+    def __init__(self) -> None:
+        self.event = threading.Event()
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise _StopError
+    def __enter__(self) -> _Stopping:
+        self._previous = {s: signal.signal(s, self._ask) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _ask(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def wait(self, seconds: float) -> None:
+        self.event.wait(seconds)
 
 
 def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
@@ -305,30 +320,37 @@ def run_cmd(
                 _print_step(record)
             done += 1
 
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        stopping = _Stopping()
         try:
-            with _errors():
+            with _errors(), stopping:
                 if simulated is not None:  # "sleeping" moves the simulator to the next step
                     sim = simulated
 
                     def tick(seconds: float) -> None:
-                        time.sleep(pace)
+                        if pace:
+                            stopping.wait(pace)
                         sim.advance(seconds)
 
-                    fleet.run(steps, on_step, clock=sim.now, sleep=tick)
+                    fleet.run(steps, on_step, clock=sim.now, sleep=tick, stop=stopping.event.is_set)
                 else:
                     fleet.run(
-                        steps, on_step, on_failure=_failed(max_failures), max_failures=max_failures
+                        steps,
+                        on_step,
+                        sleep=stopping.wait,
+                        on_failure=_failed(max_failures),
+                        max_failures=max_failures,
+                        stop=stopping.event.is_set,
                     )
-        except (KeyboardInterrupt, _StopError):
-            stderr.print(
-                f"stopped after {done} step(s); the action log {log_path} holds every "
-                "migration, and a run started on it settles those still open",
-                highlight=False,
-                soft_wrap=True,
-            )
+        except KeyboardInterrupt:  # a second Ctrl-C, mid-step
+            stopping.event.set()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if stopping.event.is_set():
+                stderr.print(
+                    f"stopped after {done} step(s); the action log {log_path} holds every "
+                    "migration, and a run started on it settles those still open",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             if serving is not None:
                 serving.stop()
     finally:

@@ -243,6 +243,7 @@ class FleetLoop:
         sleep: Callable[[float], None] | None = None,
         on_failure: Callable[[int, BackendError, int], None] | None = None,
         max_failures: int = 3,
+        stop: Callable[[], bool] | None = None,
     ) -> int:
         """Step every ``interval`` seconds, ``steps`` times (forever with None); returns
         the steps done. A step that overruns its interval starts the next at once.
@@ -251,7 +252,8 @@ class FleetLoop:
         A step the backend fails (a hypervisor out of reach for a moment) is reported to
         ``on_failure`` with how many have failed in a row, and the next step tries
         again; ``max_failures`` in a row (or any, without ``on_failure``) raise. A failed
-        step observes nothing, so the forecasts see one interval fewer.
+        step observes nothing, so the forecasts see one interval fewer. ``stop`` is asked
+        before each step: once it says True the run ends there, between steps.
         """
         if max_failures < 1:
             raise ForethoughtError(f"max_failures must be at least 1; got {max_failures}")
@@ -263,6 +265,8 @@ class FleetLoop:
             for k in itertools.count() if steps is None else range(steps):
                 if k:
                     sleep(max(0.0, start + k * self.settings.interval - clock()))
+                if stop is not None and stop():
+                    break
                 began = clock()
                 try:
                     # Stamped by the backend's clock: the orchestrator sets it beside the
