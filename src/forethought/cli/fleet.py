@@ -259,7 +259,7 @@ def run_cmd(
       forethought run --connect qemu+ssh://kvm1/system --connect qemu+ssh://kvm2/system
       forethought run --connect qemu:///system --size cpu --no-migrate --apply
       forethought run --connect test:///default --interval 5 --steps 3 --json
-      forethought run --simulate bundled:planetlab-20110303 --apply --serve 9187
+      forethought run --simulate bundled:planetlab-20110303 --apply --pace 1 --serve 9187
     """
     from forethought.allocation.policy import load_policy
     from forethought.migration.fleet import FleetLoop, FleetSettings
