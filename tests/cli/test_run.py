@@ -503,3 +503,22 @@ def test_too_many_failures_in_a_row_stop_the_run(
     assert code == 1
     assert "2 steps in a row failed; the last: cannot reach the hypervisor" in err
     assert [s["step"] for s in steps_of(out)] == [0]  # what was done is printed
+
+
+def test_anomalies_are_reported_with_their_evidence(tmp_path: Path) -> None:
+    code, out, err = simulate(
+        "--simulate", "bundled:planetlab-20110303", "--steps", "40",
+        "--log", str(tmp_path / "a.jsonl"), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    anomalies = [a for s in steps_of(out) for a in s["anomalies"]]  # type: ignore[attr-defined]
+    assert anomalies
+    first = anomalies[0]
+    assert first["resource"] == "cpu"
+    assert first["action"] == "alert"  # the default policy's reaction
+    assert first["kind"] == "series"
+    evidence = first["evidence"]
+    # Each of the run's observations exceeded the forecast's p99 it was held to.
+    assert len(evidence["observed"]) == len(evidence["upper"]) == 3
+    assert all(o > u for o, u in zip(evidence["observed"], evidence["upper"], strict=True))
+    assert evidence["level"] == 0.99

@@ -186,6 +186,22 @@ def test_no_path_changes_the_run(tmp_path: Path) -> None:
         assert client.get("/openapi.json").json()["info"]["title"] == "forethought"
 
 
+def test_anomalies_are_counted_by_resource_and_reaction(tmp_path: Path) -> None:
+    loop, _ = fleet(tmp_path)
+    state = RunState(loop.describe())
+    anomaly = {"vm": "vm-1", "resource": "cpu", "action": "alert", "kind": "series"}
+    record = {
+        "step": 0, "time": 0.0, "demand_mips": 1.0, "active_hosts": 1, "resizes": [],
+        "planned": [], "proposed": [], "settled": [], "unmanaged": [],
+        "anomalies": [anomaly, anomaly, {**anomaly, "action": "isolate"}],
+    }  # fmt: skip
+    state.observe(record, 0.01)
+    with served(state) as client:
+        got = samples(client.get("/metrics").text)
+    assert got[("forethought_anomalies_total", (("action", "alert"), ("resource", "cpu")))] == 2
+    assert got[("forethought_anomalies_total", (("action", "isolate"), ("resource", "cpu")))] == 1
+
+
 def test_nan_figures_are_json_nulls(tmp_path: Path) -> None:
     loop, _ = fleet(tmp_path)
     state = RunState(loop.describe())

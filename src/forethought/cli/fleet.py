@@ -197,7 +197,7 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     "as_json",
     is_flag=True,
     help="Print one JSON object per step (JSON lines): resizes, planned and proposed "
-    "moves, settled migrations, VMs not managed.",
+    "moves, settled migrations, anomalies with their evidence, VMs not managed.",
 )
 @click.option(
     "--serve",
@@ -509,6 +509,12 @@ def _print_step(record: dict[str, object]) -> None:
             for r in resizes
         ],
         "resizes",
+    )
+    anomalies = record.get("anomalies", [])
+    assert isinstance(anomalies, list)
+    _listed(
+        [f"  anomaly {a['vm']} {a['resource']} ({a['kind']}): {a['action']}" for a in anomalies],
+        "anomalies",
     )
     if unmanaged:
         _say(f"  not managed (started after this run): {', '.join(map(str, unmanaged))}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from forethought.cluster.power import HP_ML110_G5, PowerModel
 from forethought.cluster.simulated import SimulatedBackend
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import BANDWIDTHS, Resource
+from forethought.forecast.anomaly import CrossAnomaly
 from forethought.forecast.base import FloatArray
 from forethought.migration.log import ActionLog
 from forethought.migration.loop import LoopStep, MigrationLoop
@@ -363,6 +364,16 @@ class FleetLoop:
                 for o in step.outcomes
             ],
             "unmanaged": step.unmanaged,
+            "anomalies": [
+                {
+                    "vm": self.vm_ids[a.vm],
+                    "resource": a.resource,
+                    "action": str(a.action),
+                    "kind": "cross-resource" if isinstance(a.evidence, CrossAnomaly) else "series",
+                    "evidence": asdict(a.evidence),
+                }
+                for a in step.anomalies
+            ],
         }
 
 

@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forethought.allocation.base import Recommender
-from forethought.allocation.manager import PredictiveRecommender, allocate_on_hosts
+from forethought.allocation.manager import (
+    AnomalyRecord,
+    PredictiveRecommender,
+    allocate_on_hosts,
+)
 from forethought.cluster.backend import Backend, Resize, ResizeOutcome
 from forethought.cluster.model import Cluster, io_pools
 from forethought.core.errors import ForethoughtError
@@ -44,6 +48,8 @@ class LoopStep:
     #: VMs the backend reports that the loop was not built with (started since): neither
     #: sized nor moved, and their load is not in the planner's view of their hosts.
     unmanaged: list[str] = field(default_factory=list)
+    #: Anomalies the allocation manager found this step and acted on, with evidence.
+    anomalies: list[AnomalyRecord] = field(default_factory=list)
 
 
 class MigrationLoop:
@@ -141,7 +147,11 @@ class MigrationLoop:
         sampled = obs.demand[known]
         demand[rows] = sampled[:, cpu]
         granted[rows] = obs.granted[known, cpu]
+        known_anomalies = {r: len(_anomalies(rec)) for r, rec in self.allocators.items()}
         resizes, oversized = self._rightsize(obs.resources, sampled, rows, placed)
+        anomalies = [
+            a for r, rec in self.allocators.items() for a in _anomalies(rec)[known_anomalies[r] :]
+        ]
         view = ClusterView(
             time=now,
             demand=demand,
@@ -191,6 +201,7 @@ class MigrationLoop:
             outcomes=outcomes,
             resizes=resizes,
             unmanaged=sorted(unmanaged),
+            anomalies=anomalies,
         )
 
     def _rightsize(
@@ -337,3 +348,10 @@ class MigrationLoop:
     @property
     def hosts(self) -> int:
         return self.cluster.n_hosts
+
+
+def _anomalies(recommender: Recommender) -> list[AnomalyRecord]:
+    """The anomalies a recommender has acted on so far (forethought's manager keeps them;
+    the baselines detect none)."""
+    found: list[AnomalyRecord] = getattr(recommender, "anomalies", [])
+    return found

@@ -88,6 +88,13 @@ class RunState:
             ["state"],
             registry=r,
         )
+        self._anomalies = prom.Counter(
+            "forethought_anomalies",
+            "Anomalies the allocation manager acted on, by resource and the policy's reaction "
+            "(alert, scale_up, isolate).",
+            ["resource", "action"],
+            registry=r,
+        )
         self._duration = prom.Histogram(
             "forethought_step_duration_seconds",
             "Time one step took: telemetry, forecasts, decisions and actions.",
@@ -135,6 +142,8 @@ class RunState:
                 self._proposed.labels("started" if p["accepted"] else "refused").inc()
             for o in record["settled"]:
                 self._settled.labels(o["state"]).inc()
+            for a in record.get("anomalies", []):
+                self._anomalies.labels(a["resource"], a["action"]).inc()
             self._duration.observe(seconds)
             self._last.set(time.time())
 
