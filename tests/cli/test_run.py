@@ -522,3 +522,24 @@ def test_anomalies_are_reported_with_their_evidence(tmp_path: Path) -> None:
     assert len(evidence["observed"]) == len(evidence["upper"]) == 3
     assert all(o > u for o, u in zip(evidence["observed"], evidence["upper"], strict=True))
     assert evidence["level"] == 0.99
+
+
+def test_an_inventory_puts_vms_in_the_policys_groups(simulated: Ticking, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\n"
+        "groups:\n"
+        "  - {name: web, match: {tags: [web]}}\n"
+        "  - {name: rest, match: {name: '*'}}\n"
+    )
+    inventory = tmp_path / "inventory.csv"
+    inventory.write_text("vm,tags,application\nvm-0,web;front,\nvm-5,web,\n")
+    code, _, err = invoke(
+        "--size", "cpu", "--steps", "1", "--policy", str(policy), "--inventory", str(inventory),
+        "--log", str(tmp_path / "a.jsonl"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "(web: 2, rest: 6)" in err
+    code, _, err = invoke("--inventory", str(inventory))
+    assert code == 1
+    assert "--inventory goes with --policy" in err

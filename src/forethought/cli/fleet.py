@@ -16,6 +16,7 @@ from forethought.cli.base import (
     _connect_options,
     _errors,
     _fail,
+    _inventory_option,
     _json,
     _load,
     _sites,
@@ -125,6 +126,7 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     help="Scaling policy file (see `forethought policy check`); default: the default "
     "policy. Its groups are matched on the VMs' names.",
 )
+@_inventory_option
 @click.option(
     "--size",
     "size_text",
@@ -216,6 +218,7 @@ def run_cmd(
     pace: float,
     apply: bool,
     policy: str | None,
+    inventory: str | None,
     size_text: str | None,
     migrate: bool,
     interval: float | None,
@@ -261,6 +264,7 @@ def run_cmd(
       forethought run --connect test:///default --interval 5 --steps 3 --json
       forethought run --simulate bundled:planetlab-20110303 --apply --pace 1 --serve 9187
     """
+    from forethought.allocation.inventory import load_inventory
     from forethought.allocation.policy import load_policy
     from forethought.migration.fleet import FleetLoop, FleetSettings
 
@@ -268,6 +272,8 @@ def run_cmd(
         _fail("give --connect URI (one per host) or --simulate TRACE, not both")
     if trace is not None and (interval is not None or site_pairs):
         _fail("--simulate steps at the trace's interval on one site: drop --interval and --site")
+    if inventory is not None and policy is None:
+        _fail("--inventory goes with --policy: it says which VM is in which group")
     if trace is None and pace:
         _fail("--pace goes with --simulate (a hypervisor's steps are --interval apart)")
     sites = _sites(uris, site_pairs)
@@ -288,6 +294,7 @@ def run_cmd(
             latency_ms=latency_ms,
         )
         rules = load_policy(policy) if policy is not None else None
+        tags = load_inventory(inventory) if inventory is not None else None
         backend = simulated if simulated is not None else _libvirt(list(uris), sites, host_mbps)
     try:
         with _errors():
@@ -297,6 +304,7 @@ def run_cmd(
                 Path(log_path),
                 rules,
                 cluster=simulated.cluster if simulated is not None else None,
+                tags=tags,
             )
             serving, state = _serve(fleet, where) if where is not None else (None, None)
         _announce(fleet, backend, apply, log_path)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -134,7 +134,8 @@ class FleetLoop:
     """The control loop over ``backend``'s hosts and the VMs running when it is built.
 
     ``policy`` sizes the VMs (the default policy without one), its groups matched on each
-    VM's name; ``log_path`` keeps the orchestrator's durable action log. ``cluster`` is the
+    VM's name, and on its tags and application where ``tags`` (an inventory, by VM name)
+    gives them; ``log_path`` keeps the orchestrator's durable action log. ``cluster`` is the
     hardware where it is known (the simulator's own data centre, its rows in the
     inventory's order); without it the cluster is built from the inventory
     (:func:`cluster_of`), with the settings' assumptions.
@@ -147,6 +148,7 @@ class FleetLoop:
         log_path: str | Path,
         policy: Policy | None = None,
         cluster: Cluster | None = None,
+        tags: Mapping[str, VmInfo] | None = None,
     ) -> None:
         self.backend, self.settings = backend, settings
         inventory = backend.inventory()
@@ -162,7 +164,10 @@ class FleetLoop:
         self.host_ids = [h.id for h in inventory.hosts]
         self.vm_ids = [v.id for v in inventory.vms]
         self.policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
-        groups = self.policy.assign([VmInfo(v) for v in self.vm_ids], require_all_groups=False)
+        known = tags or {}
+        groups = self.policy.assign(
+            [known.get(v, VmInfo(v)) for v in self.vm_ids], require_all_groups=False
+        )
         self.groups = {vm: g.name for vm, g in zip(self.vm_ids, groups, strict=True)}
         step_seconds = round(settings.interval)
         allocators: dict[Resource, Recommender] = {
