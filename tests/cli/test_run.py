@@ -100,6 +100,7 @@ def test_by_default_it_is_a_dry_run_that_changes_nothing(
     assert not any(s["proposed"] for s in steps)
     assert simulated.host_of.tolist() == [0, 0, 0, 0, 1, 2, 3, 3]
     assert np.all(simulated.cpu_alloc == 2500.0)
+    assert f"{STEPS} step(s): {len(resizes):,} resize(s) decided, 0 applied; " in err
 
 
 def test_apply_resizes_and_migrates_and_logs_every_action(
@@ -420,6 +421,8 @@ def test_simulate_applies_on_the_bundled_day(tmp_path: Path) -> None:
     assert resizes
     assert all(r["applied"] and r["live"] for r in resizes)
     assert {r["resource"] for r in resizes} == {"cpu"}  # the default with --simulate
+    # The run ends with what it did, summed.
+    assert f"30 step(s): {len(resizes):,} resize(s) decided, {len(resizes):,} applied; " in err
 
 
 @pytest.mark.parametrize(

@@ -316,10 +316,12 @@ def run_cmd(
                 soft_wrap=True,
             )
         done = 0
+        tally = _Tally()
 
         def on_step(k: int, step: LoopStep) -> None:
             nonlocal done
             record = fleet.record(k, step)
+            tally.add(record)
             if state is not None:
                 state.observe(record, fleet.last_step_seconds, fleet.vms())
             if as_json:
@@ -359,6 +361,8 @@ def run_cmd(
                     highlight=False,
                     soft_wrap=True,
                 )
+            if done:
+                stderr.print(tally.summary(done), highlight=False, soft_wrap=True)
             if serving is not None:
                 serving.stop()
     finally:
@@ -443,6 +447,47 @@ def _announce(fleet: FleetLoop, backend: Backend, apply: bool, log_path: str) ->
         lines.append("the backend is simulated: no real hypervisor is behind these figures")
     for line in lines:
         stderr.print(line, highlight=False, soft_wrap=True)
+
+
+class _Tally:
+    """What the steps did, summed for the line that ends a run."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def _add(self, key: str, n: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def add(self, record: dict[str, object]) -> None:
+        for key in ("resizes", "planned", "anomalies"):
+            items = record.get(key, [])
+            assert isinstance(items, list)
+            self._add(key, len(items))
+        resizes = record["resizes"]
+        proposed = record["proposed"]
+        settled = record["settled"]
+        assert isinstance(resizes, list)
+        assert isinstance(proposed, list)
+        assert isinstance(settled, list)
+        self._add("applied", sum(bool(r["applied"]) for r in resizes))
+        self._add("started", sum(bool(p["accepted"]) for p in proposed))
+        for o in settled:
+            self._add(f"settled {o['state']}", 1)
+
+    def summary(self, steps: int) -> str:
+        c = self.counts
+        settled = ", ".join(
+            f"{n:,} {key.removeprefix('settled ').replace('_', ' ')}"
+            for key, n in sorted(c.items())
+            if key.startswith("settled ")
+        )
+        return (
+            f"{steps:,} step(s): {c.get('resizes', 0):,} resize(s) decided, "
+            f"{c.get('applied', 0):,} applied; {c.get('planned', 0):,} move(s) planned, "
+            f"{c.get('started', 0):,} started"
+            + (f" ({settled})" if settled else "")
+            + f"; {c.get('anomalies', 0):,} anomaly(ies)"
+        )
 
 
 #: Lines listed per kind of action and step; the rest are counted (--json lists all).
