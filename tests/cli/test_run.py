@@ -546,3 +546,53 @@ def test_an_inventory_puts_vms_in_the_policys_groups(simulated: Ticking, tmp_pat
     code, _, err = invoke("--inventory", str(inventory))
     assert code == 1
     assert "--inventory goes with --policy" in err
+
+
+needs_matplotlib = pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None,
+    reason="matplotlib is not installed (forethought[report])",
+)
+
+
+@needs_matplotlib
+def test_report_shows_what_the_run_managed_and_did(tmp_path: Path) -> None:
+    report = tmp_path / "run.html"
+    code, _, err = simulate(
+        "--simulate", str(small_trace(tmp_path)), "--hosts", "4", "--apply",
+        "--log", str(tmp_path / "a.jsonl"), "--report", str(report),
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"wrote {report}" in err
+    text = report.read_text()
+    assert "3 VMs on 4 hosts; acting (--apply)" in text
+    assert "simulated: no real hypervisor is behind these figures" in text
+    summary = err.strip().splitlines()[-2]  # the summary line, then "wrote ..."
+    assert summary.startswith("9 step(s): ")
+    assert f"<p>{summary}.</p>" in text
+    for heading in ("active hosts", "resizes decided per step", "anomalies per step"):
+        assert f"<h2>{heading}</h2>" in text
+    assert text.count("<svg") == 5
+
+
+@needs_matplotlib
+def test_report_keeps_what_was_done_when_the_run_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    flaky(monkeypatch, {3, 4, 5})
+    report = tmp_path / "run.html"
+    code, _, err = invoke(
+        "--size", "cpu", "--steps", "8", "--log", str(tmp_path / "a"), "--report", str(report)
+    )
+    assert code == 1
+    assert "3 steps in a row failed" in err
+    assert "2 step(s): " in report.read_text()  # the two steps before the failures
+
+
+def test_a_report_that_cannot_be_written_is_refused_before_the_run(
+    simulated: Ticking, tmp_path: Path
+) -> None:
+    code, out, err = invoke("--report", str(tmp_path / "no" / "such" / "run.html"))
+    assert code == 1
+    assert "does not exist" in err
+    assert out == ""
+    assert simulated.reads == 0

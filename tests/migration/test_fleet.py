@@ -258,3 +258,10 @@ def test_allocations_are_in_the_backends_units(tmp_path: Path) -> None:
         "allocation": {"cpu": 2500.0},
     }  # fmt: skip
     fleet.log.close()
+
+
+def test_an_empty_run_has_no_report() -> None:
+    from forethought.migration.fleet_report import RunTimeline, render_run
+
+    with pytest.raises(ForethoughtError, match="the run made no step"):
+        render_run({}, RunTimeline(), "forethought run")

@@ -19,6 +19,7 @@ from forethought.cli.base import (
     _inventory_option,
     _json,
     _load,
+    _report_writable,
     _sites,
     _writable,
     main,
@@ -202,6 +203,14 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     "moves, settled migrations, anomalies with their evidence, VMs not managed.",
 )
 @click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="When the run ends, write a self-contained HTML report: what it managed, what it "
+    "did, and each step's demand, active hosts, resizes, migrations and anomalies "
+    "(needs matplotlib: pip install 'forethought[report]').",
+)
+@click.option(
     "--serve",
     "address",
     default=None,
@@ -229,6 +238,7 @@ def run_cmd(
     link_mbps: float,
     latency_ms: float,
     as_json: bool,
+    report: str | None,
     address: str | None,
 ) -> None:
     """Run the control loop on real hypervisors: observe, forecast, decide, act, learn.
@@ -267,6 +277,7 @@ def run_cmd(
     from forethought.allocation.inventory import load_inventory
     from forethought.allocation.policy import load_policy
     from forethought.migration.fleet import FleetLoop, FleetSettings
+    from forethought.migration.fleet_report import RunTimeline, write_run
 
     if bool(uris) == (trace is not None):
         _fail("give --connect URI (one per host) or --simulate TRACE, not both")
@@ -279,6 +290,8 @@ def run_cmd(
     sites = _sites(uris, site_pairs)
     sized = _resources(size_text or ("cpu" if trace is not None else "cpu,memory"))
     _writable(log_path)
+    if report is not None:
+        _report_writable(report)
     with _errors():
         where = _service_address(address) if address is not None else None
         simulated = _simulated(trace, hosts) if trace is not None else None
@@ -316,12 +329,12 @@ def run_cmd(
                 soft_wrap=True,
             )
         done = 0
-        tally = _Tally()
+        timeline = RunTimeline()
 
         def on_step(k: int, step: LoopStep) -> None:
             nonlocal done
             record = fleet.record(k, step)
-            tally.add(record)
+            timeline.add(record)
             if state is not None:
                 state.observe(record, fleet.last_step_seconds, fleet.vms())
             if as_json:
@@ -362,7 +375,11 @@ def run_cmd(
                     soft_wrap=True,
                 )
             if done:
-                stderr.print(tally.summary(done), highlight=False, soft_wrap=True)
+                stderr.print(timeline.summary(), highlight=False, soft_wrap=True)
+                if report is not None:  # what was done is reported, even after an error
+                    with _errors():
+                        write_run(Path(report), fleet.describe(), timeline, "forethought run")
+                    stderr.print(f"wrote {report}", highlight=False)
             if serving is not None:
                 serving.stop()
     finally:
@@ -447,47 +464,6 @@ def _announce(fleet: FleetLoop, backend: Backend, apply: bool, log_path: str) ->
         lines.append("the backend is simulated: no real hypervisor is behind these figures")
     for line in lines:
         stderr.print(line, highlight=False, soft_wrap=True)
-
-
-class _Tally:
-    """What the steps did, summed for the line that ends a run."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-
-    def _add(self, key: str, n: int) -> None:
-        self.counts[key] = self.counts.get(key, 0) + n
-
-    def add(self, record: dict[str, object]) -> None:
-        for key in ("resizes", "planned", "anomalies"):
-            items = record.get(key, [])
-            assert isinstance(items, list)
-            self._add(key, len(items))
-        resizes = record["resizes"]
-        proposed = record["proposed"]
-        settled = record["settled"]
-        assert isinstance(resizes, list)
-        assert isinstance(proposed, list)
-        assert isinstance(settled, list)
-        self._add("applied", sum(bool(r["applied"]) for r in resizes))
-        self._add("started", sum(bool(p["accepted"]) for p in proposed))
-        for o in settled:
-            self._add(f"settled {o['state']}", 1)
-
-    def summary(self, steps: int) -> str:
-        c = self.counts
-        settled = ", ".join(
-            f"{n:,} {key.removeprefix('settled ').replace('_', ' ')}"
-            for key, n in sorted(c.items())
-            if key.startswith("settled ")
-        )
-        return (
-            f"{steps:,} step(s): {c.get('resizes', 0):,} resize(s) decided, "
-            f"{c.get('applied', 0):,} applied; {c.get('planned', 0):,} move(s) planned, "
-            f"{c.get('started', 0):,} started"
-            + (f" ({settled})" if settled else "")
-            + f"; {c.get('anomalies', 0):,} anomaly(ies)"
-        )
 
 
 #: Lines listed per kind of action and step; the rest are counted (--json lists all).
