@@ -97,7 +97,7 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     help="Run on the simulator instead of hypervisors: TRACE's VMs (a trace as for "
     "`forethought simulate`, e.g. bundled:planetlab-20110303) in CloudSim's data centre, "
     "one step per sample, as fast as it computes. For trying the loop, --serve and "
-    "policies without a hypervisor; every figure says it is simulated.",
+    "policies without a hypervisor; the run says it is simulated.",
 )
 @click.option(
     "--hosts",
@@ -125,7 +125,8 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     type=click.Path(dir_okay=False),
     default=None,
     help="Scaling policy file (see `forethought policy check`); default: the default "
-    "policy. Its groups are matched on the VMs' names.",
+    "policy. Its groups are matched on the VMs' names (and on --inventory's tags and "
+    "applications).",
 )
 @_inventory_option
 @click.option(
