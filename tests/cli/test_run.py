@@ -428,10 +428,10 @@ def test_simulate_applies_on_the_bundled_day(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "give --connect URI (one per host) or --simulate TRACE, not both"),
+        ([], "give --connect URI (one per host), or --simulate TRACE to run on the simulator"),
         (
             ["--connect", "qemu:///system", "--simulate", "bundled:planetlab-20110303"],
-            "not both",
+            "--connect and --simulate exclude each other",
         ),
         (["--simulate", "bundled:planetlab-20110303", "--interval", "60"], "drop --interval"),
         (["--simulate", "bundled:planetlab-20110303", "--hosts", "1"], "do not fit on 1 hosts"),

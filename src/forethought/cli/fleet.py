@@ -280,8 +280,10 @@ def run_cmd(
     from forethought.migration.fleet import FleetLoop, FleetSettings
     from forethought.migration.fleet_report import RunTimeline, write_run
 
-    if bool(uris) == (trace is not None):
-        _fail("give --connect URI (one per host) or --simulate TRACE, not both")
+    if not uris and trace is None:
+        _fail("give --connect URI (one per host), or --simulate TRACE to run on the simulator")
+    if uris and trace is not None:
+        _fail("--connect and --simulate exclude each other: hypervisors or the simulator")
     if trace is not None and (interval is not None or site_pairs):
         _fail("--simulate steps at the trace's interval on one site: drop --interval and --site")
     if inventory is not None and policy is None:
