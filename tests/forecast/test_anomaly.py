@@ -122,3 +122,17 @@ def test_detector_missing_samples_and_unknown_bounds_break_a_run() -> None:
 def test_detector_rejects_a_zero_run() -> None:
     with pytest.raises(ValueError, match="at least one"):
         AnomalyDetector(n=1, run=0)
+
+
+@pytest.mark.parametrize("name", ["auto", "holt", "arima", "median"])
+def test_a_series_gone_idle_is_not_above_a_bound_below_its_range(name: str) -> None:
+    # A decline to zero pulls trend and residual-offset bounds below zero; an idle VM
+    # (exactly 0, the least it can use) must not lie "above" them for the run of three.
+    idle = np.concatenate([np.linspace(60.0, 0.0, 80), np.zeros(30)])[None, :]
+    engine = make_forecaster(name)  # bounded below at 0, as utilisation is
+    engine.update(idle)
+    assert engine.events == []
+    unbounded = make_forecaster(name, lower=None)  # without the range, the bound is negative
+    unbounded.update(idle)
+    assert unbounded.events
+    assert all(u < 0 for u in unbounded.events[0].upper)

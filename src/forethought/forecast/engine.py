@@ -279,7 +279,12 @@ class ForecastEngine(Forecaster):
             elif self.calibrator.adds_since_refresh >= H:
                 self.calibrator.refresh(self._pool_scale())
             offset = self.calibrator.upper_one_step()
-            self._upper1 = self._newest[:, 0] + offset * self._spreads[t % H]
+            upper1 = self._newest[:, 0] + offset * self._spreads[t % H]
+            # In the series' range, as the forecasts are: a bound below the lowest value
+            # possible would flag an idle series (0 above a negative p99) as anomalous.
+            if self.lower is not None or self.upper is not None:
+                upper1 = np.clip(upper1, self.lower, self.upper)
+            self._upper1 = upper1
 
     def _pool_scale(self) -> FloatArray:
         """Per-series scale of the stored residuals, for borrowing pooled calibration.
