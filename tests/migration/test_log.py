@@ -171,3 +171,41 @@ def test_impossible_transitions_are_refused(tmp_path: Path) -> None:
         f.write(record("act-1", S.COMPLETED, 6.0).to_json() + "\n")
     with pytest.raises(ForethoughtError, match="line 4: action act-1: started cannot become"):
         ActionLog.open(path)
+
+
+def test_one_writer_at_a_time_holds_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "actions.jsonl"
+    first = ActionLog.open(path, exclusive=True)
+    assert path.exists()  # the lock creates the file: the second writer finds it held
+    with pytest.raises(ForethoughtError, match=r"actions\.jsonl: in use by another run"):
+        ActionLog.open(path, exclusive=True)
+    reader = ActionLog.open(path, read_only=True)  # reading never waits for the lock
+    first.append(record("act-1", S.PLANNED))
+    first.close()
+    with ActionLog.open(path, exclusive=True) as second:  # released by close
+        second.append(record("act-1", S.STARTED, 1.0, migration="mig-1"))
+    assert [r.state for r in ActionLog.read(path)] == [S.PLANNED, S.STARTED]
+    assert reader.latest == {}  # what it replayed when opened
+
+
+def test_a_read_only_log_refuses_every_append(tmp_path: Path) -> None:
+    path = tmp_path / "actions.jsonl"
+    write_three(path)
+    before = path.read_bytes()
+    log = ActionLog.open(path, read_only=True)
+    assert [r.action for r in log.open_actions()] == ["act-1", "act-2"]
+    with pytest.raises(ForethoughtError, match="opened read only: act-2 was not logged"):
+        log.append(record("act-2", S.REJECTED, 3.0, vm="vm-1"))
+    assert path.read_bytes() == before
+    with pytest.raises(ForethoughtError, match="takes no lock"):
+        ActionLog.open(path, read_only=True, exclusive=True)
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_a_log_that_is_not_a_regular_file_is_refused(tmp_path: Path, exclusive: bool) -> None:
+    with pytest.raises(ForethoughtError, match="not a regular file"):
+        ActionLog.open(tmp_path, exclusive=exclusive)  # a directory
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ForethoughtError, match="not a regular file"):
+        ActionLog.open(fifo, exclusive=exclusive)  # would block the replay forever

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -132,24 +134,45 @@ class ActionLog:
     """An append-only JSON-lines log and the latest record of every action in it.
 
     Use :meth:`open`. ``warnings`` lists what the replay tolerated (a torn last line).
-    One process writes a log at a time. Each append opens, writes, fsyncs and closes the
-    file: the fsync costs far more than the open, and no handle outlives a record.
+    One process writes a log at a time: ``exclusive`` holds a lock on the file until
+    :meth:`close` (or the process ends), and a second writer is refused instead of
+    interleaving its transitions with the first one's. ``read_only`` replays the log and
+    refuses every append (what a dry run needs). Each append opens, writes, fsyncs and
+    closes the file: the fsync costs far more than the open, and no handle outlives a
+    record.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, exclusive: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self.warnings: list[str] = []
         self._latest: dict[str, ActionRecord] = {}
         self._last_number = 0
         self._truncate_to: int | None = None  # drop a torn tail before the next append
         self._needs_newline = False
-        if self.path.exists():
-            self._replay()
+        self._lock: int | None = None  # the descriptor holding the lock
+        if read_only and exclusive:
+            raise ForethoughtError("a log opened read only takes no lock")
+        if self.path.exists() and not self.path.is_file():
+            # /dev/zero would never end a replay, /dev/null would lose every record
+            raise LogError(self.path, "not a regular file; the action log must be one")
+        if exclusive:
+            self._lock = _lock(self.path)
+        try:
+            if self.path.exists():
+                self._replay()
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
-    def open(cls, path: str | Path) -> ActionLog:
+    def open(
+        cls, path: str | Path, *, read_only: bool = False, exclusive: bool = False
+    ) -> ActionLog:
         """Open (or start) the log at ``path`` and replay what it holds."""
-        return cls(path)
+        return cls(path, read_only=read_only, exclusive=exclusive)
 
     # -- reading -----------------------------------------------------------------------
     @property
@@ -213,6 +236,8 @@ class ActionLog:
     # -- writing -----------------------------------------------------------------------
     def append(self, record: ActionRecord) -> None:
         """Check the transition, write the record and fsync it; returns once it is on disk."""
+        if self.read_only:
+            raise LogError(self.path, f"opened read only: {record.action} was not logged")
         try:
             self._apply(record)
         except ForethoughtError as e:
@@ -240,7 +265,10 @@ class ActionLog:
         self._needs_newline = False
 
     def close(self) -> None:
-        """Nothing stays open between appends; kept so a log can be used with ``with``."""
+        """Release the lock, if held (nothing else stays open between appends)."""
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases its lock
+            self._lock = None
 
     def __enter__(self) -> ActionLog:
         return self
@@ -280,6 +308,40 @@ def _parse(path: Path) -> _Parsed:
             raise LogError(path, f"corrupt record: {e}", number) from None
         records.append((number, record))
     return _Parsed(records, len(data), data.rfind(b"\n") + 1, None)
+
+
+if sys.platform == "win32":  # pragma: no cover - no flock; one writer is on trust
+
+    def _lock(path: Path) -> int:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+
+else:
+    import fcntl
+
+    def _lock(path: Path) -> int:
+        """Open ``path`` (created if need be) and lock it for this process alone."""
+        created = not path.exists()
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as e:
+            raise LogError(path, f"cannot open: {e.strerror or e}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LogError(path, "not a regular file; the action log must be one")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LogError(
+                path,
+                "in use by another run (it holds the log's lock); give each run its own "
+                "log, or stop the other run first",
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if created:
+            _fsync_directory(path.parent)  # so the new file's name survives a crash
+        return fd
 
 
 def _fsync_directory(directory: Path) -> None:
