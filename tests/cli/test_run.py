@@ -363,7 +363,7 @@ def test_a_step_with_many_actions_lists_some_and_counts_the_rest(
         "settled": [],
         "unmanaged": [],
     }
-    fleet_cli._print_step(record)
+    fleet_cli._print_step(record, dry_run=False)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("step 7: 50 resize(s) (50 live")
     moves = [line for line in lines if line.startswith("  move ")]
@@ -404,8 +404,8 @@ def test_simulate_runs_the_loop_on_a_trace_until_it_ends(tmp_path: Path) -> None
     assert "simulator: 3 VM(s) on 4 host(s); dry run" in err
     assert "the backend is simulated" in err
     assert "assumed:" not in err  # the simulator's hardware is known, not assumed
-    assert [s["step"] for s in steps_of(out)] == list(range(9))  # one per sample after the first
-    assert [s["time"] for s in steps_of(out)] == [300.0 * k for k in range(9)]
+    assert [s["step"] for s in steps_of(out)] == list(range(10))  # one per sample
+    assert [s["time"] for s in steps_of(out)] == [300.0 * k for k in range(10)]
 
 
 def test_simulate_applies_on_the_bundled_day(tmp_path: Path) -> None:
@@ -456,7 +456,7 @@ def test_pace_waits_between_simulated_steps(
         "--log", str(tmp_path / "a.jsonl"),
     )  # fmt: skip
     assert code == 0, err
-    assert waited == [0.5, 0.5]  # between the three steps, not after the last
+    assert waited == [0.5, 0.5, 0.5]  # between the four steps, not after the last
     code, _, err = simulate("--connect", "qemu:///system", "--pace", "1")
     assert code == 1
     assert "--pace goes with --simulate" in err
@@ -567,7 +567,7 @@ def test_report_shows_what_the_run_managed_and_did(tmp_path: Path) -> None:
     assert "3 VMs on 4 hosts; acting (--apply)" in text
     assert "simulated: no real hypervisor is behind these figures" in text
     summary = err.strip().splitlines()[-2]  # the summary line, then "wrote ..."
-    assert summary.startswith("9 step(s): ")
+    assert summary.startswith("10 step(s): ")
     assert f"<p>{summary}.</p>" in text
     for heading in ("active hosts", "resizes decided per step", "anomalies per step"):
         assert f"<h2>{heading}</h2>" in text
@@ -596,3 +596,179 @@ def test_a_report_that_cannot_be_written_is_refused_before_the_run(
     assert "does not exist" in err
     assert out == ""
     assert simulated.reads == 0
+
+
+def test_a_run_that_acts_holds_its_log_alone(simulated: Ticking, tmp_path: Path) -> None:
+    log = tmp_path / "actions.jsonl"
+    with ActionLog.open(log, exclusive=True):  # another run, acting on the same log
+        code, out, err = invoke("--log", str(log), "--steps", "1", "--size", "cpu", "--apply")
+        assert code == 1
+        assert f"{log}: in use by another run" in err
+        assert out == ""
+        assert simulated.reads == 0
+        # A dry run only reads the log: it may run beside the other.
+        code, _, err = invoke("--log", str(log), "--steps", "1", "--size", "cpu")
+        assert code == 0, err
+    code, _, err = invoke("--log", str(log), "--steps", "1", "--size", "cpu", "--apply")
+    assert code == 0, err
+
+
+def open_migration_log(path: Path) -> str:
+    """A log whose run stopped with vm-0's move to host-1 started and unsettled."""
+    started = {
+        "time": 0.0, "action": "act-1", "vm": "vm-0", "source": "host-0", "target": "host-1",
+        "reason": "pressure", "message": "", "migration": "mig-9", "predicted": {},
+        "facts": {"started": 0.0, "expected_end": 60.0},
+    }  # fmt: skip
+    text = "".join(
+        json.dumps({**started, "state": state}) + "\n" for state in ("planned", "started")
+    )
+    path.write_text(text)
+    return text
+
+
+def test_a_dry_run_leaves_another_runs_migrations_be(simulated: Ticking, tmp_path: Path) -> None:
+    log = tmp_path / "actions.jsonl"
+    text = open_migration_log(log)
+    code, _, err = invoke("--log", str(log), "--steps", "3", "--size", "cpu")
+    assert code == 0, err
+    assert "note: the action log holds 1 unsettled migration(s) of an earlier run" in err
+    assert log.read_text() == text  # neither settled nor written to
+    code, out, err = invoke("--log", str(log), "--steps", "1", "--size", "cpu", "--apply")
+    assert code == 0, err
+    assert "note: taking over 1 unsettled migration(s) from the action log" in err
+    assert "migration of vm-0 " in out  # settled by the run that acts
+    assert ActionLog.open(log).latest["act-1"].state.value == "rolled_back"  # never moved
+
+
+def test_a_torn_log_line_is_noted(simulated: Ticking, tmp_path: Path) -> None:
+    log = tmp_path / "actions.jsonl"
+    log.write_text(open_migration_log(log) + '{"time": 1')  # a crash cut the last write
+    code, _, err = invoke("--log", str(log), "--steps", "1", "--size", "cpu")
+    assert code == 0, err
+    assert f"note: {log}, line 3: torn last line ignored" in err
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
+def test_a_log_that_is_not_a_file_is_refused(simulated: Ticking, device: str) -> None:
+    if not Path(device).exists():
+        pytest.skip(f"no {device} here")
+    code, _, err = invoke("--log", device, "--steps", "1")
+    assert code == 1
+    assert f"--log {device}: not a regular file" in err
+    assert simulated.reads == 0
+
+
+def test_the_report_may_not_overwrite_the_log(simulated: Ticking, tmp_path: Path) -> None:
+    log = tmp_path / "actions.jsonl"
+    code, _, err = invoke("--log", str(log), "--report", str(tmp_path / "." / "actions.jsonl"))
+    assert code == 1
+    assert "is the action log: give the report its own file" in err
+    assert not log.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["--interval", "1e10"], "--interval", 2),
+        (["--hosts", "10"], "--hosts goes with --simulate", 1),
+        (["--size", ""], "--size needs at least one resource", 1),
+        (["--policy", ""], "the policy file name is empty", 1),
+    ],
+)
+def test_options_a_hypervisor_run_cannot_use_are_refused(
+    simulated: Ticking, tmp_path: Path, args: list[str], message: str, code: int
+) -> None:
+    exit_code, out, err = invoke(*args, "--log", str(tmp_path / "a.jsonl"))
+    assert exit_code == code
+    assert message in err
+    assert out == ""
+    assert simulated.reads == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["--steps", "11"], "--steps 11: the trace", 1),
+        (["--size", "cpu,memory"], "--size memory: the simulator plays only cpu", 1),
+        (["--size", "disk_read"], "--size disk_read: the simulator plays only cpu", 1),
+        (["--pace", "1e10"], "--pace", 2),
+        (["--host-mbps", "100"], "--host-mbps goes with --connect", 1),
+        (["--latency-ms", "5"], "--latency-ms goes with --connect", 1),
+    ],
+)
+def test_options_a_simulated_run_cannot_use_are_refused(
+    tmp_path: Path, args: list[str], message: str, code: int
+) -> None:
+    trace = small_trace(tmp_path)
+    exit_code, out, err = simulate(
+        "--simulate", str(trace), "--hosts", "4", *args, "--log", str(tmp_path / "a.jsonl")
+    )
+    assert exit_code == code
+    assert message in err
+    assert out == ""
+    assert "simulator:" not in err  # refused before the run is announced
+
+
+def named_trace(tmp_path: Path) -> Path:
+    """Four VMs named as in a real inventory, one of them idle throughout."""
+    names = ["web a", "web-b", "db-1", "idle-1"]
+    rows = ["vm,timestamp,resource,value,unit"]
+    rows += [
+        f"{name},{1_300_000_000 + 300 * t},cpu,"
+        f"{0 if name == 'idle-1' else 20 + 10 * v + 15 * (t % 4 == 0)},percent"
+        for v, name in enumerate(names)
+        for t in range(60)
+    ]
+    path = tmp_path / "named.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_simulate_keeps_the_traces_vm_names_for_policies_and_output(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\n"
+        "groups:\n"
+        "  - {name: web, match: {name: 'web*'}}\n"
+        "  - {name: batch, match: {name: 'batch-*'}}\n"
+        "  - {name: rest, match: {name: '*'}}\n"
+    )
+    inventory = tmp_path / "inventory.csv"
+    inventory.write_text("vm,tags,application\ndb-1,db,\nvm-99,web,\n")
+    code, out, err = simulate(
+        "--simulate", str(named_trace(tmp_path)), "--hosts", "4", "--policy", str(policy),
+        "--inventory", str(inventory), "--log", str(tmp_path / "a.jsonl"), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "(web: 2, rest: 2)" in err
+    assert "note: group(s) batch of the policy take no VM" in err
+    assert "note: 1 VM(s) of the inventory are not running: vm-99" in err
+    steps = steps_of(out)
+    resized = {r["vm"] for s in steps for r in s["resizes"]}  # type: ignore[attr-defined]
+    assert resized <= {"web a", "web-b", "db-1", "idle-1"}
+    assert resized
+    # Each resize says why the manager made it, not a blanket "forecast".
+    reasons = {r["reason"] for s in steps for r in s["resizes"]}  # type: ignore[attr-defined]
+    assert reasons <= {
+        "forecast above allocation", "need well below allocation", "anomaly: scale up",
+        "shortfall: floor raised", "bounds", "host short: SLA class",
+    }  # fmt: skip
+    assert "need well below allocation" in reasons
+    # A VM idle throughout never lies above its forecast's p99.
+    flagged = {a["vm"] for s in steps for a in s["anomalies"]}  # type: ignore[attr-defined]
+    assert "idle-1" not in flagged
+
+
+def test_no_report_is_written_when_no_step_was_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    flaky(monkeypatch, {1})
+    report = tmp_path / "run.html"
+    code, _, err = invoke(
+        "--size", "cpu", "--max-failures", "1", "--log", str(tmp_path / "a"),
+        "--report", str(report),
+    )  # fmt: skip
+    assert code == 1
+    assert f"no report written to {report}: the run made no step" in err
+    assert not report.exists()

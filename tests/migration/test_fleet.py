@@ -265,3 +265,22 @@ def test_an_empty_run_has_no_report() -> None:
 
     with pytest.raises(ForethoughtError, match="the run made no step"):
         render_run({}, RunTimeline(), "forethought run")
+
+
+def test_a_steps_duration_is_wall_clock_time_whatever_the_runs_clock(tmp_path: Path) -> None:
+    backend = crowded_backend()
+    fleet = FleetLoop(backend, FleetSettings(sized=(Resource.CPU,)), tmp_path / "log.jsonl")
+    durations: list[float] = []
+    # The simulator's clock stands still during a step; the work still takes time.
+    fleet.run(2, lambda k, step: durations.append(fleet.last_step_seconds), clock=lambda: 0.0)
+    assert all(d > 0 for d in durations)
+
+
+def test_a_simulated_vm_keeps_its_traces_name() -> None:
+    base = crowded_backend()
+    names = [f"web {v}" for v in range(8)]
+    backend = SimulatedBackend(base.cluster, base.u, base.host_of, names=names)
+    assert [v.id for v in backend.inventory().vms] == names
+    assert backend.telemetry().vm_ids == tuple(names)
+    with pytest.raises(ForethoughtError, match="name each of the 8 VMs once"):
+        SimulatedBackend(base.cluster, base.u, base.host_of, names=["a"] * 8)

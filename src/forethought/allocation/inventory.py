@@ -32,6 +32,8 @@ class InventoryError(ForethoughtError):
 
 def load_inventory(path: str | Path) -> dict[str, VmInfo]:
     """Each VM's name, tags and application, keyed by name."""
+    if not str(path).strip():  # Path("") is "." and would read as a directory
+        raise InventoryError("the inventory file name is empty; give the path of a CSV file")
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")

@@ -514,6 +514,8 @@ def _merged_limits(model: PolicyModel) -> list[tuple[tuple[int | str, ...], str]
 
 
 def load_policy(path: str | Path) -> Policy:
+    if not str(path).strip():  # Path("") is "." and would read as a directory
+        raise PolicyError("the policy file name is empty; give the path of a YAML file")
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

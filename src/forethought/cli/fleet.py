@@ -10,6 +10,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 from forethought.cli.base import (
     Finite,
@@ -38,6 +39,10 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without 
     from forethought.service.state import RunState
 
 DEFAULT_LOG = "forethought-actions.jsonl"
+#: Longest wait between steps: a day, far below what a timed wait can hold.
+MAX_INTERVAL = 86_400.0
+#: Longest --pace: an hour per simulated step.
+MAX_PACE = 3_600.0
 
 
 def _libvirt(uris: list[str], sites: dict[str, str], bandwidth_mbps: float) -> Backend:
@@ -108,11 +113,11 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--pace",
-    type=Finite(min=0.0),
+    type=Finite(min=0.0, max=MAX_PACE),
     default=0.0,
     show_default=True,
-    help="With --simulate: wall-clock seconds between steps (0: as fast as it computes), "
-    "to watch a run through --serve.",
+    help="With --simulate: wall-clock seconds between steps (0: as fast as it computes; "
+    "at most an hour), to watch a run through --serve.",
 )
 @click.option(
     "--apply",
@@ -146,17 +151,17 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--interval",
-    type=Finite(min=1.0),
+    type=Finite(min=1.0, max=MAX_INTERVAL),
     default=None,
-    help="Seconds between steps (default 300). Each step reads telemetry as rates since the "
-    "last one. With --simulate the interval is the trace's step.",
+    help="Seconds between steps (default 300, at most a day). Each step reads telemetry as "
+    "rates since the last one. With --simulate the interval is the trace's step.",
 )
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
     default=None,
     help="Stop after N steps (default: run until Ctrl-C or SIGTERM; with --simulate, "
-    "until the trace ends).",
+    "until the trace ends, one step per sample).",
 )
 @click.option(
     "--max-failures",
@@ -290,17 +295,27 @@ def run_cmd(
         _fail("--inventory goes with --policy: it says which VM is in which group")
     if trace is None and pace:
         _fail("--pace goes with --simulate (a hypervisor's steps are --interval apart)")
+    _only_with("--simulate", trace is not None, "hosts")
+    _only_with("--connect", trace is None, "host_mbps", "link_mbps", "latency_ms")
     sites = _sites(uris, site_pairs)
-    sized = _resources(size_text or ("cpu" if trace is not None else "cpu,memory"))
-    _writable(log_path)
+    if size_text is None:
+        size_text = "cpu" if trace is not None else "cpu,memory"
+    sized = _resources(size_text)
+    _log_usable(log_path)
     if report is not None:
         _report_writable(report)
+        if _same_file(report, log_path):
+            _fail(f"--report {report} is the action log: give the report its own file")
     with _errors():
         where = _service_address(address) if address is not None else None
         simulated = _simulated(trace, hosts) if trace is not None else None
         if simulated is not None:
+            _simulator_sizes(simulated, sized)
             interval = simulated.interval
-            steps = steps or max(1, simulated.u.shape[1] - 1)
+            samples = simulated.u.shape[1]
+            if steps is not None and steps > samples:
+                _fail(f"--steps {steps}: the trace {trace} has {samples} sample(s), one per step")
+            steps = steps or samples
         settings = FleetSettings(
             interval=300.0 if interval is None else interval,
             sized=sized,
@@ -324,6 +339,8 @@ def run_cmd(
             )
             serving, state = _serve(fleet, where) if where is not None else (None, None)
         _announce(fleet, backend, apply, log_path)
+        for note in fleet.notes:
+            stderr.print(f"note: {note}", highlight=False, soft_wrap=True)
         if serving is not None:
             stderr.print(
                 f"serving {serving.url}: /status, /vms, /steps, /healthz, /metrics "
@@ -343,7 +360,7 @@ def run_cmd(
             if as_json:
                 click.echo(_json(record, indent=None))
             else:
-                _print_step(record)
+                _print_step(record, not apply)
             done += 1
 
         stopping = _Stopping()
@@ -383,12 +400,52 @@ def run_cmd(
                     with _errors():
                         write_run(Path(report), fleet.describe(), timeline, "forethought run")
                     stderr.print(f"wrote {report}", highlight=False)
+            elif report is not None:
+                stderr.print(
+                    f"no report written to {report}: the run made no step",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             if serving is not None:
                 serving.stop()
     finally:
         close = getattr(backend, "close", None)
         if close is not None:
             close()
+
+
+def _only_with(option: str, given: bool, *names: str) -> None:
+    """Refuse options that only ``option``'s kind of run reads, given to the other kind."""
+    ctx = click.get_current_context()
+    for name in names:
+        if not given and ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+            flag = "--" + name.replace("_", "-")
+            _fail(f"{flag} goes with {option}; this run does not use it")
+
+
+def _log_usable(path: str) -> None:
+    """Refuse an action log that is not a regular file (/dev/null would lose every
+    record, /dev/zero never end its replay) or that could not be written."""
+    _writable(path)
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        _fail(f"--log {path}: not a regular file; the action log must be one")
+
+
+def _same_file(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _simulator_sizes(simulated: SimulatedBackend, sized: tuple[Resource, ...]) -> None:
+    """Refuse to size what the simulator does not play: it has the trace's CPU, and its
+    disk and network where the trace has them."""
+    played = (Resource.CPU, *simulated.io)
+    odd = [r.value for r in sized if r not in played]
+    if odd:
+        _fail(
+            f"--size {', '.join(odd)}: the simulator plays only "
+            f"{', '.join(r.value for r in played)} from this trace"
+        )
 
 
 def _failed(limit: int) -> Callable[[int, Exception, int], None]:
@@ -418,7 +475,9 @@ def _simulated(trace: str, hosts: int) -> SimulatedBackend:
         for r in BANDWIDTHS
         if r in telemetry.resources
     }
-    return simulated_fleet(u, hosts, interval=float(telemetry.step_seconds), io=io or None)
+    return simulated_fleet(
+        u, hosts, interval=float(telemetry.step_seconds), io=io or None, names=telemetry.vm_ids
+    )
 
 
 def _service_address(address: str) -> tuple[str, int]:
@@ -485,7 +544,7 @@ def _listed(lines: list[str], what: str) -> None:
         _say(f"  ... and {len(lines) - SHOWN:,} more {what} (--json lists every one)")
 
 
-def _print_step(record: dict[str, object]) -> None:
+def _print_step(record: dict[str, object], dry_run: bool) -> None:
     """One step in words: a summary line, then a line per action, the started moves and
     the settled migrations first (a large fleet makes many; the rest are counted)."""
     resizes = record["resizes"]
@@ -515,6 +574,7 @@ def _print_step(record: dict[str, object]) -> None:
         "settled migrations",
     )
     refused = {p["vm"]: p["why"] for p in proposed if not p["accepted"]}
+    unproposed = "dry run: not started" if dry_run else "not proposed"
     begun = {p["vm"] for p in proposed if p["accepted"]}
 
     def move(m: dict[str, object]) -> str:
@@ -523,7 +583,7 @@ def _print_step(record: dict[str, object]) -> None:
             if m["vm"] in begun
             else f"refused: {refused[m['vm']]}"
             if m["vm"] in refused
-            else "not proposed"
+            else unproposed
         )
         benefit = m["benefit_wh"]
         assert isinstance(benefit, float)

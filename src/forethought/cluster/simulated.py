@@ -17,7 +17,7 @@ granted is its demand up to its throttle.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -54,10 +54,18 @@ class SimulatedBackend:
         *,
         interval: float = 300.0,
         io: Mapping[Resource, FloatArray] | None = None,
+        names: Sequence[str] | None = None,
     ) -> None:
         u = np.asarray(utilisation, dtype=np.float64)
         if u.shape[0] != cluster.n_vms or u.ndim != 2:
             raise ForethoughtError(f"utilisation must be (vms={cluster.n_vms}, steps)")
+        # The VMs' names (a trace's VM ids); vm-<row> without them.
+        self.names = (
+            [f"vm-{v}" for v in range(cluster.n_vms)] if names is None else [str(n) for n in names]
+        )
+        if len(self.names) != cluster.n_vms or len(set(self.names)) != cluster.n_vms:
+            raise ForethoughtError(f"names must name each of the {cluster.n_vms} VMs once")
+        self._row = {name: v for v, name in enumerate(self.names)}
         self.io: dict[Resource, FloatArray] = {}
         for resource, series in (io or {}).items():
             if resource not in BANDWIDTHS:
@@ -103,9 +111,8 @@ class SimulatedBackend:
     def host_id(h: int) -> str:
         return f"host-{h}"
 
-    @staticmethod
-    def vm_id(v: int) -> str:
-        return f"vm-{v}"
+    def vm_id(self, v: int) -> str:
+        return self.names[v]
 
     def _host(self, host: str) -> int:
         try:
@@ -117,11 +124,8 @@ class SimulatedBackend:
         return h
 
     def _vm(self, vm: str) -> int:
-        try:
-            v = int(vm.removeprefix("vm-"))
-        except ValueError:
-            raise BackendError(f"unknown VM {vm!r}") from None
-        if not 0 <= v < self.cluster.n_vms:
+        v = self._row.get(vm)
+        if v is None:
             raise BackendError(f"unknown VM {vm!r}")
         return v
 
@@ -188,7 +192,7 @@ class SimulatedBackend:
                 io_granted[r] = io_granted[r] * share[self.host_of]
         return Observation(
             self.time,
-            tuple(self.vm_id(v) for v in range(self.cluster.n_vms)),
+            tuple(self.names),
             (Resource.CPU, *self.io),
             np.column_stack([self.demand(), *io_demand.values()]),
             np.column_stack([granted, *io_granted.values()]),

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from forethought.allocation.base import Recommender
+from forethought.allocation.inventory import vm_infos
 from forethought.allocation.manager import PredictiveRecommender, Settings
 from forethought.allocation.policy import DEFAULT_POLICY_YAML, Policy, VmInfo, parse_policy
 from forethought.cluster.backend import Backend, BackendError, Inventory
@@ -164,18 +165,39 @@ class FleetLoop:
         self.host_ids = [h.id for h in inventory.hosts]
         self.vm_ids = [v.id for v in inventory.vms]
         self.policy = policy or parse_policy(DEFAULT_POLICY_YAML, "default policy")
-        known = tags or {}
-        groups = self.policy.assign(
-            [known.get(v, VmInfo(v)) for v in self.vm_ids], require_all_groups=False
-        )
+        infos, absent = vm_infos(self.vm_ids, dict(tags) if tags is not None else None)
+        groups = self.policy.assign(infos, require_all_groups=False)
         self.groups = {vm: g.name for vm, g in zip(self.vm_ids, groups, strict=True)}
+        #: What the run should say before it starts: nothing here stops it.
+        self.notes: list[str] = []
+        idle = self.policy.idle_groups(infos) if policy is not None else []
+        if idle:
+            self.notes.append(f"group(s) {', '.join(idle)} of the policy take no VM")
+        if absent:
+            shown = ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
+            self.notes.append(f"{len(absent):,} VM(s) of the inventory are not running: {shown}")
         step_seconds = round(settings.interval)
         allocators: dict[Resource, Recommender] = {
             r: PredictiveRecommender(Settings.from_policy(self.policy, groups, r, step_seconds), r)
             for r in settings.sized
         }
         network = NetworkMap(self.cluster, host_ids=self.host_ids)
-        self.log = ActionLog.open(log_path)
+        # A run that acts holds the log alone; a dry run only reads it (it settles nothing,
+        # so it neither disturbs a run that acts on the same log nor takes over its moves).
+        self.log = ActionLog.open(
+            log_path, read_only=settings.dry_run, exclusive=not settings.dry_run
+        )
+        self.notes += self.log.warnings
+        still_open = len(self.log.open_actions())
+        if still_open and settings.dry_run:
+            self.notes.append(
+                f"the action log holds {still_open} unsettled migration(s) of an earlier run; "
+                "a dry run leaves them be, a run with --apply settles them"
+            )
+        elif still_open:
+            self.notes.append(
+                f"taking over {still_open} unsettled migration(s) from the action log"
+            )
         self.orchestrator = Orchestrator(backend, network, self.log, settings.limits)
         planner = PredictivePlanner(
             PlannerSettings(max_per_host=settings.limits.per_host), network=network
@@ -193,7 +215,7 @@ class FleetLoop:
             # outgrowing their hosts among them) are reported, but none is started.
             propose=settings.migrate,
         )
-        self.last_step_seconds = 0.0  # how long the last step took (run's clock)
+        self.last_step_seconds = 0.0  # how long the last step took (wall clock)
 
     def describe(self) -> dict[str, object]:
         """The run as JSON: backend, mode, what it sizes, its VMs and hosts, assumptions."""
@@ -273,7 +295,7 @@ class FleetLoop:
                     sleep(max(0.0, start + k * self.settings.interval - clock()))
                 if stop is not None and stop():
                     break
-                began = clock()
+                began = time.perf_counter()  # the work's own time, whatever ``clock`` is
                 try:
                     # Stamped by the backend's clock: the orchestrator sets it beside the
                     # expected ends of the backend's migrations.
@@ -289,7 +311,7 @@ class FleetLoop:
                     on_failure(k, failed, failures)
                     continue
                 failures = 0
-                self.last_step_seconds = clock() - began
+                self.last_step_seconds = time.perf_counter() - began
                 on_step(k, step)
                 done += 1
         finally:
@@ -388,10 +410,11 @@ def simulated_fleet(
     *,
     interval: float,
     io: dict[Resource, FloatArray] | None = None,
+    names: Sequence[str] | None = None,
 ) -> SimulatedBackend:
     """A trace's VMs (``utilisation``: (vms, samples) in [0, 1]) in CloudSim's data centre
     of ``n_hosts`` hosts, placed first fit by memory and full CPU, as the simulator behind
-    ``forethought run --simulate``."""
+    ``forethought run --simulate``; ``names`` are the VMs' (the trace's VM ids)."""
     cluster = cloudsim_planetlab(utilisation.shape[0], n_hosts)
     ram, mips = cluster.vm_column("ram_mb"), cluster.vm_column("mips")
     free_ram = cluster.host_column("ram_mb").copy()
@@ -400,12 +423,13 @@ def simulated_fleet(
     for v in range(cluster.n_vms):  # once, before the run: not a per-step loop
         fits = np.flatnonzero((free_ram >= ram[v]) & (free_cpu >= mips[v]))
         if not fits.size:
+            who = names[v] if names is not None else f"VM number {v} from 0"
             raise ForethoughtError(
-                f"{cluster.n_vms:,} VMs do not fit on {n_hosts:,} hosts (VM number {v} from 0 "
-                "fits on none): give more hosts"
+                f"{cluster.n_vms:,} VMs do not fit on {n_hosts:,} hosts ({who} fits on none): "
+                "give more hosts"
             )
         h = int(fits[0])
         placement[v] = h
         free_ram[h] -= ram[v]
         free_cpu[h] -= mips[v]
-    return SimulatedBackend(cluster, utilisation, placement, interval=interval, io=io)
+    return SimulatedBackend(cluster, utilisation, placement, interval=interval, io=io, names=names)

@@ -20,6 +20,7 @@ import numpy as np
 
 from forethought.allocation.base import Recommender
 from forethought.allocation.manager import (
+    REASONS,
     AnomalyRecord,
     PredictiveRecommender,
     allocate_on_hosts,
@@ -60,7 +61,8 @@ class MigrationLoop:
     backend does (``vm-<i>`` by default). With ``propose`` off, moves are planned and
     reported but not handed to the orchestrator (each step plans them afresh, as nothing
     moved). With ``dry_run`` the loop decides as usual and acts on nothing: resizes come
-    back not applied, and moves are not proposed.
+    back not applied, moves are not proposed, and the orchestrator is not polled (the
+    migrations its log holds are another run's to settle).
     """
 
     def __init__(
@@ -120,7 +122,7 @@ class MigrationLoop:
             self._alloc[resource] = np.full(cluster.n_vms, np.nan if unsized else 100.0)
 
     def step(self, now: float) -> LoopStep:
-        outcomes = self.orchestrator.poll(now)
+        outcomes = [] if self.dry_run else self.orchestrator.poll(now)
         for o in outcomes:
             if o.state in (ActionState.COMPLETED, ActionState.ROLLED_BACK, ActionState.FAILED):
                 self.planner.learner.observe_move(o.state is ActionState.COMPLETED)
@@ -251,7 +253,7 @@ class MigrationLoop:
             oversized |= too_big
             after = 100.0 * granted / size
             changed = ~np.isclose(after, before, rtol=1e-9, atol=1e-9)
-            done += self._send(resource, changed, granted, granted < wanted - 1e-9)
+            done += self._send(resource, changed, granted, granted < wanted - 1e-9, rec)
             self._alloc[resource] = after
         limited, too_big = self._limit_bandwidths(demand, resources, rows, placed)
         return done + limited, oversized | too_big
@@ -314,17 +316,30 @@ class MigrationLoop:
             before = self._alloc[resource]
             changed = np.isfinite(after) & ~np.isclose(after, before, rtol=1e-9, atol=1e-9)
             short = after < wanted[resource] * (1 - 1e-9)
-            done += self._send(resource, changed, after, short)
+            done += self._send(resource, changed, after, short, self.allocators[resource])
             self._alloc[resource] = after
         return done, oversized
 
     def _send(
-        self, resource: Resource, changed: np.ndarray, amount: np.ndarray, short: np.ndarray
+        self,
+        resource: Resource,
+        changed: np.ndarray,
+        amount: np.ndarray,
+        short: np.ndarray,
+        recommender: Recommender,
     ) -> list[ResizeOutcome]:
-        """Send the changed VMs' new allocations (in the backend's unit) as resizes."""
+        """Send the changed VMs' new allocations (in the backend's unit) as resizes, each
+        with the recommender's reason (a host short of room overrides it)."""
+        decision = getattr(recommender, "decision", None)  # forethought's manager keeps one
+        codes = getattr(decision, "reason", None)
         done: list[ResizeOutcome] = []
         for v in np.flatnonzero(changed).tolist():
-            why = "host short: SLA class" if short[v] else "forecast"
+            if short[v]:
+                why = "host short: SLA class"
+            elif codes is not None and len(codes) > v:
+                why = REASONS[int(codes[v])] or "bounds"
+            else:
+                why = "forecast"
             action = Resize(self.vm_ids[v], resource, float(amount[v]), why)
             if self.dry_run:
                 done.append(ResizeOutcome(action, False, False, "dry run: not applied"))
