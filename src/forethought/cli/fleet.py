@@ -177,8 +177,9 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     type=click.Path(dir_okay=False),
     default=DEFAULT_LOG,
     show_default=True,
-    help="The durable action log (JSON lines). A run started on the log of one that was "
-    "stopped takes over its unfinished migrations and settles them.",
+    help="The durable action log (JSON lines). A run with --apply holds it alone, and "
+    "takes over and settles the migrations a stopped run left open in it; a dry run only "
+    "reads it.",
 )
 @click.option(
     "--host-mbps",
