@@ -272,7 +272,12 @@ def test_a_steps_duration_is_wall_clock_time_whatever_the_runs_clock(tmp_path: P
     fleet = FleetLoop(backend, FleetSettings(sized=(Resource.CPU,)), tmp_path / "log.jsonl")
     durations: list[float] = []
     # The simulator's clock stands still during a step; the work still takes time.
-    fleet.run(2, lambda k, step: durations.append(fleet.last_step_seconds), clock=lambda: 0.0)
+    fleet.run(
+        2,
+        lambda k, step: durations.append(fleet.last_step_seconds),
+        clock=lambda: 0.0,
+        sleep=lambda s: None,
+    )
     assert all(d > 0 for d in durations)
 
 
@@ -284,3 +289,18 @@ def test_a_simulated_vm_keeps_its_traces_name() -> None:
     assert backend.telemetry().vm_ids == tuple(names)
     with pytest.raises(ForethoughtError, match="name each of the 8 VMs once"):
         SimulatedBackend(base.cluster, base.u, base.host_of, names=["a"] * 8)
+
+
+def test_a_run_plans_no_more_consolidations_than_can_start(tmp_path: Path) -> None:
+    # Sixteen light VMs alone on their hosts: far more drains pay than the 16 slots and
+    # 2 per host allow. The plan is what the run would start, not a wish list.
+    cluster = Cluster(
+        [G5], [CLOUDSIM_VM_TYPES[0]], np.zeros(40, dtype=np.int64), np.zeros(40, dtype=np.int64)
+    )
+    u = np.full((40, 10), 0.05)
+    backend = SimulatedBackend(cluster, u, np.arange(40), interval=300.0)
+    fleet = FleetLoop(backend, FleetSettings(sized=(), dry_run=True), tmp_path / "log.jsonl")
+    records: list[dict[str, object]] = []
+    fleet.run(3, lambda k, step: records.append(fleet.record(k, step)), sleep=lambda s: None)
+    planned = [len(r["planned"]) for r in records]  # type: ignore[arg-type]
+    assert max(planned) == fleet.settings.limits.total

@@ -154,6 +154,7 @@ def test_a_hosts_outgoing_migrations_count_against_its_limit(tmp_path: Path) -> 
 
 def test_the_link_and_total_limits(tmp_path: Path) -> None:
     rig = make(tmp_path, Limits(per_link=2, total=4))
+    assert rig.orch.free_slots() == 4
     decisions = rig.orch.submit(
         [
             prop("vm-0", "host-0", "host-4", 9.0),
@@ -168,6 +169,7 @@ def test_the_link_and_total_limits(tmp_path: Path) -> None:
     assert [d.accepted for d in decisions] == [True, True, False, True, True, False]
     assert decisions[2].reason == "link dc-cloud carries 2 migrations (limit 2)"
     assert decisions[5].reason == "4 migrations in progress (limit 4)"
+    assert rig.orch.free_slots() == 0
     # Declined once the total is full: never an action, so never in the log.
     assert decisions[5].action == ""
     logged = {r.vm for r in rig.orch.log.latest.values()}

@@ -87,6 +87,22 @@ def test_consolidation_only_when_the_vms_fit_for_the_whole_horizon() -> None:
     assert oracle().plan(view([200, 200], [0, 1], peak), 0) == []
 
 
+def test_consolidations_are_planned_only_within_the_free_slots() -> None:
+    # Six light hosts of one VM each: without a cap, five drain onto the sixth.
+    light = view([100] * 6, [0, 1, 2, 3, 4, 5], hosts=6)
+    assert len(oracle().plan(light, 0)) == 5
+    for slots in (0, 1, 2):
+        moves = oracle().plan(light, 0, slots)
+        assert len(moves) == slots
+        assert all(m.kind == "consolidation" for m in moves)
+    # A drain of two VMs never starts half-way: with one slot left, the host of two is
+    # passed over for a host of one.
+    pair = view([50, 50, 100, 300], [0, 0, 1, 2], hosts=4)
+    assert [m.source for m in oracle().plan(pair, 0)] == [0, 0, 1]  # uncapped: host 0 first
+    [move] = oracle().plan(pair, 0, 1)
+    assert move.source == 1
+
+
 def test_no_ping_pong_cooldown_and_budget() -> None:
     ram = [300.0, 900.0, 900.0]
     for budget, mover in ((4, 0), (1, 1)):

@@ -214,6 +214,8 @@ class FleetLoop:
             # Without migrations the planner still runs, so the moves it would make (VMs
             # outgrowing their hosts among them) are reported, but none is started.
             propose=settings.migrate,
+            # A plan is what the run will start: no drain beyond the free slots.
+            within_slots=True,
         )
         self.last_step_seconds = 0.0  # how long the last step took (wall clock)
 

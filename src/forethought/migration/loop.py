@@ -60,9 +60,11 @@ class MigrationLoop:
     needs and an inventory does not say. ``vm_ids`` names the cluster's VM rows as the
     backend does (``vm-<i>`` by default). With ``propose`` off, moves are planned and
     reported but not handed to the orchestrator (each step plans them afresh, as nothing
-    moved). With ``dry_run`` the loop decides as usual and acts on nothing: resizes come
-    back not applied, moves are not proposed, and the orchestrator is not polled (the
-    migrations its log holds are another run's to settle).
+    moved). With ``within_slots`` consolidations are planned only within the migrations
+    the orchestrator could start now, so every planned drain can start (a run's plan then
+    reads as what it will do). With ``dry_run`` the loop decides as usual and acts on
+    nothing: resizes come back not applied, moves are not proposed, and the orchestrator
+    is not polled (the migrations its log holds are another run's to settle).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class MigrationLoop:
         allocators: Mapping[Resource, Recommender] | None = None,
         dry_run: bool = False,
         propose: bool = True,
+        within_slots: bool = False,
     ) -> None:
         if planner.oracle:
             raise ForethoughtError("the control loop runs on forecasts; the oracle is offline")
@@ -86,6 +89,7 @@ class MigrationLoop:
         self.interval = interval
         self.dry_run = dry_run
         self.propose = propose and not dry_run
+        self.within_slots = within_slots
         ids = [f"vm-{v}" for v in range(cluster.n_vms)] if vm_ids is None else list(vm_ids)
         if len(ids) != cluster.n_vms:
             raise ForethoughtError(f"vm_ids must name each of the {cluster.n_vms} VMs")
@@ -170,7 +174,8 @@ class MigrationLoop:
             interval=self.interval,
             oversized=oversized,
         )
-        moves = self.planner.plan(view, self.steps)
+        slots = self.orchestrator.free_slots() if self.within_slots else None
+        moves = self.planner.plan(view, self.steps, slots)
         self.steps += 1
         self.last_demand, self.last_placed = demand, placed
         proposals = {

@@ -226,6 +226,12 @@ class Orchestrator:
     def in_flight(self) -> Mapping[str, Flight]:
         return self._flights
 
+    def free_slots(self) -> int:
+        """Migrations that could start now within the total limit (the per-host and
+        per-link limits may still refuse some)."""
+        held = sum(f.counts for f in self._flights.values())
+        return max(0, self.limits.total - held)
+
     # -- submitting ------------------------------------------------------------------
     def submit(self, proposals: Iterable[Proposal], now: float) -> list[Decision]:
         """Start what passes the pre-condition, highest benefit first; one decision per

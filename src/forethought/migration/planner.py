@@ -236,8 +236,13 @@ class PredictivePlanner:
         return np.asarray(np.concatenate([current, future], axis=2))
 
     # -- the step ----------------------------------------------------------------------
-    def plan(self, view: ClusterView, step: int) -> list[Move]:
-        """The migrations to start now; ``step`` counts the planner's calls from 0."""
+    def plan(self, view: ClusterView, step: int, slots: int | None = None) -> list[Move]:
+        """The migrations to start now; ``step`` counts the planner's calls from 0.
+
+        ``slots``, where given, is how many migrations can start now: consolidations
+        (which only pay when a host is emptied whole) are planned only within what the
+        re-homing and relief moves leave of it, so no drain is planned that cannot start.
+        """
         if self._n == 0:
             self._allocate(view)
         elif view.demand.size != self._n:
@@ -265,7 +270,8 @@ class PredictivePlanner:
         hot = active[pressure[active] > s.max_pressure]
         hot = hot[np.argsort(-pressure[hot], kind="stable")]
         moves += ctx.relieve(hot, pressure)
-        moves += ctx.consolidate(active, hot, pressure)
+        room = None if slots is None else max(0, slots - len(moves))
+        moves += ctx.consolidate(active, hot, pressure, room)
         self._before = {
             m.vm: (int(self.last_moved[m.vm]), bool(self.relieved[m.vm])) for m in moves
         }
@@ -550,9 +556,16 @@ class _Step:
         return first, 0.5 * (p_now - float(pairs[i, j]))
 
     # -- consolidation -----------------------------------------------------------------
-    def consolidate(self, active: np.ndarray, hot: np.ndarray, pressure: FloatArray) -> list[Move]:
+    def consolidate(
+        self,
+        active: np.ndarray,
+        hot: np.ndarray,
+        pressure: FloatArray,
+        room: int | None = None,
+    ) -> list[Move]:
+        """Empty lightly loaded hosts whole, at most ``room`` moves (None: no cap)."""
         view, s, hp = self.view, self.s, self.hp
-        if s.max_consolidations == 0:
+        if s.max_consolidations == 0 or room == 0:
             return []
         util = self.util[active]
         order = active[np.argsort(util, kind="stable")]
@@ -575,6 +588,8 @@ class _Step:
                 continue
             if self.step_moves[h] + len(vms) > s.max_per_host:
                 continue
+            if room is not None and len(moves) + len(vms) > room:
+                continue  # a smaller host further on may still fit in what is left
             tried += 1
             self.excluded[h] = True
             saved = float(self.watts[h]) * self.hours
