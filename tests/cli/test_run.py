@@ -405,7 +405,10 @@ def test_simulate_runs_the_loop_on_a_trace_until_it_ends(tmp_path: Path) -> None
     assert "the backend is simulated" in err
     assert "assumed:" not in err  # the simulator's hardware is known, not assumed
     assert [s["step"] for s in steps_of(out)] == list(range(10))  # one per sample
-    assert [s["time"] for s in steps_of(out)] == [300.0 * k for k in range(10)]
+    # Stamped with the trace's own times (its first sample, 1,300,000,000 s, on the
+    # reader's five-minute grid), not from 0.
+    times = [s["time"] for s in steps_of(out)]
+    assert times == [1_299_999_900.0 + 300.0 * k for k in range(10)]
 
 
 def test_simulate_applies_on_the_bundled_day(tmp_path: Path) -> None:

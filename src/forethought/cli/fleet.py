@@ -477,7 +477,12 @@ def _simulated(trace: str, hosts: int) -> SimulatedBackend:
         if r in telemetry.resources
     }
     return simulated_fleet(
-        u, hosts, interval=float(telemetry.step_seconds), io=io or None, names=telemetry.vm_ids
+        u,
+        hosts,
+        interval=float(telemetry.step_seconds),
+        io=io or None,
+        names=telemetry.vm_ids,
+        start=float(telemetry.start),
     )
 
 

@@ -55,6 +55,7 @@ class SimulatedBackend:
         interval: float = 300.0,
         io: Mapping[Resource, FloatArray] | None = None,
         names: Sequence[str] | None = None,
+        start: float = 0.0,
     ) -> None:
         u = np.asarray(utilisation, dtype=np.float64)
         if u.shape[0] != cluster.n_vms or u.ndim != 2:
@@ -92,7 +93,8 @@ class SimulatedBackend:
         self.memory = cluster.vm_column("ram_mb")
         self.capacity = cluster.host_column("mips")
         self.bandwidth = cluster.host_column("bandwidth_mbps")
-        self.time = 0.0
+        # The clock starts at the trace's first sample (Unix time where the trace has it).
+        self.start = self.time = float(start)
         self._ids = itertools.count(1)
         self._migrations: dict[str, MigrationStatus] = {}
         self._fail_next = 0
@@ -133,6 +135,10 @@ class SimulatedBackend:
     def now(self) -> float:
         return self.time
 
+    def _sample(self) -> int:
+        """The trace's sample now (its last once the trace has ended)."""
+        return min(int((self.time - self.start) // self.interval), int(self.u.shape[1]) - 1)
+
     def _moving(self) -> set[int]:
         return {
             self._vm(m.vm) for m in self._migrations.values() if m.state is MigrationState.RUNNING
@@ -168,7 +174,7 @@ class SimulatedBackend:
 
     def demand(self) -> FloatArray:
         """CPU demand of every VM now (MIPS), from the trace."""
-        k = min(int(self.time // self.interval), self.u.shape[1] - 1)
+        k = self._sample()
         return np.asarray(self.cluster.vm_column("mips") * self.u[:, k])
 
     def telemetry(self) -> Observation:
@@ -176,7 +182,7 @@ class SimulatedBackend:
         load = np.bincount(self.host_of, want, self.cluster.n_hosts)
         share = np.where(load > self.capacity, self.capacity / np.maximum(load, 1e-12), 1.0)
         granted = want * share[self.host_of]
-        k = min(int(self.time // self.interval), self.u.shape[1] - 1)
+        k = self._sample()
         io_demand = {r: self.io[r][:, k] for r in self.io}
         io_granted = {r: np.minimum(d, self.io_limit[r]) for r, d in io_demand.items()}
         # A host's disks (reads and writes together) and its link (each direction) carry

@@ -413,10 +413,12 @@ def simulated_fleet(
     interval: float,
     io: dict[Resource, FloatArray] | None = None,
     names: Sequence[str] | None = None,
+    start: float = 0.0,
 ) -> SimulatedBackend:
     """A trace's VMs (``utilisation``: (vms, samples) in [0, 1]) in CloudSim's data centre
     of ``n_hosts`` hosts, placed first fit by memory and full CPU, as the simulator behind
-    ``forethought run --simulate``; ``names`` are the VMs' (the trace's VM ids)."""
+    ``forethought run --simulate``; ``names`` are the VMs' (the trace's VM ids), and
+    ``start`` the time of the first sample."""
     cluster = cloudsim_planetlab(utilisation.shape[0], n_hosts)
     ram, mips = cluster.vm_column("ram_mb"), cluster.vm_column("mips")
     free_ram = cluster.host_column("ram_mb").copy()
@@ -434,4 +436,6 @@ def simulated_fleet(
         placement[v] = h
         free_ram[h] -= ram[v]
         free_cpu[h] -= mips[v]
-    return SimulatedBackend(cluster, utilisation, placement, interval=interval, io=io, names=names)
+    return SimulatedBackend(
+        cluster, utilisation, placement, interval=interval, io=io, names=names, start=start
+    )
