@@ -92,7 +92,9 @@ def test_telemetry_reads_every_resource_between_calls(backend: LibvirtBackend) -
     assert first.resources == RESOURCES
     assert first.resources[:2] == (Resource.CPU, Resource.MEMORY)
     assert first.demand.shape == (2, 6)
-    assert (first.demand[:, [0, 2, 3, 4, 5]] == 0.0).all()  # rates: no interval yet
+    # Rates have no interval yet: not measured (NaN), never a made-up zero.
+    assert np.isnan(first.demand[:, [0, 2, 3, 4, 5]]).all()
+    assert np.isfinite(first.demand[:, 1]).all()  # memory is a level: measured at once
     second = backend.telemetry()
     assert np.isfinite(second.demand).all()
     assert (second.demand >= 0.0).all()

@@ -304,3 +304,62 @@ def test_a_run_plans_no_more_consolidations_than_can_start(tmp_path: Path) -> No
     fleet.run(3, lambda k, step: records.append(fleet.record(k, step)), sleep=lambda s: None)
     planned = [len(r["planned"]) for r in records]  # type: ignore[arg-type]
     assert max(planned) == fleet.settings.limits.total
+
+
+class FirstReadUnmeasured(SimulatedBackend):
+    """A hypervisor's counters: rates have no value at the first read (NaN), as libvirt's
+    CPU time and I/O byte counters do; memory is a level and is measured at once."""
+
+    reads = 0
+
+    def telemetry(self) -> Observation:
+        obs = super().telemetry()
+        self.reads += 1
+        if self.reads > 1:
+            return obs
+        blank = np.full_like(obs.demand, np.nan)
+        return replace(obs, demand=blank, granted=blank)
+
+
+def test_nothing_is_decided_on_a_first_read_that_measured_nothing(tmp_path: Path) -> None:
+    # Light VMs alone on their hosts: measured at zero they would all be consolidated,
+    # and throttled, at once. Unmeasured, they are left as they are until measured.
+    cluster = Cluster(
+        [G5], [CLOUDSIM_VM_TYPES[0]], np.zeros(8, dtype=np.int64), np.zeros(8, dtype=np.int64)
+    )
+    backend = FirstReadUnmeasured(cluster, np.full((8, 10), 0.05), np.arange(8))
+    fleet = FleetLoop(backend, FleetSettings(sized=(Resource.CPU,)), tmp_path / "log.jsonl")
+    records: list[dict[str, object]] = []
+    demand: list[object] = []
+
+    def on_step(k: int, step: object) -> None:
+        records.append(fleet.record(k, step))  # type: ignore[arg-type]
+        demand.append(fleet.vms()[0]["cpu_demand_mips"])
+        backend.advance(300.0)
+
+    fleet.run(3, on_step, clock=lambda: 0.0, sleep=lambda s: None)
+    first, second = records[0], records[1]
+    assert first["resizes"] == []
+    assert first["planned"] == []
+    assert first["demand_mips"] == 0.0  # nothing measured is counted, not a made-up zero
+    assert demand[0] is None  # not measured: no figure, rather than a false one
+    assert demand[1] == pytest.approx(0.05 * 2500.0)
+    assert second["planned"]  # measured: the light hosts are consolidated
+
+
+def test_each_vm_starts_from_what_it_holds_not_from_its_maximum(tmp_path: Path) -> None:
+    # A VM with 1 of its 4 vCPUs and 1 of its 4 GiB: its allocation is what it has.
+    base = crowded_backend()
+    shrunk = replace(base.inventory().vms[0], cpu_mips=625.0, memory_mb=250.0)
+
+    class Shrunk(SimulatedBackend):
+        def inventory(self) -> Inventory:
+            inv = super().inventory()
+            return Inventory(inv.hosts, (shrunk, *inv.vms[1:]))
+
+    backend = Shrunk(base.cluster, base.u, base.host_of)
+    settings = FleetSettings(sized=(Resource.CPU, Resource.MEMORY), dry_run=True)
+    fleet = FleetLoop(backend, settings, tmp_path / "log.jsonl")
+    assert fleet.loop.allocation(Resource.CPU)[0] == pytest.approx(625.0)
+    assert fleet.loop.allocation(Resource.MEMORY)[0] == pytest.approx(250.0)
+    assert fleet.loop.allocation(Resource.CPU)[1] == pytest.approx(2500.0)  # at its maximum

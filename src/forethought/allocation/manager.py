@@ -239,6 +239,15 @@ class PredictiveRecommender:
         learned = np.clip(self.learned + np.where(at_limit, 0.0, step), 0.0, LEARNED_HEADROOM_MAX)
         self.learned = np.where(np.isfinite(target), learned, 0.0)
 
+    def start_at(self, alloc: FloatArray) -> None:
+        """Start from these allocations (the VMs' current ones) instead of their full
+        sizes; NaN keeps the default. Call after :meth:`reset`, before the first step."""
+        alloc = np.asarray(alloc, dtype=np.float64)
+        if alloc.shape != self.alloc.shape:
+            raise ForethoughtError(f"start_at: one allocation per VM ({self.alloc.size})")
+        known = np.isfinite(alloc)
+        self.alloc = np.where(known, np.clip(np.nan_to_num(alloc), 0.0, self.capacity), self.alloc)
+
     def recommend(self) -> FloatArray:
         if self._n < 0:
             raise ForethoughtError("reset must be called before anything else")

@@ -71,7 +71,11 @@ class Inventory:
 
 @dataclass(frozen=True)
 class Observation:
-    """One telemetry sample of every VM: demand and what it was granted, per resource."""
+    """One telemetry sample of every VM: demand and what it was granted, per resource.
+
+    NaN marks a value not measured: a rate read from counters has no value at a VM's
+    first read (there is no interval yet), and a caller must not take it for zero.
+    """
 
     time: float
     vm_ids: tuple[str, ...]

@@ -254,7 +254,7 @@ class LibvirtBackend:
                 cpu_ns = float(cpu_ns)
             before = self._cpu_seen.get(name)
             self._cpu_seen[name] = (cpu_ns, now)
-            busy = 0.0
+            busy = math.nan  # not measured: no interval before a VM's first read
             if before is not None and now > before[1]:
                 used_s = (cpu_ns - before[0]) / 1e9
                 busy = float(np.clip(used_s / ((now - before[1]) * vcpus), 0.0, 1.0))
@@ -269,7 +269,8 @@ class LibvirtBackend:
         return Observation(now, tuple(ids), RESOURCES, demand, demand)
 
     def _io_rates(self, d: Any, now: float) -> tuple[float, float, float, float]:
-        """KB/s read, written, received and sent since the last call (zero the first time).
+        """KB/s read, written, received and sent since the last call (NaN the first time:
+        there is no interval to divide by).
 
         A device whose statistics the hypervisor refuses counts as idle; a counter that
         went backwards (the domain restarted) gives zero for that interval, not a
@@ -288,7 +289,7 @@ class LibvirtBackend:
         before = self._io_seen.get(d.name())
         self._io_seen[d.name()] = (total, now)
         if before is None or not now > before[1]:
-            return (0.0, 0.0, 0.0, 0.0)
+            return (math.nan, math.nan, math.nan, math.nan)
         rate = np.maximum(total - before[0], 0.0) / 1024.0 / (now - before[1])
         return (float(rate[0]), float(rate[1]), float(rate[2]), float(rate[3]))
 

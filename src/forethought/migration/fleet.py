@@ -216,6 +216,11 @@ class FleetLoop:
             propose=settings.migrate,
             # A plan is what the run will start: no drain beyond the free slots.
             within_slots=True,
+            # Each VM starts from what it holds now, not from the most it could be given.
+            initial={
+                Resource.CPU: np.array([v.cpu_mips for v in inventory.vms]),
+                Resource.MEMORY: np.array([v.memory_mb for v in inventory.vms]),
+            },
         )
         self.last_step_seconds = 0.0  # how long the last step took (wall clock)
 
@@ -334,7 +339,7 @@ class FleetLoop:
                 "vm": vm,
                 "group": self.groups[vm],
                 "host": hosts[i],
-                "cpu_demand_mips": demand,
+                "cpu_demand_mips": demand if np.isfinite(demand) else None,  # not measured
                 "allocation": {r: values[i] for r, values in allocations.items()},
             }
             for i, (vm, demand) in enumerate(

@@ -29,6 +29,7 @@ from forethought.cluster.backend import Backend, Resize, ResizeOutcome
 from forethought.cluster.model import Cluster, io_pools
 from forethought.core.errors import ForethoughtError
 from forethought.core.resources import BANDWIDTH_FLOOR_KBS, BANDWIDTHS, Resource
+from forethought.forecast.base import FloatArray
 from forethought.migration.log import ActionState
 from forethought.migration.orchestrator import Decision, Orchestrator, Outcome, Proposal
 from forethought.migration.planner import ClusterView, Move, PredictivePlanner
@@ -80,6 +81,7 @@ class MigrationLoop:
         dry_run: bool = False,
         propose: bool = True,
         within_slots: bool = False,
+        initial: Mapping[Resource, FloatArray] | None = None,
     ) -> None:
         if planner.oracle:
             raise ForethoughtError("the control loop runs on forecasts; the oracle is offline")
@@ -119,11 +121,34 @@ class MigrationLoop:
                 )
         self._size = {Resource.CPU: self.vm_mips, Resource.MEMORY: self.vm_ram}
         self._alloc: dict[Resource, np.ndarray] = {}
+        # Whether each VM's demand of a resource has been measured yet: no VM is resized
+        # on a resource before it has been, whatever its host's room (it keeps what it has).
+        self._measured: dict[Resource, np.ndarray] = {}
         for resource, rec in self.allocators.items():
             unsized = resource in BANDWIDTHS
             size = np.full(cluster.n_vms, np.inf if unsized else 100.0)
             rec.reset(cluster.n_vms, size, int(interval))
             self._alloc[resource] = np.full(cluster.n_vms, np.nan if unsized else 100.0)
+            self._measured[resource] = np.zeros(cluster.n_vms, dtype=bool)
+        for resource, held in (initial or {}).items():
+            self._start_at(resource, np.asarray(held, dtype=np.float64))
+
+    def _start_at(self, resource: Resource, held: FloatArray) -> None:
+        """Start from what each VM holds now (backend units; NaN: unknown, the default
+        stays), not from its full size: a VM's current vCPUs and balloon are its
+        allocation until a measured demand says otherwise."""
+        if resource not in self.allocators:
+            return
+        if held.shape != (self.cluster.n_vms,):
+            raise ForethoughtError(f"initial {resource.value}: one value per VM")
+        alloc = 100.0 * held / self._size[resource] if resource in self._size else held
+        alloc = np.where(np.isfinite(alloc) & (alloc > 0), alloc, self._alloc[resource])
+        if resource in self._size:
+            alloc = np.minimum(alloc, 100.0)
+        self._alloc[resource] = alloc
+        start = getattr(self.allocators[resource], "start_at", None)
+        if start is not None:
+            start(alloc)
 
     def step(self, now: float) -> LoopStep:
         outcomes = [] if self.dry_run else self.orchestrator.poll(now)
@@ -153,6 +178,17 @@ class MigrationLoop:
         sampled = obs.demand[known]
         demand[rows] = sampled[:, cpu]
         granted[rows] = obs.granted[known, cpu]
+        # A VM whose CPU was not measured (a counter's first read) is taken at what it
+        # holds, the most it can use, and kept where it is until it has been.
+        measured = np.isfinite(demand)
+        holds = np.zeros(n)
+        for vm in inventory.vms:
+            row = self._vm_row.get(vm.id)
+            if row is not None:
+                holds[row] = vm.cpu_mips
+        demand = np.where(measured, demand, holds)
+        granted = np.where(np.isfinite(granted), granted, 0.0)
+        movable &= measured
         known_anomalies = {r: len(_anomalies(rec)) for r, rec in self.allocators.items()}
         resizes, oversized = self._rightsize(obs.resources, sampled, rows, placed)
         anomalies = [
@@ -173,11 +209,13 @@ class MigrationLoop:
             power_table=self.cluster.power_table,
             interval=self.interval,
             oversized=oversized,
+            measured=measured,
         )
         slots = self.orchestrator.free_slots() if self.within_slots else None
         moves = self.planner.plan(view, self.steps, slots)
         self.steps += 1
-        self.last_demand, self.last_placed = demand, placed
+        self.last_demand = np.where(measured, demand, np.nan)
+        self.last_placed = placed
         proposals = {
             id(m): Proposal(
                 vm=self.vm_ids[m.vm],
@@ -200,7 +238,7 @@ class MigrationLoop:
         self.planner.rejected([m for m in moves if id(proposals[id(m)]) not in accepted])
         return LoopStep(
             time=now,
-            demand_mips=float(demand.sum()),
+            demand_mips=float(demand[measured].sum()),
             granted_mips=float(granted.sum()),
             active_hosts=int(np.unique(placed[placed >= 0]).size),
             moves=moves,
@@ -240,9 +278,10 @@ class MigrationLoop:
                 continue  # sized together below: reads and writes share the host's disks
             size = self._size[resource]
             usage = np.zeros(n)
-            seen = np.zeros(n, dtype=bool)
             usage[rows] = 100.0 * demand[:, resources.index(resource)] / size[rows]
-            seen[rows] = True
+            seen = np.isfinite(usage) & np.isin(np.arange(n), rows)
+            usage = np.where(seen, usage, 0.0)
+            self._measured[resource] |= seen
             before = self._alloc[resource]
             rec.observe(usage, seen)
             rec.shortfall(seen & (usage > before * (1 + 1e-9)))
@@ -256,6 +295,8 @@ class MigrationLoop:
                 wanted[on], placed[on], capacity[resource], classes[on]
             )
             oversized |= too_big
+            # Not measured yet: it keeps what it holds (counted on its host all the same).
+            granted = np.where(self._measured[resource], granted, before / 100.0 * size)
             after = 100.0 * granted / size
             changed = ~np.isclose(after, before, rtol=1e-9, atol=1e-9)
             done += self._send(resource, changed, granted, granted < wanted - 1e-9, rec)
@@ -287,9 +328,10 @@ class MigrationLoop:
             if resource not in BANDWIDTHS:
                 continue
             usage = np.zeros(n)
-            seen = np.zeros(n, dtype=bool)
             usage[rows] = demand[:, resources.index(resource)]
-            seen[rows] = True
+            seen = np.isfinite(usage) & np.isin(np.arange(n), rows)
+            usage = np.where(seen, usage, 0.0)
+            self._measured[resource] |= seen
             rec.observe(usage, seen)
             rec.shortfall(seen & (usage > self._alloc[resource] * (1 + 1e-9)))  # NaN: never
             wanted[resource] = np.asarray(rec.recommend(), dtype=np.float64).copy()
@@ -319,6 +361,7 @@ class MigrationLoop:
         done: list[ResizeOutcome] = []
         for resource, after in granted.items():
             before = self._alloc[resource]
+            after = np.where(self._measured[resource], after, before)
             changed = np.isfinite(after) & ~np.isclose(after, before, rtol=1e-9, atol=1e-9)
             short = after < wanted[resource] * (1 - 1e-9)
             done += self._send(resource, changed, after, short, self.allocators[resource])

@@ -125,6 +125,9 @@ class ClusterView:
     #: VMs whose allocation alone exceeds their host (from the allocation manager): they
     #: must move, and the planner finds them a host before anything else.
     oversized: BoolArray | None = None
+    #: VMs whose demand was measured this step (None: all). For the others ``demand``
+    #: holds a stand-in (their allocation) and the forecasts learn nothing from it.
+    measured: BoolArray | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,8 @@ class PredictivePlanner:
         assert self.engine is not None
         assert self.copula is not None
         alive = view.placed >= 0
+        if view.measured is not None:
+            alive = alive & view.measured
         util = np.where(alive, 100.0 * view.demand / view.vm_mips, 0.0)
         if self._predicted is not None:
             self.copula.record(util, self._predicted, alive)
@@ -233,6 +238,8 @@ class PredictivePlanner:
         pct = quantile_paths(fc.quantiles, fc.levels, u)  # (draws, vms, horizon)
         future = np.clip(pct, 0.0, 100.0) / 100.0 * view.vm_mips[None, :, None]
         current = np.broadcast_to(now[None, :, None], (future.shape[0], now.size, 1))
+        # A VM never measured has no forecast yet: it is expected to go on as it is now.
+        future = np.where(np.isfinite(future), future, current)
         return np.asarray(np.concatenate([current, future], axis=2))
 
     # -- the step ----------------------------------------------------------------------
