@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -775,3 +776,28 @@ def test_no_report_is_written_when_no_step_was_made(
     assert code == 1
     assert f"no report written to {report}: the run made no step" in err
     assert not report.exists()
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_closed_stdout_stops_the_run_and_keeps_what_it_did(tmp_path: Path, as_json: bool) -> None:
+    # `forethought run ... | head -1`: the reader is gone before the first line.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    log = tmp_path / "a.jsonl"
+    args = [
+        sys.executable, "-m", "forethought", "run", "--simulate", str(small_trace(tmp_path)),
+        "--hosts", "4", "--apply", "--log", str(log),
+    ]  # fmt: skip
+    if as_json:
+        args.append("--json")
+    try:
+        done = subprocess.run(
+            args, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120, check=False
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1
+    assert "stdout was closed: stopped after 1 step(s)" in done.stderr
+    assert "1 step(s): " in done.stderr  # the summary of what was done
+    assert "Traceback" not in done.stderr
+    assert log.exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from forethought.allocation.policy import parse_policy
 from forethought.cluster.backend import HostInfo, Inventory, Observation, VmInfo
 from forethought.cluster.model import CLOUDSIM_VM_TYPES, G5, Cluster
 from forethought.cluster.simulated import SimulatedBackend
@@ -363,3 +364,22 @@ def test_each_vm_starts_from_what_it_holds_not_from_its_maximum(tmp_path: Path) 
     assert fleet.loop.allocation(Resource.CPU)[0] == pytest.approx(625.0)
     assert fleet.loop.allocation(Resource.MEMORY)[0] == pytest.approx(250.0)
     assert fleet.loop.allocation(Resource.CPU)[1] == pytest.approx(2500.0)  # at its maximum
+
+
+def test_an_interval_too_short_for_the_policys_horizon_is_refused_before_the_run(
+    tmp_path: Path,
+) -> None:
+    # A six-hour horizon at one-second steps: 21,600 steps ahead, their square per VM.
+    policy = parse_policy(
+        "version: 1\ndefaults:\n  cpu: {horizon_minutes: 360}\ngroups:\n"
+        '  - {name: all, match: {name: "*"}}\n',
+        "p.yaml",
+    )
+    settings = FleetSettings(interval=1.0, sized=(Resource.CPU,))
+    log = tmp_path / "log.jsonl"
+    with pytest.raises(ForethoughtError, match=r"use --interval (\d+) or more") as refused:
+        FleetLoop(crowded_backend(), settings, log, policy)
+    assert "looks up to 21,600 steps ahead" in str(refused.value)
+    assert not log.exists()  # refused before the log was touched
+    shortest = int(refused.value.args[0].split("--interval ")[1].split()[0])
+    FleetLoop(crowded_backend(), replace(settings, interval=float(shortest)), log, policy)

@@ -25,7 +25,6 @@ from forethought.cli.base import (
     _writable,
     main,
     stderr,
-    stdout,
 )
 from forethought.cluster.model import MAX_HOSTS
 from forethought.core.resources import Resource
@@ -352,19 +351,28 @@ def run_cmd(
         done = 0
         timeline = RunTimeline()
 
+        stopping = _Stopping()
+        output_closed = False
+
         def on_step(k: int, step: LoopStep) -> None:
-            nonlocal done
+            nonlocal done, output_closed
             record = fleet.record(k, step)
             timeline.add(record)
+            done += 1  # the step is done, whether or not its lines reach a reader
             if state is not None:
                 state.observe(record, fleet.last_step_seconds, fleet.vms())
-            if as_json:
-                click.echo(_json(record, indent=None))
-            else:
-                _print_step(record, not apply)
-            done += 1
+            if output_closed:
+                return
+            try:
+                if as_json:
+                    click.echo(_json(record, indent=None))
+                else:
+                    _print_step(record, not apply)
+            except BrokenPipeError:  # the reader went away (`| head`): stop, as on SIGPIPE
+                _discard_stdout()
+                output_closed = True
+                stopping.event.set()
 
-        stopping = _Stopping()
         try:
             with _errors(), stopping:
                 if simulated is not None:  # "sleeping" moves the simulator to the next step
@@ -389,9 +397,15 @@ def run_cmd(
             stopping.event.set()
         finally:
             if stopping.event.is_set():
+                why = "stdout was closed: " if output_closed else ""
+                kept = (
+                    "nothing was changed (a dry run)"
+                    if not apply
+                    else f"the action log {log_path} holds every migration, and a run with "
+                    "--apply started on it settles those still open"
+                )
                 stderr.print(
-                    f"stopped after {done} step(s); the action log {log_path} holds every "
-                    "migration, and a run started on it settles those still open",
+                    f"{why}stopped after {done} step(s); {kept}",
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -413,6 +427,21 @@ def run_cmd(
         close = getattr(backend, "close", None)
         if close is not None:
             close()
+    if output_closed:
+        raise SystemExit(1)  # what was printed is incomplete: not a clean end
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null once its reader is gone, so that nothing written later
+    (nor the interpreter's flush at exit) fails again."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def _only_with(option: str, given: bool, *names: str) -> None:
@@ -539,7 +568,7 @@ SHOWN = 20
 
 
 def _say(line: str) -> None:
-    stdout.print(line, highlight=False, soft_wrap=True)
+    click.echo(line)  # plain text: a VM's name may hold brackets, which rich reads as markup
 
 
 def _listed(lines: list[str], what: str) -> None:

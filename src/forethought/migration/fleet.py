@@ -16,6 +16,7 @@ rolls back every failure. A dry run decides the same way and acts on nothing.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -177,9 +178,11 @@ class FleetLoop:
             shown = ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
             self.notes.append(f"{len(absent):,} VM(s) of the inventory are not running: {shown}")
         step_seconds = round(settings.interval)
+        sized = settings.sized
+        sizing = {r: Settings.from_policy(self.policy, groups, r, step_seconds) for r in sized}
+        _check_forecast_memory(sizing, len(self.vm_ids), settings.interval)
         allocators: dict[Resource, Recommender] = {
-            r: PredictiveRecommender(Settings.from_policy(self.policy, groups, r, step_seconds), r)
-            for r in settings.sized
+            r: PredictiveRecommender(s, r) for r, s in sizing.items()
         }
         network = NetworkMap(self.cluster, host_ids=self.host_ids)
         # A run that acts holds the log alone; a dry run only reads it (it settles nothing,
@@ -409,6 +412,28 @@ class FleetLoop:
                 for a in step.anomalies
             ],
         }
+
+
+#: The most the sizing forecasts may keep: they hold (look-ahead steps)^2 numbers per VM
+#: and resource, so a short interval under a long horizon grows them fast.
+MAX_FORECAST_BYTES = 2**30
+
+
+def _check_forecast_memory(sizing: Mapping[Resource, Settings], vms: int, interval: float) -> None:
+    """Refuse, before the run, an interval so short against the policy's horizons that
+    the forecasts would not fit (or a step would outlast its interval)."""
+    steps = {r: int(s.lookahead.max()) for r, s in sizing.items()}
+    need = sum(8 * h * h * vms for h in steps.values())
+    if need <= MAX_FORECAST_BYTES:
+        return
+    ahead = max(steps.values())
+    shortest = math.ceil(interval * math.sqrt(need / MAX_FORECAST_BYTES))
+    raise ForethoughtError(
+        f"sizing {vms:,} VMs every {interval:g} s looks up to {ahead:,} steps ahead (the "
+        f"policy's horizon_minutes of {ahead * interval / 60:g} min), and the forecasts would "
+        f"keep {need / 2**30:,.1f} GiB: use --interval {shortest} or more, or a shorter "
+        "horizon_minutes"
+    )
 
 
 def simulated_fleet(
