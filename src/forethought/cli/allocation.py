@@ -270,7 +270,7 @@ def rightsize_cmd(
 
     with _errors():
         baselines = parse_versus(versus) if versus is not None else []
-        policy = load_policy(policy_file) if policy_file else None
+        policy = load_policy(policy_file) if policy_file is not None else None
         telemetry = _load(trace, fmt, skip_bad, limit)
         vms = _vm_infos(telemetry.vm_ids, inventory)
         if policy is not None:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from inspect import cleandoc
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -61,8 +62,6 @@ def _json(obj: object, indent: int | None = 2) -> str:
 
 def _writable(path: str) -> None:
     """Refuse an output path that cannot be written, before a long run and not after it."""
-    from pathlib import Path
-
     if not path.strip():
         _fail("an output path is empty; give a file name")
     target = Path(path)
@@ -75,6 +74,41 @@ def _writable(path: str) -> None:
         _fail(f"cannot write {path}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         _fail(f"cannot write {path}: the directory {parent} is not writable")
+    _not_an_input(target)
+
+
+#: The parameters, in every command, that name files the command reads.
+INPUT_PARAMS = {
+    "trace": "the trace",
+    "policy": "the policy file",
+    "policy_file": "the policy file",
+    "allocation_policy": "the policy file",
+    "inventory": "the inventory",
+}
+
+
+def _not_an_input(target: Path, what: str = "") -> None:
+    """Refuse an output that would overwrite (or, for a directory trace, land among) one
+    of the command's own inputs: the run would destroy what it was given."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return
+    for name, label in INPUT_PARAMS.items():
+        value = ctx.params.get(name)
+        if not isinstance(value, str) or not value.strip() or value.startswith("bundled:"):
+            continue
+        given = Path(value)
+        if not given.exists():
+            continue
+        output = what or str(target)
+        if given.is_dir():
+            if target.resolve().is_relative_to(given.resolve()):
+                _fail(
+                    f"{output} is inside {label} {value}: it would be read as part of the "
+                    "trace next time; write it elsewhere"
+                )
+        elif target.exists() and os.path.samefile(target, given):
+            _fail(f"{output} is {label} {value}: writing it would destroy the input")
 
 
 class Finite(click.FloatRange):
@@ -276,7 +310,7 @@ def _vm_infos(vm_ids: tuple[str, ...], inventory: str | None) -> list[VmInfo]:
     """The trace's VMs as a policy sees them, with the inventory's tags and applications."""
     from forethought.allocation.inventory import load_inventory, vm_infos
 
-    infos, absent = vm_infos(vm_ids, load_inventory(inventory) if inventory else None)
+    infos, absent = vm_infos(vm_ids, load_inventory(inventory) if inventory is not None else None)
     if absent:
         shown = ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
         stderr.print(

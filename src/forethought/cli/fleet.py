@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from forethought.cli.base import (
     _inventory_option,
     _json,
     _load,
+    _not_an_input,
     _report_writable,
     _sites,
     _writable,
@@ -301,7 +303,7 @@ def run_cmd(
     if size_text is None:
         size_text = "cpu" if trace is not None else "cpu,memory"
     sized = _resources(size_text)
-    _log_usable(log_path)
+    _log_usable(log_path, apply)
     if report is not None:
         _report_writable(report)
         if _same_file(report, log_path):
@@ -316,6 +318,8 @@ def run_cmd(
             if steps is not None and steps > samples:
                 _fail(f"--steps {steps}: the trace {trace} has {samples} sample(s), one per step")
             steps = steps or samples
+            if apply:
+                _fresh_log_for_the_simulator(log_path)
         settings = FleetSettings(
             interval=300.0 if interval is None else interval,
             sized=sized,
@@ -453,17 +457,46 @@ def _only_with(option: str, given: bool, *names: str) -> None:
             _fail(f"{flag} goes with {option}; this run does not use it")
 
 
-def _log_usable(path: str) -> None:
+def _log_usable(path: str, apply: bool) -> None:
     """Refuse an action log that is not a regular file (/dev/null would lose every
-    record, /dev/zero never end its replay) or that could not be written."""
-    _writable(path)
+    record, /dev/zero never end its replay), or that a run with --apply could not write
+    (a dry run only reads it, if it exists)."""
+    if not path.strip():
+        _fail("--log is empty; give a file name for the action log")
     target = Path(path)
     if target.exists() and not target.is_file():
         _fail(f"--log {path}: not a regular file; the action log must be one")
+    if apply:
+        _writable(path)
+    elif target.exists() and not os.access(target, os.R_OK):
+        _fail(f"--log {path}: not readable")
+    elif not target.parent.is_dir():  # a mistyped path, most likely: say so now
+        _fail(f"--log {path}: the directory {target.parent} does not exist")
+    else:
+        _not_an_input(target, f"--log {path}")
+
+
+def _fresh_log_for_the_simulator(path: str) -> None:
+    """A simulated run starts a fresh simulator, which knows nothing of the migrations an
+    earlier run left open in its log: settling them against it would make up outcomes."""
+    from forethought.migration.log import ActionLog
+
+    if not Path(path).exists():
+        return
+    still_open = ActionLog.open(path, read_only=True).open_actions()
+    if still_open:
+        _fail(
+            f"--log {path} holds {len(still_open)} unsettled migration(s) of an earlier run, "
+            "which a fresh simulator cannot settle: give this simulated run its own --log"
+        )
 
 
 def _same_file(a: str, b: str) -> bool:
-    return Path(a).resolve() == Path(b).resolve()
+    """Whether two paths name one file (by path, link or hard link)."""
+    first, second = Path(a), Path(b)
+    if first.exists() and second.exists():
+        return os.path.samefile(first, second)
+    return first.resolve() == second.resolve()
 
 
 def _simulator_sizes(simulated: SimulatedBackend, sized: tuple[Resource, ...]) -> None:

@@ -19,6 +19,7 @@ from forethought.cli.base import (
     _inventory_option,
     _json,
     _load,
+    _not_an_input,
     _report_writable,
     _sites,
     _skip_option,
@@ -193,6 +194,10 @@ def hybrid_cmd(
 
     if report is not None:
         _report_writable(report)
+    if log_dir is not None:
+        if not log_dir.strip():
+            _fail("--log-dir is empty; give a directory for the action logs")
+        _not_an_input(Path(log_dir), f"--log-dir {log_dir}")
     if allocation_policy is not None and not allocate:
         _fail("--allocation-policy goes with --allocate")
     if inventory is not None and allocation_policy is None:
@@ -211,7 +216,7 @@ def hybrid_cmd(
         telemetry = _load(trace, fmt, skip_bad, vms)
         from forethought.allocation.policy import load_policy
 
-        policy = load_policy(allocation_policy) if allocation_policy else None
+        policy = load_policy(allocation_policy) if allocation_policy is not None else None
         infos = _vm_infos(telemetry.vm_ids, inventory)
         u = cpu_utilisation(telemetry)
         # With --allocate, the trace's disk and network series (KB/s) are throttled too;
@@ -223,7 +228,7 @@ def hybrid_cmd(
         }
         results = []
         with tempfile.TemporaryDirectory() as scratch:
-            where = Path(log_dir) if log_dir else Path(scratch)
+            where = Path(log_dir) if log_dir is not None else Path(scratch)
             try:
                 where.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

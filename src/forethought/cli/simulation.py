@@ -86,9 +86,9 @@ def _run_policies(
         _fail("--allocation-policy goes with --allocate forethought")
     if inventory is not None and allocation_policy is None:
         _fail("--inventory goes with --allocation-policy: it says which VM is in which group")
-    policy = load_policy(allocation_policy) if allocation_policy else None
+    policy = load_policy(allocation_policy) if allocation_policy is not None else None
     telemetry = _load(trace, fmt, skip_bad, limit)
-    vms = _vm_infos(telemetry.vm_ids, inventory) if inventory else None
+    vms = _vm_infos(telemetry.vm_ids, inventory) if inventory is not None else None
     results = []
     for name, param in runs:
         with _progress(show_progress, f"simulating {name}") as advance:

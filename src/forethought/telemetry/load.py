@@ -114,6 +114,8 @@ def load_trace(
     """
     if limit is not None and limit < 1:
         raise ForethoughtError(f"limit must be at least 1, got {limit}")
+    if not str(spec).strip():  # Path("") is "." and would read the current directory
+        raise ForethoughtError("the trace is empty; give a path or bundled:NAME")
     if fmt is not None and fmt not in FORMATS:
         raise UnknownFormatError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
     if isinstance(spec, str) and spec.startswith(BUNDLED_PREFIX):
