@@ -99,6 +99,40 @@ def test_parquet_with_arrow_timestamps_and_no_unit(tmp_path: Path) -> None:
     assert any("read as UTC" in n for n in trace.repairs.notes)
 
 
+@pytest.mark.parametrize("zone", [None, "UTC"])
+def test_parquet_with_nanosecond_timestamps_as_pandas_writes_them(
+    tmp_path: Path, zone: str | None
+) -> None:
+    # Nanoseconds since 1970 pass 2**53, which a checked cast to float refuses.
+    ns = [T0 * 10**9, (T0 + 300) * 10**9]
+    table = pa.table(
+        {
+            "vm": ["a", "a"],
+            "timestamp": pa.array(ns, pa.timestamp("ns", tz=zone)),
+            "resource": ["cpu", "cpu"],
+            "value": pa.array([10, 20], pa.int64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "x.parquet")
+    trace = read_long(tmp_path / "x.parquet")
+    assert (trace.start, trace.step_seconds) == (T0, 300)
+    assert trace.values[0, 0].tolist() == [10.0, 20.0]
+
+
+def test_parquet_integers_beyond_a_float_are_judged_not_crashed_on(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "vm": ["a"],
+            "timestamp": pa.array([T0 * 10**9], pa.int64()),  # nanoseconds, unmarked
+            "resource": ["cpu"],
+            "value": pa.array([2**63 - 1], pa.int64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "x.parquet")
+    with pytest.raises(TraceError, match="milliseconds or microseconds"):
+        read_long(tmp_path / "x.parquet")
+
+
 def test_parquet_bad_rows_are_named_by_row(tmp_path: Path) -> None:
     table = pa.table(
         {

@@ -290,8 +290,11 @@ def _parse_parquet(path: Path) -> _Records:
         column = table.column(columns[name])
         kind = column.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-            # Nulls become NaN, which validation reports as missing.
-            return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), float)
+            # Nulls become NaN, which validation reports as missing. An integer beyond
+            # 2**53 loses its last digits as a float (not refused): validation then
+            # judges its magnitude, as it would a CSV's.
+            as_float = column.cast(pa.float64(), safe=False)
+            return np.asarray(as_float.to_numpy(zero_copy_only=False), float)
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             return text_column(name)
         raise TraceError(path, f"column {name!r} has unsupported type {kind}")
@@ -302,7 +305,9 @@ def _parse_parquet(path: Path) -> _Records:
         # Arrow timestamps count ``unit``s since the epoch; a missing time zone means wall
         # clock time, read as UTC and noted.
         per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[ts_type.unit]
-        ticks = table.column(columns["timestamp"]).cast(pa.int64()).cast(pa.float64())
+        # Nanoseconds since 1970 pass 2**53: converted to float unchecked (a float keeps
+        # them to well under a microsecond), then to seconds.
+        ticks = table.column(columns["timestamp"]).cast(pa.int64()).cast(pa.float64(), safe=False)
         timestamp: FloatArray | TextArray = (
             np.asarray(ticks.to_numpy(zero_copy_only=False), dtype=np.float64) / per_second
         )
