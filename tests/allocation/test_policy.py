@@ -283,3 +283,35 @@ def test_repeated_sla_classes_are_refused() -> None:
             "version: 1\nsla_classes: [gold, gold]\ngroups:\n"
             "  - {name: a, match: {name: '*'}, sla_class: gold}\n"
         )
+
+
+def test_aliases_share_settings_as_yaml_allows() -> None:
+    policy = parse_policy(
+        "version: 1\n"
+        "defaults:\n"
+        "  cpu: &steady {quantile: 0.9, headroom: 0.2}\n"
+        "  memory: *steady\n"
+        "groups:\n"
+        "  - {name: all, match: {name: '*'}}\n"
+    )
+    assert policy.settings(policy.groups[0], Resource.MEMORY).headroom == 0.2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 1\nx: &a [*a]\n", "line 2: an alias contains itself"),
+        (
+            # A "billion laughs": nine values, each nine of the one before.
+            "version: 1\na: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+            + "".join(
+                f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+                for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+            ),
+            "expand to more than 100,000 values",
+        ),
+    ],
+)
+def test_aliases_that_never_end_are_refused_at_once(text: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(text, "p.yaml")

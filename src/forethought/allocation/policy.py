@@ -368,6 +368,44 @@ def _field_names(loc: tuple[int | str, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
+#: The most values a policy may hold once its aliases are expanded: far above any real
+#: policy, far below what a few nested aliases (a "billion laughs") can make.
+MAX_POLICY_VALUES = 100_000
+
+
+def _check_aliases(root: yaml.Node | None, source: str) -> None:
+    """Refuse an alias that contains itself, and aliases that expand past
+    :data:`MAX_POLICY_VALUES` values: walking either would never end."""
+    counted = 0
+    on_path: set[int] = set()
+
+    def walk(node: yaml.Node) -> None:
+        nonlocal counted
+        counted += 1
+        if counted > MAX_POLICY_VALUES:
+            raise PolicyError(
+                f"{source}: its aliases (*name) expand to more than {MAX_POLICY_VALUES:,} "
+                "values; a policy file needs far fewer"
+            )
+        if id(node) in on_path:
+            raise PolicyError(
+                f"{source}, line {node.start_mark.line + 1}: an alias contains itself"
+            )
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if children:
+            on_path.add(id(node))
+            for child in children:
+                walk(child)
+            on_path.discard(id(node))
+
+    if root is not None:
+        walk(root)
+
+
 def _duplicate_keys(node: yaml.Node | None) -> list[tuple[int, str]]:
     """(line, key) of every key given twice in one mapping: YAML would keep the last."""
     found: list[tuple[int, str]] = []
@@ -429,8 +467,9 @@ _Loader.add_implicit_resolver(
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     """Validate a policy given as YAML text; errors name the source, field and line."""
     try:
-        data = yaml.load(text, Loader=_Loader)
         root = yaml.compose(text, Loader=_Loader)
+        _check_aliases(root, source)  # before anything walks the tree they could blow up
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
