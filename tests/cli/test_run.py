@@ -642,6 +642,12 @@ def test_a_dry_run_leaves_another_runs_migrations_be(simulated: Ticking, tmp_pat
     assert code == 0, err
     assert "note: taking over 1 unsettled migration(s) from the action log" in err
     assert "migration of vm-0 " in out  # settled by the run that acts
+    # The summary keeps it apart from the run's own moves, and counts those not yet ended.
+    summary = err.strip().splitlines()[-1]
+    assert "; 1 taken over from an earlier run (1 rolled_back); " in summary
+    started = int(summary.split(" started")[0].rsplit(" ", 1)[1])
+    if started:
+        assert f"{started} still open" in summary  # one step: none of them has ended yet
     assert ActionLog.open(log).latest["act-1"].state.value == "rolled_back"  # never moved
 
 

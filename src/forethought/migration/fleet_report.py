@@ -35,7 +35,11 @@ class RunTimeline:
     planned: list[int] = field(default_factory=list)
     started: list[int] = field(default_factory=list)
     anomalies: list[int] = field(default_factory=list)
-    settled: dict[str, int] = field(default_factory=dict)  # migrations ended, by how
+    settled: dict[str, int] = field(default_factory=dict)  # this run's migrations ended, by how
+    #: Migrations an earlier run left open that this one settled, by how they ended.
+    taken_over: dict[str, int] = field(default_factory=dict)
+    begun: set[str] = field(default_factory=set)  # action ids this run started
+    ended: set[str] = field(default_factory=set)  # ... and of those, the ones settled
 
     def add(self, record: Mapping[str, Any]) -> None:
         self.step.append(int(record["step"]))
@@ -47,18 +51,35 @@ class RunTimeline:
         self.planned.append(len(record["planned"]))
         self.started.append(sum(bool(p["accepted"]) for p in record["proposed"]))
         self.anomalies.append(len(record.get("anomalies", [])))
+        self.begun.update(str(p["action"]) for p in record["proposed"] if p["accepted"])
         for o in record["settled"]:
-            state = str(o["state"]).replace("_", " ")
-            self.settled[state] = self.settled.get(state, 0) + 1
+            state = str(o["state"])  # as the step records and the log spell it
+            own = str(o["action"]) in self.begun
+            tally = self.settled if own else self.taken_over
+            tally[state] = tally.get(state, 0) + 1
+            if own:
+                self.ended.add(str(o["action"]))
+
+    @property
+    def still_open(self) -> int:
+        """Migrations this run started that had not ended by its last step."""
+        return len(self.begun - self.ended)
 
     def summary(self) -> str:
-        """One line: what the run did, summed."""
-        settled = ", ".join(f"{n:,} {state}" for state, n in sorted(self.settled.items()))
+        """One line: what the run did, summed; how its migrations ended, and apart, how
+        those it took over from an earlier run did."""
+        ended = dict(self.settled)
+        if self.still_open:
+            ended["still open"] = self.still_open
+        settled = ", ".join(f"{n:,} {state}" for state, n in sorted(ended.items()))
+        took = sum(self.taken_over.values())
+        taken = ", ".join(f"{n:,} {state}" for state, n in sorted(self.taken_over.items()))
         return (
             f"{len(self.step):,} step(s): {sum(self.resizes):,} resize(s) decided, "
             f"{sum(self.applied):,} applied; {sum(self.planned):,} move(s) planned, "
             f"{sum(self.started):,} started"
             + (f" ({settled})" if settled else "")
+            + (f"; {took:,} taken over from an earlier run ({taken})" if took else "")
             + f"; {sum(self.anomalies):,} anomaly(ies)"
         )
 
@@ -87,9 +108,14 @@ def render_run(about: Mapping[str, Any], timeline: RunTimeline, title: str) -> s
             + html.escape(", ".join(f"{k} {v}" for k, v in assumed.items()))
             + ".</p>"
         )
-    settled = counts_table(
-        timeline.settled, "migrations", "ended", "No migration ended during the run."
-    )
+    ended = dict(timeline.settled)
+    if timeline.still_open:
+        ended["still open"] = timeline.still_open
+    settled = counts_table(ended, "migrations", "ended", "No migration ended during the run.")
+    if timeline.taken_over:
+        settled += "<h3>taken over from an earlier run</h3>" + counts_table(
+            timeline.taken_over, "migrations", "ended", ""
+        )
     hours = [(t - timeline.time[0]) / 3600.0 for t in timeline.time]
     sections = []
     for key, label in SERIES:
