@@ -682,6 +682,8 @@ def test_the_report_may_not_overwrite_the_log(simulated: Ticking, tmp_path: Path
     [
         (["--interval", "1e10"], "--interval", 2),
         (["--hosts", "10"], "--hosts goes with --simulate", 1),
+        (["--limit", "5"], "--limit goes with --simulate", 1),
+        (["--format", "planetlab"], "--format goes with --simulate", 1),
         (["--size", ""], "--size needs at least one resource", 1),
         (["--policy", ""], "the policy file name is empty", 1),
     ],
@@ -807,3 +809,18 @@ def test_a_closed_stdout_stops_the_run_and_keeps_what_it_did(tmp_path: Path, as_
     assert "1 step(s): " in done.stderr  # the summary of what was done
     assert "Traceback" not in done.stderr
     assert log.exists()
+
+
+def test_simulate_reads_its_trace_as_simulate_does(tmp_path: Path) -> None:
+    trace = small_trace(tmp_path, vms=3)
+    with trace.open("a") as f:
+        f.write("vm-9,1300000000,cpu,lots,percent\n")  # one bad record
+    args = ["--simulate", str(trace), "--hosts", "4", "--log", str(tmp_path / "a.jsonl")]
+    code, _, err = simulate(*args, "--steps", "1")
+    assert code == 1
+    assert "lots" in err
+    code, _, err = simulate(
+        *args, "--steps", "1", "--skip-bad", "--limit", "2", "--format", "long-csv"
+    )
+    assert code == 0, err
+    assert "simulator: 2 VM(s) on 4 host(s)" in err

@@ -18,12 +18,15 @@ from forethought.cli.base import (
     _connect_options,
     _errors,
     _fail,
+    _format_option,
     _inventory_option,
     _json,
+    _limit_option,
     _load,
     _not_an_input,
     _report_writable,
     _sites,
+    _skip_option,
     _writable,
     main,
     stderr,
@@ -105,6 +108,9 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     "one step per sample, as fast as it computes. For trying the loop, --serve and "
     "policies without a hypervisor; the run says it is simulated.",
 )
+@_format_option
+@_skip_option
+@_limit_option
 @click.option(
     "--hosts",
     type=click.IntRange(min=1, max=MAX_HOSTS),
@@ -231,6 +237,9 @@ def run_cmd(
     uris: tuple[str, ...],
     site_pairs: tuple[str, ...],
     trace: str | None,
+    fmt: str | None,
+    skip_bad: bool,
+    limit: int | None,
     hosts: int,
     pace: float,
     apply: bool,
@@ -297,7 +306,7 @@ def run_cmd(
         _fail("--inventory goes with --policy: it says which VM is in which group")
     if trace is None and pace:
         _fail("--pace goes with --simulate (a hypervisor's steps are --interval apart)")
-    _only_with("--simulate", trace is not None, "hosts")
+    _only_with("--simulate", trace is not None, "hosts", "fmt", "skip_bad", "limit")
     _only_with("--connect", trace is None, "host_mbps", "link_mbps", "latency_ms")
     sites = _sites(uris, site_pairs)
     if size_text is None:
@@ -310,7 +319,7 @@ def run_cmd(
             _fail(f"--report {report} is the action log: give the report its own file")
     with _errors():
         where = _service_address(address) if address is not None else None
-        simulated = _simulated(trace, hosts) if trace is not None else None
+        simulated = _simulated(trace, hosts, fmt, skip_bad, limit) if trace is not None else None
         if simulated is not None:
             _simulator_sizes(simulated, sized)
             interval = simulated.interval
@@ -453,7 +462,7 @@ def _only_with(option: str, given: bool, *names: str) -> None:
     ctx = click.get_current_context()
     for name in names:
         if not given and ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
-            flag = "--" + name.replace("_", "-")
+            flag = "--" + {"fmt": "format"}.get(name, name).replace("_", "-")
             _fail(f"{flag} goes with {option}; this run does not use it")
 
 
@@ -523,7 +532,9 @@ def _failed(limit: int) -> Callable[[int, Exception, int], None]:
     return report
 
 
-def _simulated(trace: str, hosts: int) -> SimulatedBackend:
+def _simulated(
+    trace: str, hosts: int, fmt: str | None, skip_bad: bool, limit: int | None
+) -> SimulatedBackend:
     """The trace's VMs in CloudSim's data centre, with its disk and network if it has them."""
     import numpy as np
 
@@ -531,7 +542,7 @@ def _simulated(trace: str, hosts: int) -> SimulatedBackend:
     from forethought.migration.fleet import simulated_fleet
     from forethought.sim.runner import cpu_utilisation
 
-    telemetry = _load(trace, None, False, None)
+    telemetry = _load(trace, fmt, skip_bad, limit)
     u = cpu_utilisation(telemetry)
     io = {
         r: np.nan_to_num(telemetry.series(r)[0], nan=0.0)[:, : u.shape[1]]
