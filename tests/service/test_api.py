@@ -266,3 +266,26 @@ def test_vms_show_each_vm_as_the_last_step_left_it(tmp_path: Path) -> None:
     assert one["cpu_demand_mips"] == pytest.approx(0.9 * 2500.0)  # busy since step 15
     assert missing.status == 404
     assert "no managed VM 'vm-99'" in missing.text
+
+
+def test_failed_steps_show_in_health_status_and_metrics(tmp_path: Path) -> None:
+    loop, backend = fleet(tmp_path)
+    state = RunState(loop.describe())
+    with served(state) as client:
+        run_into(state, loop, backend, 2)
+        state.failed("cannot reach the hypervisor at qemu:///system: timed out")
+        state.failed("cannot reach the hypervisor at qemu:///system: timed out")
+        health = client.get("/healthz").json()
+        assert health == {
+            "status": "degraded", "steps": 2, "failures_in_a_row": 2,
+            "last_failure": "cannot reach the hypervisor at qemu:///system: timed out",
+        }  # fmt: skip
+        assert client.get("/status").json()["failures_in_a_row"] == 2
+        got = samples(client.get("/metrics").text)
+        assert got[("forethought_step_failures_total", ())] == 2.0
+        assert got[("forethought_step_failures_in_a_row", ())] == 2.0
+        run_into(state, loop, backend, 1)  # the backend is back
+        assert client.get("/healthz").json() == {"status": "ok", "steps": 3}
+        assert (
+            samples(client.get("/metrics").text)[("forethought_step_failures_in_a_row", ())] == 0.0
+        )

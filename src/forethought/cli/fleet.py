@@ -402,7 +402,7 @@ def run_cmd(
                         steps,
                         on_step,
                         sleep=stopping.wait,
-                        on_failure=_failed(max_failures),
+                        on_failure=_failed(max_failures, state),
                         max_failures=max_failures,
                         stop=stopping.event.is_set,
                     )
@@ -520,8 +520,10 @@ def _simulator_sizes(simulated: SimulatedBackend, sized: tuple[Resource, ...]) -
         )
 
 
-def _failed(limit: int) -> Callable[[int, Exception, int], None]:
+def _failed(limit: int, state: RunState | None) -> Callable[[int, Exception, int], None]:
     def report(k: int, failure: Exception, in_a_row: int) -> None:
+        if state is not None:  # --serve says so too: /healthz, /status and the metrics
+            state.failed(str(failure))
         stderr.print(
             f"step {k} failed: {failure}; trying again at the next step "
             f"({in_a_row} of {limit} in a row)",

@@ -22,9 +22,12 @@ def create_app(state: RunState) -> Any:
         description="A running forethought control loop: what it manages and what it did.",
     )
 
-    @app.get("/healthz", summary="Liveness: the service answers")
+    @app.get(
+        "/healthz",
+        summary="Liveness: the service answers; degraded while the backend fails steps",
+    )
     def healthz() -> dict[str, object]:
-        return {"status": "ok", "steps": state.steps_done}
+        return state.health()
 
     @app.get("/status", summary="The run: backend, mode, VMs and hosts, the last step")
     def status() -> Any:

@@ -101,6 +101,18 @@ class RunState:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
             registry=r,
         )
+        self._failures = prom.Counter(
+            "forethought_step_failures",
+            "Steps the backend failed (a hypervisor out of reach); each is tried again.",
+            registry=r,
+        )
+        self._failing = prom.Gauge(
+            "forethought_step_failures_in_a_row",
+            "Steps failed since the last one that succeeded (0: healthy).",
+            registry=r,
+        )
+        self.failures_in_a_row = 0
+        self.last_failure = ""
         self._last = prom.Gauge(
             "forethought_last_step_timestamp_seconds",
             "When the last step ended (Unix time).",
@@ -128,6 +140,8 @@ class RunState:
                 self._vms = {str(v["vm"]): v for v in vms}
             self.steps_done += 1
             self._steps.inc()
+            self.failures_in_a_row = 0
+            self._failing.set(0)
             managed = len(self.about.get("vms", []))  # type: ignore[arg-type]
             self._vm_count.labels("true").set(managed)
             self._vm_count.labels("false").set(len(record["unmanaged"]))
@@ -147,6 +161,26 @@ class RunState:
             self._duration.observe(seconds)
             self._last.set(time.time())
 
+    def failed(self, message: str) -> None:
+        """Count a step the backend failed, with why."""
+        with self._lock:
+            self.failures_in_a_row += 1
+            self.last_failure = message
+            self._failures.inc()
+            self._failing.set(self.failures_in_a_row)
+
+    def health(self) -> dict[str, object]:
+        """``ok``, or ``degraded`` while the backend fails steps (with the last failure)."""
+        with self._lock:
+            health: dict[str, object] = {
+                "status": "degraded" if self.failures_in_a_row else "ok",
+                "steps": self.steps_done,
+            }
+            if self.failures_in_a_row:
+                health["failures_in_a_row"] = self.failures_in_a_row
+                health["last_failure"] = self.last_failure
+            return health
+
     def metrics(self) -> tuple[bytes, str]:
         """The Prometheus exposition and its content type."""
         prom = prometheus()
@@ -162,6 +196,8 @@ class RunState:
                     "version": __version__,
                     "started": self.started,
                     "steps": self.steps_done,
+                    "failures_in_a_row": self.failures_in_a_row,
+                    "last_failure": self.last_failure or None,
                     "last_step": self._records[-1] if self._records else None,
                 }
             )
