@@ -213,10 +213,10 @@ def test_a_bandwidth_without_a_size_starts_unset_and_is_sized_by_its_first_forec
 
 
 def test_a_bandwidth_with_a_policy_max_starts_at_that_max() -> None:
-    rec = _bandwidth("{max: 800}")
-    assert rec.alloc.tolist() == [800.0] * 3
-    alloc = feed(rec, np.full((3, 10), 5_000.0))
-    assert (alloc <= 800.0).all()  # never above the policy's max, however high the demand
+    rec = _bandwidth("{max: 8000}")
+    assert rec.alloc.tolist() == [8000.0] * 3
+    alloc = feed(rec, np.full((3, 10), 50_000.0))
+    assert (alloc <= 8000.0).all()  # never above the policy's max, however high the demand
 
 
 def test_an_idle_vm_stops_being_resized_once_the_change_is_negligible() -> None:

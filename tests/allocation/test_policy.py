@@ -315,3 +315,22 @@ def test_aliases_share_settings_as_yaml_allows() -> None:
 def test_aliases_that_never_end_are_refused_at_once(text: str, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         parse_policy(text, "p.yaml")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            "host_capacity: {cpu: 100}\ndefaults:\n  cpu: {min: 500}\n",
+            r"line 4: defaults.cpu.min: 500 is above every host's capacity \(100\)",
+        ),
+        (
+            "defaults:\n  net_rx: {max: 500}\n",
+            "line 3: defaults.net_rx.max: 500 KB/s is below the 1024 KB/s",
+        ),
+    ],
+)
+def test_limits_no_allocation_can_keep_are_refused(settings: str, message: str) -> None:
+    text = f"version: 1\n{settings}groups:\n  - {{name: all, match: {{name: '*'}}}}\n"
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(text, "p.yaml")

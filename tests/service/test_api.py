@@ -217,13 +217,18 @@ def test_nan_figures_are_json_nulls(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("9187", ("127.0.0.1", 9187)), ("0.0.0.0:80", ("0.0.0.0", 80)), ("[::1]:0", ("::1", 0))],
+    [
+        ("9187", ("127.0.0.1", 9187)),
+        (":9187", ("127.0.0.1", 9187)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+        ("[::1]:0", ("::1", 0)),
+    ],
 )
 def test_addresses(text: str, expected: tuple[str, int]) -> None:
     assert parse_address(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "host:", "host:port", ":9187", "70000", "-1"])
+@pytest.mark.parametrize("text", ["", "host:", "host:port", ":", "70000", "-1"])
 def test_bad_addresses_are_refused(text: str) -> None:
     with pytest.raises(ForethoughtError, match=r"HOST:PORT|port must be"):
         parse_address(text)

@@ -498,7 +498,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             field = _where(data, loc) or "(top level)"
             messages.append(f"{source}{at}: {field}: {_message(err)}")
         raise PolicyError("\n".join(messages)) from None
-    for loc, problem in [*_above_hosts(model), *_merged_limits(model)]:
+    for loc, problem in [*_above_hosts(model), *_merged_limits(model), *_impossible(model)]:
         line_no = _line_of(root, loc)
         at = f", line {line_no}" if line_no else ""
         messages.append(f"{source}{at}: {_where(data, loc)}: {problem}")
@@ -523,6 +523,32 @@ def _above_hosts(model: PolicyModel) -> list[tuple[tuple[int | str, ...], str]]:
             if top is not None and top > limit:
                 out.append((loc, f"{top:g} is above every host's capacity ({limit:g})"))
     return list(dict.fromkeys(out))  # a default's max is reported once, not per group
+
+
+def _impossible(model: PolicyModel) -> list[tuple[tuple[int | str, ...], str]]:
+    """Limits no allocation can keep: a min above every host's capacity, or a disk or
+    network max below the floor every throttle keeps (a lower one would stall the VM)."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    mappings: list[tuple[tuple[int | str, ...], Resource, ResourcePolicy]] = [
+        (("defaults", r.value), r, p) for r, p in model.defaults.items()
+    ]
+    for i, group in enumerate(model.groups):
+        mappings += [
+            (("groups", i, "resources", r.value), r, p) for r, p in group.resources.items()
+        ]
+    for where, resource, p in mappings:
+        limit = model.host_capacity.get(resource)
+        if "min" in p.model_fields_set and limit is not None and p.min > limit:
+            out.append(((*where, "min"), f"{p.min:g} is above every host's capacity ({limit:g})"))
+        if resource in BANDWIDTHS and p.max is not None and p.max < BANDWIDTH_FLOOR_KBS:
+            out.append(
+                (
+                    (*where, "max"),
+                    f"{p.max:g} KB/s is below the {BANDWIDTH_FLOOR_KBS:g} KB/s every disk and "
+                    "network limit keeps (a lower one would stall the VM's I/O)",
+                )
+            )
+    return out
 
 
 def _merged_limits(model: PolicyModel) -> list[tuple[tuple[int | str, ...], str]]:

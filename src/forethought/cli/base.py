@@ -349,12 +349,14 @@ def _sites(uris: tuple[str, ...], site_pairs: tuple[str, ...]) -> dict[str, str]
     repeated = sorted({u for u in uris if uris.count(u) > 1})
     if repeated:
         _fail(f"--connect names {', '.join(repeated)} twice")
-    sites = {}
+    sites: dict[str, str] = {}
     for pair in site_pairs:
         uri, sep, site = pair.rpartition("=")
         if not sep or not uri or not site:
             _fail(f"--site {pair!r}: write URI=SITE")
         if uri not in uris:
             _fail(f"--site {pair!r}: {uri} is not one of the --connect URIs")
+        if uri in sites and sites[uri] != site:
+            _fail(f"--site puts {uri} in two sites, {sites[uri]} and {site}")
         sites[uri] = site
     return sites

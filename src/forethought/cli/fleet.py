@@ -167,8 +167,8 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     "--steps",
     type=click.IntRange(min=1),
     default=None,
-    help="Stop after N steps (default: run until Ctrl-C or SIGTERM; with --simulate, "
-    "until the trace ends, one step per sample).",
+    help="Stop after N steps, not counting those the backend failed (default: run until "
+    "Ctrl-C or SIGTERM; with --simulate, until the trace ends, one step per sample).",
 )
 @click.option(
     "--max-failures",
@@ -307,8 +307,10 @@ def run_cmd(
     if trace is None and pace:
         _fail("--pace goes with --simulate (a hypervisor's steps are --interval apart)")
     _only_with("--simulate", trace is not None, "hosts", "fmt", "skip_bad", "limit")
-    _only_with("--connect", trace is None, "host_mbps", "link_mbps", "latency_ms")
+    _only_with("--connect", trace is None, "host_mbps", "link_mbps", "latency_ms", "max_failures")
     sites = _sites(uris, site_pairs)
+    if len({sites.get(u, "private") for u in uris}) < 2:  # one site: no link between any
+        _only_with("--site naming two sites or more", False, "link_mbps", "latency_ms")
     if size_text is None:
         size_text = "cpu" if trace is not None else "cpu,memory"
     sized = _resources(size_text)
@@ -594,12 +596,16 @@ def _announce(fleet: FleetLoop, backend: Backend, apply: bool, log_path: str) ->
         + ("on" if s.migrate else "planned only (--no-migrate)"),
         f"every {s.interval:g} s; action log {log_path}",
     ]
-    if fleet.assumed:
+    assumed = fleet.assumptions()
+    if assumed:
+        mbps = assumed["host_migration_mbps"]
+        each = ", ".join(f"{m:g}" for m in (mbps if isinstance(mbps, list) else [mbps]))
         lines.append(
-            f"assumed: every host draws power as an {s.power.name}"
+            f"assumed: every host draws power as an {s.power.name}; its migration network "
+            f"{each} Mbit/s (--host-mbps)"
             + (
                 f"; links between sites {s.link_mbps:g} Mbit/s, {s.latency_ms:g} ms"
-                if fleet.cluster.links
+                if "link_mbps" in assumed
                 else ""
             )
         )
@@ -609,6 +615,8 @@ def _announce(fleet: FleetLoop, backend: Backend, apply: bool, log_path: str) ->
         stderr.print(line, highlight=False, soft_wrap=True)
 
 
+#: The unit of each resource's allocation in the step lines (disk and network: KB/s).
+UNITS = {"cpu": "MIPS", "memory": "MB"}
 #: Lines listed per kind of action and step; the rest are counted (--json lists all).
 SHOWN = 20
 
@@ -677,7 +685,8 @@ def _print_step(record: dict[str, object], dry_run: bool) -> None:
     _listed([move(m) for m in first + [m for m in planned if m["vm"] not in begun]], "moves")
     _listed(
         [
-            f"  resize {r['vm']} {r['resource']} to {r['amount']:,.1f} ({r['reason']}): "
+            f"  resize {r['vm']} {r['resource']} to {r['amount']:,.1f} "
+            f"{UNITS.get(str(r['resource']), 'KB/s')} ({r['reason']}): "
             + (r["message"] or ("live" if r["live"] else "at the next restart"))
             for r in resizes
         ],

@@ -263,14 +263,24 @@ class FleetLoop:
                     strict=True,
                 )
             ],
-            "assumed": {
-                "host_power_model": s.power.name,
-                "link_mbps": s.link_mbps,
-                "latency_ms": s.latency_ms,
-            }
-            if self.assumed
-            else {},
+            "assumed": self.assumptions(),
         }
+
+    def assumptions(self) -> dict[str, object]:
+        """What the run assumes because its backend cannot report it (none on the
+        simulator, whose hardware is known): the hosts' power curve and migration
+        bandwidth, and, between sites, the links' bandwidth and latency."""
+        if not self.assumed:
+            return {}
+        s = self.settings
+        mbps = sorted(set(self.cluster.host_column("bandwidth_mbps").tolist()))
+        out: dict[str, object] = {
+            "host_power_model": s.power.name,
+            "host_migration_mbps": mbps[0] if len(mbps) == 1 else mbps,
+        }
+        if self.cluster.links:
+            out |= {"link_mbps": s.link_mbps, "latency_ms": s.latency_ms}
+        return out
 
     def run(
         self,
@@ -283,7 +293,8 @@ class FleetLoop:
         max_failures: int = 3,
         stop: Callable[[], bool] | None = None,
     ) -> int:
-        """Step every ``interval`` seconds, ``steps`` times (forever with None); returns
+        """Step every ``interval`` seconds until ``steps`` steps are done (forever with
+        None; a step the backend fails is tried again at the next interval); returns
         the steps done. A step that overruns its interval starts the next at once.
         ``clock`` and ``sleep`` default to ``time.monotonic`` and ``time.sleep``.
 
@@ -300,7 +311,9 @@ class FleetLoop:
         done = failures = 0
         start = clock()
         try:
-            for k in itertools.count() if steps is None else range(steps):
+            for k in itertools.count():  # k counts attempts; a failed one is not a step
+                if steps is not None and done >= steps:
+                    break
                 if k:
                     sleep(max(0.0, start + k * self.settings.interval - clock()))
                 if stop is not None and stop():

@@ -90,6 +90,8 @@ def render_run(about: Mapping[str, Any], timeline: RunTimeline, title: str) -> s
         raise ForethoughtError("nothing to report: the run made no step")
     plt = pyplot()
     mode = "dry run (nothing changed)" if about.get("dry_run") else "acting (--apply)"
+    if "migrate" in about and not about["migrate"]:
+        mode += ", migrations planned only (--no-migrate)"
     backend = str(about.get("backend", ""))
     if about.get("simulated"):
         backend += ", simulated: no real hypervisor is behind these figures"

@@ -127,7 +127,7 @@ class MigrationLoop:
         for resource, rec in self.allocators.items():
             unsized = resource in BANDWIDTHS
             size = np.full(cluster.n_vms, np.inf if unsized else 100.0)
-            rec.reset(cluster.n_vms, size, int(interval))
+            rec.reset(cluster.n_vms, size, max(1, round(interval)))
             self._alloc[resource] = np.full(cluster.n_vms, np.nan if unsized else 100.0)
             self._measured[resource] = np.zeros(cluster.n_vms, dtype=bool)
         for resource, held in (initial or {}).items():

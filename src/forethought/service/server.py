@@ -21,14 +21,14 @@ STARTUP_SECONDS = 10.0
 def parse_address(text: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``PORT`` (on 127.0.0.1) as a (host, port) pair."""
     host, sep, port_text = text.strip().rpartition(":")
-    host = host if sep else "127.0.0.1"
+    host = host if sep and host else "127.0.0.1"  # ":9187" as "9187"
     host = host.removeprefix("[").removesuffix("]")  # [::1]:9187
     try:
         port = int(port_text)
     except ValueError:
         raise ForethoughtError(f"{text!r}: write HOST:PORT or PORT, as in 127.0.0.1:9187") from None
     if not 0 <= port <= 65535 or not host:
-        raise ForethoughtError(f"{text!r}: the port must be in 0..65535, after a host")
+        raise ForethoughtError(f"{text!r}: the port must be in 0..65535")
     return host, port
 
 
