@@ -252,7 +252,12 @@ def test_step_given_merges_and_counts_like_bitbrains(tmp_path: Path) -> None:
     # Per VM, a slot holds as many samples as its busiest resource: 4 + 4 + 1 merged.
     assert trace.repairs.duplicates_merged == 9
     assert trace.repairs.gaps == 8  # slots 2 to 9 hold nothing for VM a
-    assert "(1 with an exact duplicate timestamp)" in trace.repairs.notes[-1]
+    # Exact duplicates that disagree are averaged as Bitbrains' are, and named: which
+    # lines to look at, not a mean that passes unnoticed.
+    assert (
+        "(1 with an exact duplicate timestamp; 1 disagree, the first at lines 22 and 23 "
+        "(7 and 9))" in trace.repairs.notes[-1]
+    )
 
 
 def test_percentages_above_100_are_clipped(tmp_path: Path) -> None:

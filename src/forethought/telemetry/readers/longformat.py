@@ -578,6 +578,22 @@ def _infer_step(series: IntArray, timestamps: FloatArray) -> int | None:
     return max(1, round(float(np.median(interval))))
 
 
+def _first_conflict(valid: _Valid, series: IntArray) -> str:
+    """Where two records of one VM, resource and time disagree (they are averaged, as
+    the Bitbrains reader merges its duplicates), the first such pair in words; "" if none."""
+    order = np.lexsort((valid.where, valid.timestamp, series))
+    s, t, v = series[order], valid.timestamp[order], valid.value[order]
+    clash = np.flatnonzero((s[1:] == s[:-1]) & (t[1:] == t[:-1]) & (v[1:] != v[:-1]))
+    if not clash.size:
+        return ""
+    pairs = [(int(order[k]), int(order[k + 1])) for k in clash.tolist()]
+    i, j = min(pairs, key=lambda p: int(valid.where[p[1]]))
+    return (
+        f"; {len(pairs)} disagree, the first at lines {int(valid.where[i])} and "
+        f"{int(valid.where[j])} ({valid.value[i]:g} and {valid.value[j]:g})"
+    )
+
+
 def _to_telemetry(
     path: Path,
     records: _Records,
@@ -647,7 +663,7 @@ def _to_telemetry(
             f"long format: {report.clipped} percent value(s) above 100 clipped; "
             f"{report.duplicates_merged} sample(s) sharing a slot averaged "
             f"({int(same_time.reshape(n_vms, n_res).max(axis=1).sum())} with an exact "
-            f"duplicate timestamp); {report.gaps} empty slot(s) in "
+            f"duplicate timestamp{_first_conflict(valid, series)}); {report.gaps} empty slot(s) in "
             f"{int(np.count_nonzero(gaps))} VM(s)"
         )
     capacity = np.full((n_vms, n_res), np.nan)
