@@ -498,3 +498,25 @@ def test_old_mac_line_endings_read_as_lines(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_bytes(f"vm,timestamp,resource,value\ra,{T0},cpu,10\ra,{T0 + 300},cpu,20\r".encode())
     assert read_long(path).values[0, 0].tolist() == [10.0, 20.0]
+
+
+def test_a_trace_almost_all_gaps_is_warned_about(tmp_path: Path) -> None:
+    # Two VMs seen for ten minutes each, eleven weeks apart: 20,002 five-minute steps.
+    path = write_csv(
+        tmp_path / "x.csv",
+        [
+            "vm,timestamp,resource,value",
+            f"a,{T0},cpu,1",
+            f"a,{T0 + 300},cpu,2",
+            f"b,{T0 + 300 * 20_000},cpu,1",
+            f"b,{T0 + 300 * 20_001},cpu,2",
+        ],
+    )
+    trace = read_long(path)
+    assert trace.values.shape[2] == 20_002
+    [warning] = trace.repairs.warnings
+    assert "only 0.01% of the 2 VM(s) x 20,002 step(s) hold a sample" in warning
+    dense = write_csv(
+        tmp_path / "y.csv", ["vm,timestamp,resource,value", f"a,{T0},cpu,1", f"a,{T0 + 300},cpu,2"]
+    )
+    assert read_long(dense).repairs.warnings == []

@@ -152,6 +152,8 @@ def _load(
     False, for a command that shows them itself) how many values were repaired."""
     telemetry = load_trace(trace, fmt, skip_bad=skip_bad, limit=limit)
     rep = telemetry.repairs
+    for warning in rep.warnings:
+        stderr.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     if repairs and (rep.clipped or rep.duplicates_merged):
         # Never silent: a clipped value or an averaged duplicate changes what is scored.
         stderr.print(

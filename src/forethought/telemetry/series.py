@@ -33,6 +33,9 @@ class RepairReport:
     gaps: int = 0  # grid slots with no sample, left missing in the mask
     skipped: list[SkippedRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Notes every command shows on reading, not only ``inspect`` (the trace is usable
+    #: but the user should know before waiting on it).
+    warnings: list[str] = field(default_factory=list)
 
     def merge(self, other: RepairReport) -> None:
         """Add another report's counts and records to this one."""
@@ -41,6 +44,7 @@ class RepairReport:
         self.gaps += other.gaps
         self.skipped.extend(other.skipped)
         self.notes.extend(other.notes)
+        self.warnings.extend(other.warnings)
 
     def to_dict(self) -> dict[str, object]:
         return {

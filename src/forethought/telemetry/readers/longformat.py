@@ -562,6 +562,8 @@ def _validate(path: Path, records: _Records, skip_bad: bool, report: RepairRepor
 # ----------------------------------------------------------------------------- the grid
 
 
+#: Below this share of (VM, step) slots holding a sample, a trace is noted as sparse.
+SPARSE_SHARE = 0.01
 #: The longest sampling step the long reader infers: forethought forecasts minutes to a
 #: day ahead, and a longer median interval means a stray timestamp, not a trace.
 MAX_INFERRED_STEP = 7 * 86_400
@@ -666,6 +668,18 @@ def _to_telemetry(
             f"duplicate timestamp{_first_conflict(valid, series)}); {report.gaps} empty slot(s) in "
             f"{int(np.count_nonzero(gaps))} VM(s)"
         )
+    observed = float(per_vm.astype(bool).mean())
+    if observed < SPARSE_SHARE:
+        # Each VM seen over a short stretch of a long span: every command then works
+        # through the whole span for every VM. Said now, not after minutes of it.
+        sparse = (
+            f"{path}: only {100 * observed:.2g}% of the {n_vms:,} VM(s) x {grid.n_steps:,} "
+            "step(s) hold a sample (the VMs are seen over short stretches of a long span); "
+            "commands will be slow and the forecasts sparse: cut the trace to the span "
+            "that matters"
+        )
+        report.notes.append(sparse)
+        report.warnings.append(sparse)
     capacity = np.full((n_vms, n_res), np.nan)
     capacity[:, percent] = 100.0  # a percentage is of a capacity of 100 by definition
     return Telemetry(
