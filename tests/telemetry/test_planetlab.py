@@ -122,3 +122,11 @@ def test_entries_that_are_not_files_are_named_in_a_note(day: Path) -> None:
     trace = read_planetlab(day)
     assert trace.n_vms == 3
     assert "ignored 2 entries that are not a readable file: dangling, sub" in trace.repairs.notes
+
+
+def test_values_above_100_are_clipped_and_named_by_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "vm-a").write_text("10\n150\n20\n")
+    trace = read_planetlab(tmp_path)
+    assert trace.values[0, 0].tolist() == [10.0, 100.0, 20.0]
+    assert trace.repairs.clipped == 1
+    assert f"{tmp_path / 'vm-a'}, line 2: 150 % clipped to 100" in trace.repairs.notes

@@ -86,6 +86,8 @@ def _parse_file(path: Path, skip_bad: bool, report: RepairReport) -> list[float]
             report.skipped.append(SkippedRecord(str(path), number, problem))
             value = math.nan
         elif value > 100.0:
+            if report.clipped < SHOWN_CLIPS:  # where to look, for the first few
+                report.notes.append(f"{path}, line {number}: {value:g} % clipped to 100")
             report.clipped += 1
             value = 100.0
         out.append(value)
@@ -95,6 +97,10 @@ def _parse_file(path: Path, skip_bad: bool, report: RepairReport) -> list[float]
         report.skipped.append(SkippedRecord(str(path), None, "no valid sample left"))
         return None
     return out
+
+
+#: Clipped values named by file and line in the repair notes (the first few).
+SHOWN_CLIPS = 5
 
 
 def read_planetlab(
