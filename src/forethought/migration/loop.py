@@ -161,6 +161,7 @@ class MigrationLoop:
         placed = np.full(n, -1, dtype=np.int64)
         movable = np.zeros(n, dtype=bool)
         unmanaged: list[str] = []
+        holds = np.zeros(n)  # each VM's CPU allocation now (MIPS)
         for vm in inventory.vms:
             row = self._vm_row.get(vm.id)
             if row is None:
@@ -168,6 +169,7 @@ class MigrationLoop:
                 continue
             placed[row] = self.network.index(vm.host)
             movable[row] = not vm.migrating
+            holds[row] = vm.cpu_mips
         if Resource.CPU not in obs.resources:
             raise ForethoughtError(f"{self.backend.name}: telemetry has no CPU demand")
         cpu = obs.resources.index(Resource.CPU)
@@ -181,11 +183,6 @@ class MigrationLoop:
         # A VM whose CPU was not measured (a counter's first read) is taken at what it
         # holds, the most it can use, and kept where it is until it has been.
         measured = np.isfinite(demand)
-        holds = np.zeros(n)
-        for vm in inventory.vms:
-            row = self._vm_row.get(vm.id)
-            if row is not None:
-                holds[row] = vm.cpu_mips
         demand = np.where(measured, demand, holds)
         granted = np.where(np.isfinite(granted), granted, 0.0)
         movable &= measured

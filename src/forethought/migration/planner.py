@@ -579,7 +579,7 @@ class _Step:
         moves: list[Move] = []
         tried = 0
         for h in order.tolist():
-            if tried >= s.max_consolidations:
+            if tried >= s.max_consolidations or (room is not None and len(moves) >= room):
                 break
             if self.touched[h] or pressure[h] > s.target_pressure or not self.members[h]:
                 continue
