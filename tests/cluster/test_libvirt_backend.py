@@ -268,3 +268,20 @@ def test_the_control_loop_throttles_disk_and_network_through_libvirt(
     bare = [o for o in outcomes if o.action.vm == "bare-1"]
     assert bare
     assert not any(o.applied for o in bare)
+
+
+def test_a_migration_libvirt_runs_for_someone_else_shows_as_migrating(
+    backend: LibvirtBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import libvirt
+
+    # The test hypervisor keeps no jobs: none is migrating, and asking is no error.
+    assert not any(v.migrating for v in backend.inventory().vms)
+
+    def job(domain: libvirt.virDomain) -> list[int]:
+        busy = domain.name() == "web-1"  # an earlier run's migration, say
+        return [libvirt.VIR_DOMAIN_JOB_UNBOUNDED if busy else libvirt.VIR_DOMAIN_JOB_NONE]
+
+    monkeypatch.setattr(libvirt.virDomain, "jobInfo", job)
+    assert {v.id: v.migrating for v in backend.inventory().vms}["web-1"]
+    assert sum(v.migrating for v in backend.inventory().vms) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forethought.cluster.backend import Migrate, MigrationState, MigrationStatus
+from forethought.cluster.backend import BackendError, Migrate, MigrationState, MigrationStatus
 from forethought.cluster.model import CLOUDSIM_VM_TYPES, G4, Cluster, HostType, Link, Site
 from forethought.cluster.power import HP_ML110_G5
 from forethought.cluster.simulated import SimulatedBackend
@@ -612,3 +612,27 @@ def test_an_abort_logged_before_a_crash_is_rolled_back_on_restart(tmp_path: Path
     [outcome] = orch.poll(6.0)
     assert outcome.state is S.ROLLED_BACK
     assert states(rig.path, d.action) == ["planned", "started", "aborted", "rolled_back"]
+
+
+def test_a_restart_waits_for_a_migration_its_backend_did_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A restarted process talks to a new backend, which does not know the earlier
+    # process's migration ids (libvirt's jobs are the hypervisor's, not the id's); it
+    # only sees the VM still migrating. The move must be waited for, not failed.
+    rig = make(tmp_path)
+    [started] = rig.orch.submit([prop("vm-1", "host-1", "host-2")], 0.0)
+    del rig.orch
+    orch = rig.resume()
+
+    def forgotten(migration_id: str) -> object:
+        raise BackendError(f"unknown migration {migration_id!r}")
+
+    monkeypatch.setattr(rig.backend, "migration", forgotten)
+    rig.backend.advance(5.0)
+    assert orch.poll(rig.backend.time) == []  # still moving: nothing settled
+    assert states(rig.path, started.action) == ["planned", "started"]
+    rig.backend.advance(200.0)  # it arrived
+    [outcome] = orch.poll(rig.backend.time)
+    assert outcome.state is S.COMPLETED
+    assert states(rig.path, started.action) == ["planned", "started", "completed"]

@@ -212,6 +212,15 @@ class LibvirtBackend:
                 if f.status.state is MigrationState.RUNNING
             }
 
+    def _in_a_job(self, d: Any) -> bool:
+        """Whether libvirt runs a job on the domain now: a migration, whoever started it
+        (an earlier run's, which this process does not track, among them)."""
+        try:
+            kind = d.jobInfo()[0]
+        except self._lv.libvirtError:  # a driver without job information: ours only
+            return False
+        return kind in (self._lv.VIR_DOMAIN_JOB_BOUNDED, self._lv.VIR_DOMAIN_JOB_UNBOUNDED)
+
     # -- reads -----------------------------------------------------------------------
     def now(self) -> float:
         return self.clock()
@@ -235,7 +244,7 @@ class LibvirtBackend:
                     h.id,
                     vcpus * h.mhz,
                     memory_kib / KIB_PER_MB,
-                    d.name() in moving,
+                    d.name() in moving or self._in_a_job(d),
                     max_cpu_mips=most_vcpus * h.mhz,
                     max_memory_mb=max_kib / KIB_PER_MB,
                 )

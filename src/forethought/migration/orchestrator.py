@@ -436,6 +436,10 @@ class Orchestrator:
             if vm is not None and vm.migrating:
                 return None  # the backend is still undoing it; look again next poll
             return self._rollback(f, vm, inv, now, ActionState.ABORTED)
+        if status is None and vm is not None and vm.migrating:
+            # The backend does not know the migration (an earlier run started it) but the
+            # VM is still moving: how it ends is not known yet, so look again next poll.
+            return None
         if status is None or status.state is MigrationState.COMPLETED:
             failure = _postcondition(p, vm)
             if failure is None:
