@@ -637,7 +637,7 @@ def test_a_dry_run_leaves_another_runs_migrations_be(simulated: Ticking, tmp_pat
     text = open_migration_log(log)
     code, _, err = invoke("--log", str(log), "--steps", "3", "--size", "cpu")
     assert code == 0, err
-    assert "note: the action log holds 1 unsettled migration(s) of an earlier run" in err
+    assert "note: the action log holds 1 unsettled migration(s) of another run" in err
     assert log.read_text() == text  # neither settled nor written to
     code, out, err = invoke("--log", str(log), "--steps", "1", "--size", "cpu", "--apply")
     assert code == 0, err

@@ -194,8 +194,8 @@ class FleetLoop:
         still_open = len(self.log.open_actions())
         if still_open and settings.dry_run:
             self.notes.append(
-                f"the action log holds {still_open} unsettled migration(s) of an earlier run; "
-                "a dry run leaves them be, a run with --apply settles them"
+                f"the action log holds {still_open} unsettled migration(s) of another run "
+                "(stopped, or acting now); a dry run leaves them be"
             )
         elif still_open:
             self.notes.append(
