@@ -238,8 +238,12 @@ class PredictivePlanner:
         pct = quantile_paths(fc.quantiles, fc.levels, u)  # (draws, vms, horizon)
         future = np.clip(pct, 0.0, 100.0) / 100.0 * view.vm_mips[None, :, None]
         current = np.broadcast_to(now[None, :, None], (future.shape[0], now.size, 1))
-        # A VM never measured has no forecast yet: it is expected to go on as it is now.
-        future = np.where(np.isfinite(future), future, current)
+        if view.measured is not None and not view.measured.all():
+            # A VM not measured yet has no forecast: it is expected to go on as it is now.
+            unseen = ~view.measured
+            future[:, unseen] = np.where(
+                np.isfinite(future[:, unseen]), future[:, unseen], now[unseen][None, :, None]
+            )
         return np.asarray(np.concatenate([current, future], axis=2))
 
     # -- the step ----------------------------------------------------------------------
