@@ -334,3 +334,14 @@ def test_limits_no_allocation_can_keep_are_refused(settings: str, message: str) 
     text = f"version: 1\n{settings}groups:\n  - {{name: all, match: {{name: '*'}}}}\n"
     with pytest.raises(PolicyError, match=message):
         parse_policy(text, "p.yaml")
+
+
+def test_a_word_where_a_number_goes_is_not_told_to_drop_quotes() -> None:
+    text = (
+        "version: 1\ndefaults:\n  cpu: {headroom: high}\n"
+        "groups:\n  - {name: all, match: {name: '*'}}\n"
+    )
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(text, "p.yaml")
+    assert "defaults.cpu.headroom: a number, not the text 'high'" in str(refused.value)
+    assert "without quotes" not in str(refused.value)

@@ -307,6 +307,7 @@ def test_a_bad_inventory_names_file_and_line(tmp_path: Path, text: str, message:
         (["rightsize", *SMALL, "--inventory", "vms.csv"], "--inventory goes with --policy"),
         (["rightsize", *SMALL, "--watch", "2"], "--watch chooses the VMs drawn in --report"),
         (["policy", "check", str(EXAMPLE), "--strict"], "--strict goes with --trace"),
+        (["policy", "check", str(EXAMPLE), "--format", "planetlab"], "--format goes with --trace"),
     ],
 )
 def test_an_option_that_would_do_nothing_is_refused(extra: list[str], message: str) -> None:

@@ -441,7 +441,12 @@ def _message(err: Any) -> str:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown field {name!r}{hint}"
     if err["type"] == "float_type" and isinstance(err.get("input"), str):
-        return f"a number, not the text {err['input']!r} (write it without quotes)"
+        text = err["input"]
+        try:
+            float(text)
+        except ValueError:  # a word, not a quoted number
+            return f"a number, not the text {text!r}"
+        return f"a number, not the text {text!r} (write it without quotes)"
     if err["type"] == "finite_number":
         return "a finite number (not .inf or .nan)"
     return str(err["msg"])

@@ -103,6 +103,8 @@ def policy_check_cmd(
         _fail("--inventory goes with --trace: it says what the trace's VMs are")
     if strict and trace is None:
         _fail("--strict goes with --trace: it makes a group with no VM of the trace an error")
+    if fmt is not None and trace is None:
+        _fail("--format goes with --trace: it says how to read the trace")
     counts: Counter[str] = Counter()
     with _errors():
         policy = load_policy(policy_file)

@@ -279,21 +279,24 @@ def simulate_cmd(
     start of a frame draws no energy for it, so an idle trace reports no energy and no
     active hosts.
 
-    \b
     Policies: dvfs, thr-mmt, iqr-mmt, mad-mmt, lr-mmt, lrr-mmt, and oracle-mmt, the
     oracle hook: overload judged on the true load of the next interval instead of a
     forecast, to show what a perfect forecast would reach.
+
     predictive is forethought's own planner: every VM's demand forecast as a
     distribution over the next hour, joint host scenarios, the probability that each
     host overloads (its pressure), relief moves ahead of predicted overloads and
     consolidation only where the VMs fit for the whole hour, with cooldowns and budgets
     against ping-pong and thresholds learned online. oracle is the same planner fed the
     true demand of the next hour.
+
     --allocate runs an allocation recommender inside the simulation (forethought's manager
     or a rightsizing baseline): each VM's CPU is capped at the allocation it decided from
     the past, and the table, JSON and report add its rightsizing figures (see
     `forethought rightsize --help`). CloudSim's figures then see the capped requests;
     demand above a cap counts in the allocation's unmet share.
+
+    \b
     Examples:
       forethought simulate bundled:planetlab-20110303 --policy thr-mmt --param 0.8
       forethought simulate DAY_DIR --policy predictive --json --report day.html
