@@ -324,6 +324,16 @@ def test_an_inventory_ignores_columns_it_does_not_know(tmp_path: Path) -> None:
     assert load_inventory(inventory)["web, 01"].tags == frozenset({"a", "b"})
 
 
+def test_an_inventory_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    from forethought.allocation.inventory import load_inventory
+    from forethought.core.errors import ForethoughtError
+
+    inventory = tmp_path / "export.csv"
+    inventory.write_bytes(b"vm,tags\nweb-1,a\ncaf\xe9,b\n")  # Latin-1, not UTF-8
+    with pytest.raises(ForethoughtError, match=r"export.csv, line 3: not UTF-8 text"):
+        load_inventory(inventory)
+
+
 def test_memory_without_a_known_size_names_the_way_out(tmp_path: Path) -> None:
     trace = tmp_path / "kb.csv"
     rows = ["vm,timestamp,resource,value,unit"]

@@ -39,8 +39,13 @@ def load_inventory(path: str | Path) -> dict[str, VmInfo]:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InventoryError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InventoryError(f"{path}: cannot read the inventory: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise InventoryError(
+            f"{path}, line {line}: not UTF-8 text (byte {exc.start}); an inventory is CSV text"
+        ) from None
     # Parsed as one stream: a quoted cell may hold a comma or a line break, and the
     # reader's own line count stays the file's.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)

@@ -97,7 +97,7 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without 
 )
 @click.option(
     "--cost-per-gb",
-    type=Finite(min=0.0),
+    type=Finite(min=0.0, max=1e6),
     default=0.09,
     show_default=True,
     help="Price of a GB sent across the link, in your currency (reported as it is).",
