@@ -357,3 +357,17 @@ def test_repairs_are_said_on_stderr_by_every_command_but_inspect(
     shown = runner.invoke(main, ["inspect", str(trace)])
     assert "repaired on reading" not in shown.stderr  # inspect lists the repairs itself
     assert "clipped 1, duplicates merged 2" in shown.stdout
+
+
+def test_an_undefined_score_reads_n_a_in_the_table(runner: CliRunner, tmp_path: Path) -> None:
+    # A constant series has no in-sample change: its MASE divides by zero.
+    trace = tmp_path / "flat.csv"
+    rows = ["vm,timestamp,resource,value"] + [
+        f"a,{1_300_000_200 + 300 * t},cpu,5" for t in range(60)
+    ]
+    trace.write_text("\n".join(rows) + "\n")
+    args = ["backtest", str(trace), "--first-origin", "24", "--every", "6", "--horizon", "3"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "n/a" in result.stdout
+    assert "nan" not in result.stdout

@@ -1,5 +1,6 @@
 """Commands on traces and forecasts: datasets, inspect, backtest, forecast."""
 
+import math
 from functools import partial
 from pathlib import Path
 
@@ -143,6 +144,12 @@ def _versus_models(versus: str | None, model: str) -> list[str]:
     return names
 
 
+def _figure(value: float) -> str:
+    """A score for a table: three decimals, or "n/a" where it is undefined (a MASE with
+    no in-sample variation, a coverage with no observation)."""
+    return f"{value:.3f}" if math.isfinite(value) else "n/a"
+
+
 def _print_side_by_side(results: dict[str, BacktestResult], title: str) -> None:
     table = Table(title=f"backtest of {title}")
     headers = ("MASE", "pinball_95", "coverage_95", "over h", "MAE", "CPU s*")
@@ -151,15 +158,16 @@ def _print_side_by_side(results: dict[str, BacktestResult], title: str) -> None:
         table.add_column(header, justify="right", no_wrap=True)
     for name, r in results.items():
         o = r.scores.overall
-        cov = [row["coverage_95"] for row in r.scores.per_horizon]
+        cov = [c for row in r.scores.per_horizon if math.isfinite(c := row["coverage_95"])]
+        cov = cov or [math.nan]
         table.add_row(
             name,
-            f"{o['mase']:.3f}",
-            f"{o['pinball_95']:.3f}",
-            f"{o['coverage_95']:.3f}",
-            f"{min(cov):.3f}-{max(cov):.3f}",
-            f"{o['mae']:.3f}",
-            f"{r.cpu_per_1k_series_per_origin:.3f}",
+            _figure(o["mase"]),
+            _figure(o["pinball_95"]),
+            _figure(o["coverage_95"]),
+            f"{_figure(min(cov))}-{_figure(max(cov))}",
+            _figure(o["mae"]),
+            _figure(r.cpu_per_1k_series_per_origin),
         )
     stdout.print(table)
     first = next(iter(results.values()))
@@ -186,9 +194,9 @@ def _print_backtest(result: BacktestResult, title: str, unit: Unit) -> None:
     for _, header in cols:
         table.add_column(header, justify="right")
     for row in result.scores.per_horizon:
-        table.add_row(*(f"{int(row['h'])}" if k == "h" else f"{row[k]:.3f}" for k, _ in cols))
+        table.add_row(*(f"{int(row['h'])}" if k == "h" else _figure(row[k]) for k, _ in cols))
     overall = result.scores.overall
-    table.add_row(*("all" if k == "h" else f"{overall[k]:.3f}" for k, _ in cols), style="bold")
+    table.add_row(*("all" if k == "h" else _figure(overall[k]) for k, _ in cols), style="bold")
     stdout.print(table)
     stdout.print(
         f"{result.n_series} series x {result.n_origins} origins; errors in {unit.value}; "
