@@ -309,10 +309,13 @@ def test_a_busy_port_is_an_error_naming_it(simulated: Ticking, tmp_path: Path) -
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code, out, err = invoke("--serve", f"127.0.0.1:{port}", "--log", str(tmp_path / "a"))
+        code, out, err = invoke(
+            "--serve", f"127.0.0.1:{port}", "--log", str(tmp_path / "a"), "--apply"
+        )
     assert code == 1
     assert f"cannot serve on 127.0.0.1:{port}" in err
     assert out == ""
+    assert not (tmp_path / "a").exists()  # no empty log left of a run that never ran
 
 
 def test_serve_without_the_service_extra_says_what_to_install(

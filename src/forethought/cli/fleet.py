@@ -344,6 +344,7 @@ def run_cmd(
         backend = simulated if simulated is not None else _libvirt(list(uris), sites, host_mbps)
     try:
         with _errors():
+            had_log = Path(log_path).exists()
             fleet = FleetLoop(
                 backend,
                 settings,
@@ -352,7 +353,13 @@ def run_cmd(
                 cluster=simulated.cluster if simulated is not None else None,
                 tags=tags,
             )
-            serving, state = _serve(fleet, where) if where is not None else (None, None)
+            try:
+                serving, state = _serve(fleet, where) if where is not None else (None, None)
+            except BaseException:  # a busy port, say: leave no empty log of a run never run
+                fleet.log.close()
+                if not had_log and Path(log_path).exists() and not Path(log_path).stat().st_size:
+                    Path(log_path).unlink()
+                raise
         _announce(fleet, backend, apply, log_path)
         for note in fleet.notes:
             stderr.print(f"note: {note}", highlight=False, soft_wrap=True)
