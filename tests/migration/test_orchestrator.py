@@ -636,3 +636,26 @@ def test_a_restart_waits_for_a_migration_its_backend_did_not_start(
     [outcome] = orch.poll(rig.backend.time)
     assert outcome.state is S.COMPLETED
     assert states(rig.path, started.action) == ["planned", "started", "completed"]
+
+
+def test_a_taken_over_migration_that_never_ends_fails_at_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make(tmp_path)
+    [started] = rig.orch.submit([prop("vm-1", "host-1", "host-2")], 0.0)
+    del rig.orch
+    orch = rig.resume()
+
+    def forgotten(migration_id: str) -> object:
+        raise BackendError(f"unknown migration {migration_id!r}")
+
+    monkeypatch.setattr(rig.backend, "migration", forgotten)
+    moving = rig.backend.inventory()
+    stuck = replace(moving, vms=tuple(replace(v, migrating=True) for v in moving.vms))
+    monkeypatch.setattr(rig.backend, "inventory", lambda: stuck)  # it never arrives
+    assert orch.poll(10.0) == []
+    [outcome] = orch.poll(1e6)
+    assert outcome.state is S.FAILED
+    assert "past its timeout, and unknown to this backend" in outcome.message
+    assert orch.in_flight == {}  # its slot is free again
+    assert states(rig.path, started.action) == ["planned", "started", "failed"]

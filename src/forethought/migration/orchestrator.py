@@ -438,8 +438,17 @@ class Orchestrator:
             return self._rollback(f, vm, inv, now, ActionState.ABORTED)
         if status is None and vm is not None and vm.migrating:
             # The backend does not know the migration (an earlier run started it) but the
-            # VM is still moving: how it ends is not known yet, so look again next poll.
-            return None
+            # VM is still moving: how it ends is not known yet, so look again next poll,
+            # up to the timeout a migration of ours would be aborted at.
+            if not self._overdue(f, now):
+                return None
+            lost = (
+                f"still migrating at {now:.1f} s, past its timeout, and unknown to this "
+                "backend (an earlier run started it): left to the hypervisor, check the VM"
+            )
+            self._write(f.action, p, ActionState.FAILED, now, message=lost, migration=f.migration)
+            del self._flights[f.action]
+            return Outcome(f.action, p, ActionState.FAILED, lost, f.migration)
         if status is None or status.state is MigrationState.COMPLETED:
             failure = _postcondition(p, vm)
             if failure is None:
