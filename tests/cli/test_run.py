@@ -831,3 +831,39 @@ def test_simulate_reads_its_trace_as_simulate_does(tmp_path: Path) -> None:
     )
     assert code == 0, err
     assert "simulator: 2 VM(s) on 4 host(s)" in err
+
+
+def test_simulated_runs_leave_no_migration_open_so_the_next_may_use_the_log(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "a.jsonl"
+    args = [
+        "--simulate",
+        "bundled:planetlab-20110303",
+        "--steps",
+        "2",
+        "--apply",
+        "--log",
+        str(log),
+    ]
+    code, _, err = simulate(*args)
+    assert code == 0, err
+    assert "simulated migration(s) still under way were run to their end" in err
+    assert "still open" not in err
+    assert ActionLog.open(log).open_actions() == []
+    code, _, err = simulate(*args)  # the same log again
+    assert code == 0, err
+
+
+def test_a_real_run_refuses_a_log_with_a_simulations_open_moves(
+    simulated: Ticking, tmp_path: Path
+) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_text(
+        '{"time":0,"action":"act-1","vm":"x","source":"host-0","target":"host-99",'
+        '"state":"planned"}\n'
+    )
+    code, out, err = invoke("--log", str(log), "--size", "cpu", "--apply", "--steps", "1")
+    assert code == 1
+    assert "another fleet's or a simulation's log" in err
+    assert out == ""

@@ -383,3 +383,35 @@ def test_an_interval_too_short_for_the_policys_horizon_is_refused_before_the_run
     assert not log.exists()  # refused before the log was touched
     shortest = int(refused.value.args[0].split("--interval ")[1].split()[0])
     FleetLoop(crowded_backend(), replace(settings, interval=float(shortest)), log, policy)
+
+
+def test_a_log_of_another_fleets_migrations_is_not_taken_over(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        '{"time":0,"action":"act-1","vm":"web","source":"kvm-a","target":"kvm-b",'
+        '"state":"planned"}\n'
+    )
+    settings = FleetSettings(sized=(Resource.CPU,))
+    with pytest.raises(ForethoughtError, match="another fleet's or a simulation's log"):
+        FleetLoop(crowded_backend(), settings, log)
+    ActionLog.open(log, exclusive=True).close()  # the refusal let go of the log
+    dry = FleetLoop(crowded_backend(), replace(settings, dry_run=True), log)  # only reads
+    assert any("unsettled migration(s) of another run" in n for n in dry.notes)
+
+
+def test_a_simulated_run_can_run_its_migrations_to_their_end(tmp_path: Path) -> None:
+    backend = crowded_backend()
+    fleet = FleetLoop(backend, FleetSettings(sized=(Resource.CPU,)), tmp_path / "log.jsonl")
+    ended: list[object] = []
+
+    def on_step(k: int, step: object) -> None:
+        pass  # the clock stands still: what a step starts is still under way at its end
+
+    def finish() -> None:
+        ended.extend(fleet.drain(backend.advance))
+
+    # One step: the moves it starts at once (two, off the crowded host) are under way.
+    fleet.run(1, on_step, clock=lambda: 0.0, sleep=lambda s: None, finish=finish)
+    assert len(ended) == 2
+    assert fleet.orchestrator.in_flight == {}
+    assert ActionLog.open(tmp_path / "log.jsonl").open_actions() == []

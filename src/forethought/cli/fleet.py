@@ -405,7 +405,25 @@ def run_cmd(
                             stopping.wait(pace)
                         sim.advance(seconds)
 
-                    fleet.run(steps, on_step, clock=sim.now, sleep=tick, stop=stopping.event.is_set)
+                    def run_out() -> None:  # the simulator's clock moves on at will
+                        ended = fleet.drain(sim.advance)
+                        timeline.settle({"action": o.action, "state": o.state.value} for o in ended)
+                        if ended:
+                            stderr.print(
+                                f"the {len(ended)} simulated migration(s) still under way "
+                                "were run to their end",
+                                highlight=False,
+                                soft_wrap=True,
+                            )
+
+                    fleet.run(
+                        steps,
+                        on_step,
+                        clock=sim.now,
+                        sleep=tick,
+                        stop=stopping.event.is_set,
+                        finish=run_out if apply else None,
+                    )
                 else:
                     fleet.run(
                         steps,
@@ -423,6 +441,8 @@ def run_cmd(
                 kept = (
                     "nothing was changed (a dry run)"
                     if not apply
+                    else f"the action log {log_path} holds every migration"
+                    if simulated is not None
                     else f"the action log {log_path} holds every migration, and a run with "
                     "--apply started on it settles those still open"
                 )

@@ -39,7 +39,7 @@ from forethought.forecast.base import FloatArray
 from forethought.migration.log import ActionLog
 from forethought.migration.loop import LoopStep, MigrationLoop
 from forethought.migration.network import NetworkMap
-from forethought.migration.orchestrator import Limits, Orchestrator
+from forethought.migration.orchestrator import Limits, Orchestrator, Outcome
 from forethought.migration.planner import PlannerSettings, PredictivePlanner
 
 #: What the loop can size on a fleet: CPU and memory in percent of each VM's size at the
@@ -191,6 +191,8 @@ class FleetLoop:
             log_path, read_only=settings.dry_run, exclusive=not settings.dry_run
         )
         self.notes += self.log.warnings
+        if not settings.dry_run:
+            self._refuse_foreign(self.log)
         still_open = len(self.log.open_actions())
         if still_open and settings.dry_run:
             self.notes.append(
@@ -226,6 +228,34 @@ class FleetLoop:
             },
         )
         self.last_step_seconds = 0.0  # how long the last step took (wall clock)
+
+    def _refuse_foreign(self, log: ActionLog) -> None:
+        """Refuse to take over migrations between hosts this fleet does not have: the log
+        is another fleet's, or a simulation's, and settling them here would make up how
+        they ended."""
+        hosts = set(self.host_ids)
+        foreign = [r for r in log.open_actions() if not {r.source, r.target} <= hosts]
+        if not foreign:
+            return
+        log.close()
+        shown = ", ".join(f"{r.vm} {r.source} -> {r.target}" for r in foreign[:3])
+        raise ForethoughtError(
+            f"{log.path} holds {len(foreign)} unsettled migration(s) between hosts this run "
+            f"does not have ({shown}{' ...' if len(foreign) > 3 else ''}): it is another "
+            "fleet's or a simulation's log; give this run its own --log"
+        )
+
+    def drain(self, advance: Callable[[float], object], rounds: int = 1_000) -> list[Outcome]:
+        """Run the migrations still under way to their end (a simulator's clock can be
+        moved on at will): ``advance`` moves the backend's clock by one interval, and the
+        orchestrator settles what ended, until nothing is in flight. Returns the outcomes."""
+        settled: list[Outcome] = []
+        for _ in range(rounds):
+            if not self.orchestrator.in_flight:
+                break
+            advance(self.settings.interval)
+            settled += self.orchestrator.poll(self.backend.now())
+        return settled
 
     def describe(self) -> dict[str, object]:
         """The run as JSON: backend, mode, what it sizes, its VMs and hosts, assumptions."""
@@ -292,6 +322,7 @@ class FleetLoop:
         on_failure: Callable[[int, BackendError, int], None] | None = None,
         max_failures: int = 3,
         stop: Callable[[], bool] | None = None,
+        finish: Callable[[], None] | None = None,
     ) -> int:
         """Step every ``interval`` seconds until ``steps`` steps are done (forever with
         None; a step the backend fails is tried again at the next interval); returns
@@ -302,7 +333,8 @@ class FleetLoop:
         ``on_failure`` with how many have failed in a row, and the next step tries
         again; ``max_failures`` in a row (or any, without ``on_failure``) raise. A failed
         step observes nothing, so the forecasts see one interval fewer. ``stop`` is asked
-        before each step: once it says True the run ends there, between steps.
+        before each step: once it says True the run ends there, between steps. ``finish``
+        is called once the steps end (all done, or stopped), before the log is let go.
         """
         if max_failures < 1:
             raise ForethoughtError(f"max_failures must be at least 1; got {max_failures}")
@@ -337,6 +369,8 @@ class FleetLoop:
                 self.last_step_seconds = time.perf_counter() - began
                 on_step(k, step)
                 done += 1
+            if finish is not None:  # the run ended as asked: before the log is let go
+                finish()
         finally:
             self.log.close()
         return done

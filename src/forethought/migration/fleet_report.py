@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,12 @@ class RunTimeline:
         self.started.append(sum(bool(p["accepted"]) for p in record["proposed"]))
         self.anomalies.append(len(record.get("anomalies", [])))
         self.begun.update(str(p["action"]) for p in record["proposed"] if p["accepted"])
-        for o in record["settled"]:
+        self.settle(record["settled"])
+
+    def settle(self, settled: Iterable[Mapping[str, Any]]) -> None:
+        """Count migrations that ended (a step's ``settled``, or those run to their end
+        after the last step)."""
+        for o in settled:
             state = str(o["state"])  # as the step records and the log spell it
             own = str(o["action"]) in self.begun
             tally = self.settled if own else self.taken_over
