@@ -41,7 +41,8 @@ def contents(directory: Path) -> dict[str, bytes]:
         (["hybrid", "{day}", "--log-dir", "{day}"], "--log-dir {day} is inside the trace"),
         (["run", "--simulate", "{day}", "--apply", "--log", "{policy}", "--policy", "{policy}"],
          "is the policy file"),
-        (["run", "--simulate", "{day}", "--log", "{day}/a.jsonl"], "is inside the trace"),
+        (["run", "--simulate", "{day}", "--apply", "--log", "{day}/a.jsonl"],
+         "--log {day}/a.jsonl is inside the trace"),
     ],
 )  # fmt: skip
 def test_an_output_over_an_input_is_refused_before_anything_runs(
@@ -128,3 +129,32 @@ def test_a_dry_run_only_needs_to_read_the_log(fixtures_dir: Path, tmp_path: Path
         assert "not writable" in err
     finally:
         shelf.chmod(0o755)
+
+
+def test_outputs_the_trace_reader_would_not_read_are_allowed(
+    day: Path, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    # A Bitbrains folder reads only its .csv and .csv.gz files; a PlanetLab day only its
+    # own files, not a subdirectory's; a dry run writes no log at all.
+    bitbrains = tmp_path / "bb"
+    bitbrains.mkdir()
+    shutil.copy(fixtures_dir / "bitbrains" / "1.csv", bitbrains / "1.csv")
+    (day / "out").mkdir()
+    for args in (
+        ["inspect", str(bitbrains), "--json"],
+        ["run", "--simulate", str(day), "--hosts", "4", "--steps", "1",
+         "--log", str(day / "a.jsonl")],
+    ):  # fmt: skip
+        code, err = invoke(*args)
+        assert code == 0, err
+    _not_refused(["backtest", str(bitbrains), "--report", str(bitbrains / "r.html")])
+    _not_refused(["backtest", str(day), "--report", str(day / "out" / "r.html")])
+    code, err = invoke("backtest", str(bitbrains), "--report", str(bitbrains / "r.csv"))
+    assert code == 1
+    assert "is inside the trace" in err
+
+
+def _not_refused(args: list[str]) -> None:
+    """The command gets past its output checks (it may still fail on the tiny trace)."""
+    _, err = invoke(*args)
+    assert "is inside the trace" not in err, err

@@ -60,8 +60,9 @@ def _json(obj: object, indent: int | None = 2) -> str:
     return json.dumps(json_safe(obj), indent=indent, allow_nan=False)
 
 
-def _writable(path: str) -> None:
-    """Refuse an output path that cannot be written, before a long run and not after it."""
+def _writable(path: str, what: str = "") -> None:
+    """Refuse an output path that cannot be written, before a long run and not after it
+    (``what`` names it in messages, "--log PATH" say; the path alone by default)."""
     if not path.strip():
         _fail("an output path is empty; give a file name")
     target = Path(path)
@@ -74,7 +75,18 @@ def _writable(path: str) -> None:
         _fail(f"cannot write {path}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         _fail(f"cannot write {path}: the directory {parent} is not writable")
-    _not_an_input(target)
+    _not_an_input(target, what)
+
+
+def _read_as_trace(directory: Path, target: Path) -> bool:
+    """Whether a file written at ``target`` would be read as part of the trace in
+    ``directory``: the readers take the directory's own visible files (a PlanetLab day
+    every one, a Bitbrains folder its .csv and .csv.gz), never a subdirectory's."""
+    if target.name.startswith(".") or target.resolve().parent != directory.resolve():
+        return False
+    data = (".csv", ".csv.gz")
+    bitbrains = any(p.name.endswith(data) for p in directory.iterdir() if p.is_file())
+    return target.name.endswith(data) if bitbrains else True
 
 
 #: The parameters, in every command, that name files the command reads.
@@ -102,7 +114,7 @@ def _not_an_input(target: Path, what: str = "") -> None:
             continue
         output = what or str(target)
         if given.is_dir():
-            if target.resolve().is_relative_to(given.resolve()):
+            if _read_as_trace(given, target):
                 _fail(
                     f"{output} is inside {label} {value}: it would be read as part of the "
                     "trace next time; write it elsewhere"

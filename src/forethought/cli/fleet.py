@@ -23,7 +23,6 @@ from forethought.cli.base import (
     _json,
     _limit_option,
     _load,
-    _not_an_input,
     _report_writable,
     _sites,
     _skip_option,
@@ -505,13 +504,11 @@ def _log_usable(path: str, apply: bool) -> None:
     if target.exists() and not target.is_file():
         _fail(f"--log {path}: not a regular file; the action log must be one")
     if apply:
-        _writable(path)
+        _writable(path, f"--log {path}")
     elif target.exists() and not os.access(target, os.R_OK):
         _fail(f"--log {path}: not readable")
     elif not target.parent.is_dir():  # a mistyped path, most likely: say so now
         _fail(f"--log {path}: the directory {target.parent} does not exist")
-    else:
-        _not_an_input(target, f"--log {path}")
 
 
 def _fresh_log_for_the_simulator(path: str) -> None:

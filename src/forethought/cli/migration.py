@@ -197,7 +197,8 @@ def hybrid_cmd(
     if log_dir is not None:
         if not log_dir.strip():
             _fail("--log-dir is empty; give a directory for the action logs")
-        _not_an_input(Path(log_dir), f"--log-dir {log_dir}")
+        # Its logs are JSON lines files directly in it.
+        _not_an_input(Path(log_dir) / "network-aware.jsonl", f"--log-dir {log_dir}")
     if allocation_policy is not None and not allocate:
         _fail("--allocation-policy goes with --allocate")
     if inventory is not None and allocation_policy is None:
