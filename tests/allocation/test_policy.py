@@ -301,6 +301,7 @@ def test_aliases_share_settings_as_yaml_allows() -> None:
     ("text", "message"),
     [
         ("version: 1\nx: &a [*a]\n", "line 2: an alias contains itself"),
+        ("version: 1\nx: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
         (
             # A "billion laughs": nine values, each nine of the one before.
             "version: 1\na: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n"

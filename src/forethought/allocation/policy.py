@@ -479,6 +479,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
         raise PolicyError(f"{source}{line}: not valid YAML: {exc}") from None
+    except RecursionError:  # hundreds of levels deep: no policy is, and YAML recurses
+        raise PolicyError(f"{source}: nested too deeply to be a policy file") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: a policy file is a mapping with version and groups")
     messages = [f"{source}, line {n}: {key!r} is given twice" for n, key in _duplicate_keys(root)]

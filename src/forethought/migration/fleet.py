@@ -464,13 +464,15 @@ class FleetLoop:
 #: The most the sizing forecasts may keep: they hold (look-ahead steps)^2 numbers per VM
 #: and resource, so a short interval under a long horizon grows them fast.
 MAX_FORECAST_BYTES = 2**30
+#: Bytes per number of the issued paths the engine keeps (float32).
+PATH_BYTES = 4
 
 
 def _check_forecast_memory(sizing: Mapping[Resource, Settings], vms: int, interval: float) -> None:
     """Refuse, before the run, an interval so short against the policy's horizons that
     the forecasts would not fit (or a step would outlast its interval)."""
     steps = {r: int(s.lookahead.max()) for r, s in sizing.items()}
-    need = sum(8 * h * h * vms for h in steps.values())
+    need = sum(PATH_BYTES * h * h * vms for h in steps.values())
     if need <= MAX_FORECAST_BYTES:
         return
     ahead = max(steps.values())
@@ -478,8 +480,8 @@ def _check_forecast_memory(sizing: Mapping[Resource, Settings], vms: int, interv
     raise ForethoughtError(
         f"sizing {vms:,} VMs every {interval:g} s looks up to {ahead:,} steps ahead (the "
         f"policy's horizon_minutes of {ahead * interval / 60:g} min), and the forecasts would "
-        f"keep {need / 2**30:,.1f} GiB: use --interval {shortest} or more, or a shorter "
-        "horizon_minutes"
+        f"keep {need / 2**30:,.1f} GiB: give the policy a shorter horizon_minutes, size "
+        f"fewer VMs, or step every {shortest} s or more (--interval)"
     )
 
 

@@ -235,7 +235,8 @@ class MigrationLoop:
         self.planner.rejected([m for m in moves if id(proposals[id(m)]) not in accepted])
         return LoopStep(
             time=now,
-            demand_mips=float(demand[measured].sum()),
+            # Nothing measured (a first read of rate counters): no figure, not a zero.
+            demand_mips=float(demand[measured].sum()) if measured.any() else float("nan"),
             granted_mips=float(granted.sum()),
             active_hosts=int(np.unique(placed[placed >= 0]).size),
             moves=moves,
