@@ -18,20 +18,18 @@ from forethought.cli.base import (
     _connect_options,
     _errors,
     _fail,
-    _format_option,
     _inventory_option,
     _json,
-    _limit_option,
     _load,
     _report_writable,
     _sites,
-    _skip_option,
     _writable,
     main,
     stderr,
 )
 from forethought.cluster.model import MAX_HOSTS
 from forethought.core.resources import Resource
+from forethought.telemetry.load import FORMATS
 
 if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without it
     from forethought.cluster.backend import Backend
@@ -107,9 +105,25 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     "one step per sample, as fast as it computes. For trying the loop, --serve and "
     "policies without a hypervisor; the run says it is simulated.",
 )
-@_format_option
-@_skip_option
-@_limit_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="With --simulate: the trace's format; detected from the files when omitted.",
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="With --simulate: skip the trace's bad records (listed on stderr) instead of "
+    "stopping at the first one.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --simulate: read only the trace's first N VMs.",
+)
 @click.option(
     "--hosts",
     type=click.IntRange(min=1, max=MAX_HOSTS),
@@ -174,8 +188,9 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="Steps the backend may fail in a row (a hypervisor out of reach) before the run "
-    "stops with an error; each failure is reported and the next step tries again.",
+    help="With --connect: steps the backend may fail in a row (a hypervisor out of reach) "
+    "before the run stops with an error; each failure is reported and the next step tries "
+    "again.",
 )
 @click.option(
     "--log",
@@ -192,21 +207,21 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     type=Finite(min=0.0, min_open=True),
     default=1000.0,
     show_default=True,
-    help="Each host's migration network in Mbit/s (libvirt does not report it).",
+    help="With --connect: each host's migration network in Mbit/s (libvirt does not report it).",
 )
 @click.option(
     "--link-mbps",
     type=Finite(min=0.0, min_open=True),
     default=1000.0,
     show_default=True,
-    help="Bandwidth between two sites in Mbit/s, where --site names more than one.",
+    help="With --site naming two sites or more: the bandwidth between two sites in Mbit/s.",
 )
 @click.option(
     "--latency-ms",
     type=Finite(min=0.0),
     default=1.0,
     show_default=True,
-    help="Latency between two sites in milliseconds.",
+    help="With --site naming two sites or more: the latency between two sites in milliseconds.",
 )
 @click.option(
     "--json",
