@@ -129,7 +129,7 @@ def test_parquet_integers_beyond_a_float_are_judged_not_crashed_on(tmp_path: Pat
         }
     )
     pq.write_table(table, tmp_path / "x.parquet")
-    with pytest.raises(TraceError, match="milliseconds or microseconds"):
+    with pytest.raises(TraceError, match="milliseconds, microseconds or nanoseconds"):
         read_long(tmp_path / "x.parquet")
 
 
@@ -372,7 +372,7 @@ def test_a_bad_record_is_skipped_and_listed(tmp_path: Path, case: str) -> None:
 def test_a_file_in_milliseconds_is_refused_at_its_first_record(tmp_path: Path) -> None:
     lines = [HEADER] + [f"a,{(T0 + 300 * i) * 1000},cpu,{i},percent" for i in range(5)]
     path = write_csv(tmp_path / "ms.csv", lines)
-    with pytest.raises(TraceError, match="milliseconds or microseconds") as caught:
+    with pytest.raises(TraceError, match="milliseconds, microseconds or nanoseconds") as caught:
         read_long(path)
     assert caught.value.line == 2
 

@@ -46,7 +46,7 @@ def implausible_seconds(stamps: FloatArray) -> tuple[BoolArray, str]:
     with np.errstate(invalid="ignore"):
         late = stamps > LATEST_PLAUSIBLE_SECONDS
     why = (
-        "is after the year 5000 as Unix seconds: milliseconds or microseconds? "
+        "is after the year 5000 as Unix seconds: milliseconds, microseconds or nanoseconds? "
         "forethought reads timestamps in seconds; convert them"
     )
     return np.asarray(late, dtype=bool), why
