@@ -762,7 +762,7 @@ def test_simulate_keeps_the_traces_vm_names_for_policies_and_output(tmp_path: Pa
     assert code == 0, err
     assert "(web: 2, rest: 2)" in err
     assert "note: group(s) batch of the policy take no VM" in err
-    assert "note: 1 VM(s) of the inventory are not running: vm-99" in err
+    assert "note: 1 VM(s) of the inventory are not among this run's: vm-99" in err
     steps = steps_of(out)
     resized = {r["vm"] for s in steps for r in s["resizes"]}  # type: ignore[attr-defined]
     assert resized <= {"web a", "web-b", "db-1", "idle-1"}
@@ -867,3 +867,16 @@ def test_a_real_run_refuses_a_log_with_a_simulations_open_moves(
     assert code == 1
     assert "another fleet's or a simulation's log" in err
     assert out == ""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_a_stdout_that_cannot_be_written_stops_the_run_and_says_why(tmp_path: Path) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "forethought", "run", "--simulate",
+             str(small_trace(tmp_path)), "--hosts", "4", "--log", str(tmp_path / "a.jsonl")],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert "stdout failed (No space left on device): stopped after 1 step(s)" in done.stderr
+    assert "Traceback" not in done.stderr

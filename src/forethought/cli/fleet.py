@@ -389,9 +389,10 @@ def run_cmd(
 
         stopping = _Stopping()
         output_closed = False
+        output_failure = "stdout was closed"
 
         def on_step(k: int, step: LoopStep) -> None:
-            nonlocal done, output_closed
+            nonlocal done, output_closed, output_failure
             record = fleet.record(k, step)
             timeline.add(record)
             done += 1  # the step is done, whether or not its lines reach a reader
@@ -404,7 +405,9 @@ def run_cmd(
                     click.echo(_json(record, indent=None))
                 else:
                     _print_step(record, not apply)
-            except BrokenPipeError:  # the reader went away (`| head`): stop, as on SIGPIPE
+            except OSError as failed:  # the reader went away (`| head`), or a full disk
+                if not isinstance(failed, BrokenPipeError):
+                    output_failure = f"stdout failed ({failed.strerror or failed})"
                 _discard_stdout()
                 output_closed = True
                 stopping.event.set()
@@ -451,7 +454,7 @@ def run_cmd(
             stopping.event.set()
         finally:
             if stopping.event.is_set():
-                why = "stdout was closed: " if output_closed else ""
+                why = f"{output_failure}: " if output_closed else ""
                 kept = (
                     "nothing was changed (a dry run)"
                     if not apply

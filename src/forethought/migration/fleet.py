@@ -176,7 +176,9 @@ class FleetLoop:
             self.notes.append(f"group(s) {', '.join(idle)} of the policy take no VM")
         if absent:
             shown = ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
-            self.notes.append(f"{len(absent):,} VM(s) of the inventory are not running: {shown}")
+            self.notes.append(
+                f"{len(absent):,} VM(s) of the inventory are not among this run's: {shown}"
+            )
         step_seconds = round(settings.interval)
         sized = settings.sized
         sizing = {r: Settings.from_policy(self.policy, groups, r, step_seconds) for r in sized}
