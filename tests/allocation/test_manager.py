@@ -265,3 +265,11 @@ def test_nothing_before_reset() -> None:
         rec.observe(np.ones(1), np.ones(1, dtype=bool))
     with pytest.raises(ForethoughtError, match="reset must be called before anything else"):
         rec.recommend()
+
+
+def test_a_bandwidths_first_limit_says_it_is_the_first_sizing() -> None:
+    rec = _bandwidth()
+    previous = rec.alloc.copy()  # unset: NaN
+    feed(rec, np.full((3, 1), 5_000.0))
+    actions = rec.actions([f"vm-{i}" for i in range(3)], previous)
+    assert [a.reason for a in actions] == ["first sizing"] * 3

@@ -158,3 +158,11 @@ def _not_refused(args: list[str]) -> None:
     """The command gets past its output checks (it may still fail on the tiny trace)."""
     _, err = invoke(*args)
     assert "is inside the trace" not in err, err
+
+
+def test_a_dry_run_will_not_read_its_trace_as_its_log(day: Path, fixtures_dir: Path) -> None:
+    vm = next(iter(sorted(day.iterdir())))
+    code, err = invoke("run", "--simulate", str(day), "--hosts", "4", "--log", str(vm))
+    assert code == 1
+    assert "is inside the trace" in err
+    assert "corrupt record" not in err

@@ -440,7 +440,14 @@ def test_simulate_applies_on_the_bundled_day(tmp_path: Path) -> None:
             ["--connect", "qemu:///system", "--simulate", "bundled:planetlab-20110303"],
             "--connect and --simulate exclude each other",
         ),
-        (["--simulate", "bundled:planetlab-20110303", "--interval", "60"], "drop --interval"),
+        (
+            ["--simulate", "bundled:planetlab-20110303", "--interval", "60"],
+            "--interval goes with --connect",
+        ),
+        (
+            ["--simulate", "bundled:planetlab-20110303", "--site", "x=a"],
+            "--site goes with --connect",
+        ),
         (["--simulate", "bundled:planetlab-20110303", "--hosts", "1"], "do not fit on 1 hosts"),
         (["--simulate", "no/such/trace"], "no/such/trace"),
     ],

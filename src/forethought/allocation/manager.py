@@ -138,6 +138,7 @@ REASONS = (
     "need well below allocation",
     "anomaly: scale up",
     "shortfall: floor raised",
+    "first sizing",
 )
 
 
@@ -303,6 +304,9 @@ class PredictiveRecommender:
         self.since_down = np.where(down, 0, self.since_down)
         self.below = np.where(down, 0, self.below)
 
+        # A limit set for the first time (a bandwidth had none) says so, unless a rule
+        # above already said why.
+        reason[unset & np.isfinite(new) & (reason == 0)] = 5
         new = self._react_to_anomalies(new, reason)
         self.alloc = np.clip(new, 0.0, self.capacity)
         self.decision = Decision(reason)

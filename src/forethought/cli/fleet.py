@@ -21,6 +21,7 @@ from forethought.cli.base import (
     _inventory_option,
     _json,
     _load,
+    _not_an_input,
     _report_writable,
     _sites,
     _writable,
@@ -173,8 +174,9 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     "--interval",
     type=Finite(min=1.0, max=MAX_INTERVAL),
     default=None,
-    help="Seconds between steps (default 300, at most a day). Each step reads telemetry as "
-    "rates since the last one. With --simulate the interval is the trace's step.",
+    help="With --connect: seconds between steps (default 300, at most a day). Each step "
+    "reads telemetry as rates since the last one. (--simulate steps at the trace's own "
+    "interval.)",
 )
 @click.option(
     "--steps",
@@ -314,8 +316,10 @@ def run_cmd(
         _fail("give --connect URI (one per host), or --simulate TRACE to run on the simulator")
     if uris and trace is not None:
         _fail("--connect and --simulate exclude each other: hypervisors or the simulator")
-    if trace is not None and (interval is not None or site_pairs):
-        _fail("--simulate steps at the trace's interval on one site: drop --interval and --site")
+    if trace is not None and interval is not None:
+        _fail("--interval goes with --connect: --simulate steps at the trace's interval")
+    if trace is not None and site_pairs:
+        _fail("--site goes with --connect: --simulate runs on one site")
     if inventory is not None and policy is None:
         _fail("--inventory goes with --policy: it says which VM is in which group")
     if trace is None and pace:
@@ -527,6 +531,8 @@ def _log_usable(path: str, apply: bool) -> None:
         _fail(f"--log {path}: not readable")
     elif not target.parent.is_dir():  # a mistyped path, most likely: say so now
         _fail(f"--log {path}: the directory {target.parent} does not exist")
+    elif target.exists():  # read, not written: but a trace or policy is no action log
+        _not_an_input(target, f"--log {path}")
 
 
 def _fresh_log_for_the_simulator(path: str) -> None:
