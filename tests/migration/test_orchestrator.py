@@ -17,6 +17,7 @@ from forethought.core.errors import ForethoughtError
 from forethought.migration.log import ActionLog, ActionRecord, ActionState
 from forethought.migration.network import NetworkMap
 from forethought.migration.orchestrator import (
+    Decision,
     Limits,
     Orchestrator,
     Outcome,
@@ -614,12 +615,11 @@ def test_an_abort_logged_before_a_crash_is_rolled_back_on_restart(tmp_path: Path
     assert states(rig.path, d.action) == ["planned", "started", "aborted", "rolled_back"]
 
 
-def test_a_restart_waits_for_a_migration_its_backend_did_not_start(
+def restarted_on_a_backend_without_its_ids(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A restarted process talks to a new backend, which does not know the earlier
-    # process's migration ids (libvirt's jobs are the hypervisor's, not the id's); it
-    # only sees the VM still migrating. The move must be waited for, not failed.
+) -> tuple[Rig, Decision, Orchestrator]:
+    """vm-1's move started, then the process restarted on a backend that does not know
+    the earlier process's migration ids (libvirt's jobs are the hypervisor's)."""
     rig = make(tmp_path)
     [started] = rig.orch.submit([prop("vm-1", "host-1", "host-2")], 0.0)
     del rig.orch
@@ -629,6 +629,16 @@ def test_a_restart_waits_for_a_migration_its_backend_did_not_start(
         raise BackendError(f"unknown migration {migration_id!r}")
 
     monkeypatch.setattr(rig.backend, "migration", forgotten)
+    return rig, started, orch
+
+
+def test_a_restart_waits_for_a_migration_its_backend_did_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A restarted process talks to a new backend, which does not know the earlier
+    # process's migration ids (libvirt's jobs are the hypervisor's, not the id's); it
+    # only sees the VM still migrating. The move must be waited for, not failed.
+    rig, started, orch = restarted_on_a_backend_without_its_ids(tmp_path, monkeypatch)
     rig.backend.advance(5.0)
     assert orch.poll(rig.backend.time) == []  # still moving: nothing settled
     assert states(rig.path, started.action) == ["planned", "started"]
@@ -641,15 +651,7 @@ def test_a_restart_waits_for_a_migration_its_backend_did_not_start(
 def test_a_taken_over_migration_that_never_ends_fails_at_its_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rig = make(tmp_path)
-    [started] = rig.orch.submit([prop("vm-1", "host-1", "host-2")], 0.0)
-    del rig.orch
-    orch = rig.resume()
-
-    def forgotten(migration_id: str) -> object:
-        raise BackendError(f"unknown migration {migration_id!r}")
-
-    monkeypatch.setattr(rig.backend, "migration", forgotten)
+    rig, started, orch = restarted_on_a_backend_without_its_ids(tmp_path, monkeypatch)
     moving = rig.backend.inventory()
     stuck = replace(moving, vms=tuple(replace(v, migrating=True) for v in moving.vms))
     monkeypatch.setattr(rig.backend, "inventory", lambda: stuck)  # it never arrives

@@ -211,13 +211,53 @@ def main() -> None:
     """
 
 
-_format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Trace format; detected from the files when omitted.",
-)
+def _said(text: str, when: str) -> str:
+    """Help text, prefixed with the kind of run it applies to ("With --simulate: ")."""
+    return f"{when}{text[0].lower()}{text[1:]}" if when else text
+
+
+def _format_opt(when: str = "") -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=None,
+        help=_said("Trace format; detected from the files when omitted.", when),
+    )
+
+
+def _skip_opt(when: str = "") -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        "--skip-bad",
+        is_flag=True,
+        help=_said(
+            "Skip bad records (listed on stderr) instead of stopping at the first one.", when
+        ),
+    )
+
+
+def _limit_opt(when: str = "") -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        default=None,
+        help=_said("Read only the first N VMs.", when),
+    )
+
+
+_format_option, _skip_option, _limit_option = _format_opt(), _skip_opt(), _limit_opt()
+
+
+def _reading_options(when: str = "") -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--format, --skip-bad and --limit: how a command reads its trace; ``when`` prefixes
+    their help where only one kind of run reads a trace."""
+
+    def add(func: Callable[..., None]) -> Callable[..., None]:
+        return _format_opt(when)(_skip_opt(when)(_limit_opt(when)(func)))
+
+    return add
+
+
 _resource_option = click.option(
     "--resource",
     "resource_name",
@@ -225,14 +265,6 @@ _resource_option = click.option(
     default="cpu",
     show_default=True,
     help="Which resource's series to forecast.",
-)
-_skip_option = click.option(
-    "--skip-bad",
-    is_flag=True,
-    help="Skip bad records (listed on stderr) instead of stopping at the first one.",
-)
-_limit_option = click.option(
-    "--limit", type=click.IntRange(min=1), default=None, help="Read only the first N VMs."
 )
 
 

@@ -22,6 +22,7 @@ from forethought.cli.base import (
     _json,
     _load,
     _not_an_input,
+    _reading_options,
     _report_writable,
     _sites,
     _writable,
@@ -30,7 +31,6 @@ from forethought.cli.base import (
 )
 from forethought.cluster.model import MAX_HOSTS
 from forethought.core.resources import Resource
-from forethought.telemetry.load import FORMATS
 
 if TYPE_CHECKING:  # imported lazily at run time: the CLI starts faster without it
     from forethought.cluster.backend import Backend
@@ -106,25 +106,7 @@ def _connect_or_simulate(func: Callable[..., None]) -> Callable[..., None]:
     "one step per sample, as fast as it computes. For trying the loop, --serve and "
     "policies without a hypervisor; the run says it is simulated.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="With --simulate: the trace's format; detected from the files when omitted.",
-)
-@click.option(
-    "--skip-bad",
-    is_flag=True,
-    help="With --simulate: skip the trace's bad records (listed on stderr) instead of "
-    "stopping at the first one.",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="With --simulate: read only the trace's first N VMs.",
-)
+@_reading_options("With --simulate: ")
 @click.option(
     "--hosts",
     type=click.IntRange(min=1, max=MAX_HOSTS),

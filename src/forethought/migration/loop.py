@@ -275,11 +275,8 @@ class MigrationLoop:
             if resource in BANDWIDTHS:
                 continue  # sized together below: reads and writes share the host's disks
             size = self._size[resource]
-            usage = np.zeros(n)
-            usage[rows] = 100.0 * demand[:, resources.index(resource)] / size[rows]
-            seen = np.isfinite(usage) & np.isin(np.arange(n), rows)
-            usage = np.where(seen, usage, 0.0)
-            self._measured[resource] |= seen
+            column = 100.0 * demand[:, resources.index(resource)] / size[rows]
+            usage, seen = self._observed(resource, rows, column)
             before = self._alloc[resource]
             rec.observe(usage, seen)
             rec.shortfall(seen & (usage > before * (1 + 1e-9)))
@@ -325,11 +322,7 @@ class MigrationLoop:
         for resource, rec in self.allocators.items():
             if resource not in BANDWIDTHS:
                 continue
-            usage = np.zeros(n)
-            usage[rows] = demand[:, resources.index(resource)]
-            seen = np.isfinite(usage) & np.isin(np.arange(n), rows)
-            usage = np.where(seen, usage, 0.0)
-            self._measured[resource] |= seen
+            usage, seen = self._observed(resource, rows, demand[:, resources.index(resource)])
             rec.observe(usage, seen)
             rec.shortfall(seen & (usage > self._alloc[resource] * (1 + 1e-9)))  # NaN: never
             wanted[resource] = np.asarray(rec.recommend(), dtype=np.float64).copy()
@@ -365,6 +358,20 @@ class MigrationLoop:
             done += self._send(resource, changed, after, short, self.allocators[resource])
             self._alloc[resource] = after
         return done, oversized
+
+    def _observed(
+        self, resource: Resource, rows: np.ndarray, values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per VM row, this step's usage of ``resource`` (``values`` for ``rows``) and
+        whether it was measured (NaN: not); remembers which VMs have been, ever."""
+        n = self.cluster.n_vms
+        usage = np.zeros(n)
+        seen = np.zeros(n, dtype=bool)
+        finite = np.isfinite(values)
+        usage[rows[finite]] = values[finite]
+        seen[rows] = finite
+        self._measured[resource] |= seen
+        return usage, seen
 
     def _send(
         self,
